@@ -1,0 +1,114 @@
+//! `bake build`: recipe -> plan -> writers -> staged outputs -> renamed into place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::content::Spool;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{self, Output};
+use crate::output::OutputDir;
+use crate::plan::{self, Environment};
+use crate::progress::{Event, Reporter};
+use crate::recipe::RecipeFile;
+
+/// How to build, beyond the recipe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the outputs go; created when missing.
+    pub out_dir: PathBuf,
+    /// Threads for compression. Never changes the output bytes.
+    pub jobs: u32,
+    pub env: Environment,
+}
+
+/// What a build made.
+#[derive(Debug)]
+pub struct Built {
+    pub name: String,
+    pub entries: usize,
+    /// Every output, images first, then the manifest and `SHA256SUMS`.
+    pub outputs: Vec<Output>,
+    pub out_dir: PathBuf,
+    pub elapsed: Duration,
+}
+
+pub fn build(recipe_path: &Path, options: &Options, reporter: &dyn Reporter) -> Result<Built> {
+    let started = Instant::now();
+    let recipe = RecipeFile::load(recipe_path)?;
+    let out_dir = &options.out_dir;
+    let created = !out_dir.exists();
+    std::fs::create_dir_all(out_dir).writing(out_dir)?;
+    let result = build_into(&recipe, options, reporter);
+    if result.is_err() && created {
+        // Leave no trace of a build that never produced anything.
+        let _ = std::fs::remove_dir(out_dir);
+    }
+    let (name, entries, outputs) = result?;
+    Ok(Built { name, entries, outputs, out_dir: out_dir.clone(), elapsed: started.elapsed() })
+}
+
+fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<(String, usize, Vec<Output>)> {
+    let out = OutputDir::new(&options.out_dir);
+    // Scratch space for archive data lives in the output folder (nothing is written elsewhere)
+    // and is removed when the build ends, however it ends.
+    let work = tempfile::Builder::new().prefix(".bake-work-").tempdir_in(out.path()).writing(out.path())?;
+    let mut spool = Spool::new(work.path().join("spool"));
+    let plan = plan::plan(recipe, &options.env, &mut spool, reporter)?;
+
+    let mut staged = Vec::new();
+    if let Some(settings) = plan.initramfs {
+        crate::initramfs::check(&plan)?;
+        let file = format!("{}.cpio{}", plan.name, settings.compression.suffix());
+        reporter.report(Event::WriteStart {
+            output: file.clone(),
+            entries: plan.entries.len() as u64,
+            bytes: crate::initramfs::data_bytes(&plan),
+        });
+        staged.push(out.stage(&file, |w| crate::initramfs::write(&plan, settings, &spool, w, options.jobs, reporter))?);
+        reporter.report(Event::WriteDone { output: file });
+    } else {
+        reporter.report(Event::Warning(format!(
+            "`{}` asks for no image (no `[initramfs]`): only the manifest is written",
+            recipe.path.display()
+        )));
+    }
+
+    let images: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
+    let manifest_file = format!("{}.manifest.json", plan.name);
+    staged.push(out.stage_bytes(&manifest_file, manifest::manifest_json(&plan, &images).as_bytes())?);
+    let summed: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
+    staged.push(out.stage_bytes("SHA256SUMS", manifest::sha256sums(&summed).as_bytes())?);
+    let outputs = out.commit(staged)?;
+    Ok((plan.name, plan.entries.len(), outputs))
+}
+
+/// The `bake build` summary as JSON (for `--json`).
+pub fn summary_json(built: &Built) -> String {
+    let outputs: Vec<serde_json::Value> = built
+        .outputs
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "path": built.out_dir.join(&o.file).display().to_string(),
+                "size": o.size,
+                "sha256": crate::hash::hex(&o.sha256),
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "name": built.name,
+        "entries": built.entries,
+        "outputs": outputs,
+        "seconds": built.elapsed.as_secs_f64(),
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("plain data");
+    text.push('\n');
+    text
+}
+
+/// Writes `text` to standard output, reporting a closed pipe as an error rather than a panic.
+pub fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).map_err(|e| Error::failure(format!("cannot write to standard output: {e}")))
+}

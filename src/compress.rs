@@ -1,0 +1,350 @@
+//! Compressors for images and decompressors for inputs, and telling formats apart by their
+//! first bytes.
+//!
+//! Every encoder here gives the same bytes for the same input on every machine: the libraries
+//! are built from the sources pinned in `Cargo.lock`, never taken from the host, and no setting
+//! depends on the host (thread count, clock, file name).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use crate::recipe::Compression;
+
+/// `lz4 -l` writes and the kernel reads frames of this many uncompressed bytes.
+const LZ4_LEGACY_CHUNK: usize = 8 << 20;
+const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
+
+impl Compression {
+    /// The file name suffix, including the dot (empty for `none`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Zstd => ".zst",
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Lz4 => ".lz4",
+            Compression::None => "",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        }
+    }
+
+    /// The levels a recipe may ask for, and the default; `None` when the format has no levels.
+    ///
+    /// zstd stops at 19: the "ultra" levels above it need windows of up to 128 MiB, more than
+    /// the kernel's initramfs decompressor is built to take on small machines.
+    pub fn levels(self) -> Option<(i64, i64, i64)> {
+        match self {
+            Compression::Zstd => Some((1, 19, 19)),
+            Compression::Gzip => Some((1, 9, 9)),
+            Compression::Xz => Some((0, 9, 6)),
+            Compression::Lz4 | Compression::None => None,
+        }
+    }
+
+    /// Recognises a compressed stream by its magic bytes; anything else is `None` (uncompressed).
+    pub fn detect(prefix: &[u8]) -> Compression {
+        if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else if prefix.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if prefix.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Compression::Xz
+        } else if prefix.starts_with(&LZ4_LEGACY_MAGIC) {
+            Compression::Lz4
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// A `Write` that compresses into `W`; [`Encoder::finish`] ends the stream and returns `W`.
+pub enum Encoder<W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(flate2::write::GzEncoder<W>),
+    Xz(liblzma::write::XzEncoder<W>),
+    Lz4(Lz4Legacy<W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    /// An encoder for `compression` at `level` (the format's default when `None`), using
+    /// `workers` threads where the format's bytes do not depend on their number.
+    pub fn new(out: W, compression: Compression, level: Option<i64>, workers: u32) -> io::Result<Encoder<W>> {
+        let level = level.or(compression.levels().map(|(_, _, default)| default)).unwrap_or(0);
+        Ok(match compression {
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, level as i32)?;
+                // zstd's single-threaded mode and its multi-threaded mode give different bytes,
+                // but the multi-threaded mode gives the same bytes for any number of workers
+                // (the input is cut into jobs by size, not by thread). So always use at least one
+                // worker: the output is then the same on a 2-core builder and a 64-core one.
+                encoder.multithread(workers.max(1))?;
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+            // The header's mtime is 0 and its OS byte "unknown", whatever the host.
+            Compression::Gzip => Encoder::Gzip(
+                flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(level as u32)),
+            ),
+            // The kernel's XZ decoder knows only the CRC32 and no-check kinds of integrity check.
+            Compression::Xz => {
+                let stream = liblzma::stream::Stream::new_easy_encoder(level as u32, liblzma::stream::Check::Crc32)
+                    .map_err(io::Error::other)?;
+                Encoder::Xz(liblzma::write::XzEncoder::new_stream(out, stream))
+            }
+            Compression::Lz4 => Encoder::Lz4(Lz4Legacy::new(out)),
+            Compression::None => Encoder::None(out),
+        })
+    }
+
+    /// Ends the compressed stream and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Xz(e) => e.finish(),
+            Encoder::Lz4(e) => e.finish(),
+            Encoder::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Xz(e) => e.write(buf),
+            Encoder::Lz4(e) => e.write(buf),
+            Encoder::None(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Xz(e) => e.flush(),
+            Encoder::Lz4(e) => e.flush(),
+            Encoder::None(w) => w.flush(),
+        }
+    }
+}
+
+/// The LZ4 "legacy" frame format (`lz4 -l`), written by hand because it is the only LZ4 framing
+/// the kernel's initramfs unpacker reads and no crate writes it: the magic `0x184C2102`, then
+/// for each 8 MiB of input its compressed size (u32, little-endian) and the LZ4 block.
+pub struct Lz4Legacy<W: Write> {
+    out: W,
+    pending: Vec<u8>,
+    block: Vec<u8>,
+    started: bool,
+}
+
+impl<W: Write> Lz4Legacy<W> {
+    fn new(out: W) -> Lz4Legacy<W> {
+        Lz4Legacy { out, pending: Vec::with_capacity(LZ4_LEGACY_CHUNK), block: Vec::new(), started: false }
+    }
+
+    fn start(&mut self) -> io::Result<()> {
+        if !self.started {
+            self.out.write_all(&LZ4_LEGACY_MAGIC)?;
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        self.start()?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.block.resize(lz4_flex::block::get_maximum_output_size(self.pending.len()), 0);
+        let n = lz4_flex::block::compress_into(&self.pending, &mut self.block).map_err(io::Error::other)?;
+        self.out.write_all(&(n as u32).to_le_bytes())?;
+        self.out.write_all(&self.block[..n])?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.flush_chunk()?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Lz4Legacy<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = LZ4_LEGACY_CHUNK - self.pending.len();
+        let n = room.min(buf.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() == LZ4_LEGACY_CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+
+    /// Only the inner writer is flushed: cutting a chunk early would change the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads an LZ4 legacy stream (for inputs and for checking our own output).
+struct Lz4LegacyReader<R: Read> {
+    inner: R,
+    out: Vec<u8>,
+    pos: usize,
+    block: Vec<u8>,
+}
+
+impl<R: Read> Read for Lz4LegacyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.out.len() {
+            let mut size = [0u8; 4];
+            match read_full(&mut self.inner, &mut size)? {
+                0 => return Ok(0),
+                4 => {}
+                _ => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated lz4 block size")),
+            }
+            if size == LZ4_LEGACY_MAGIC {
+                continue; // concatenated legacy streams
+            }
+            let size = u32::from_le_bytes(size) as usize;
+            if size > lz4_flex::block::get_maximum_output_size(LZ4_LEGACY_CHUNK) {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "lz4 block larger than the format allows"));
+            }
+            self.block.resize(size, 0);
+            self.inner.read_exact(&mut self.block)?;
+            self.out.resize(LZ4_LEGACY_CHUNK, 0);
+            let n = lz4_flex::block::decompress_into(&self.block, &mut self.out)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.out.truncate(n);
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Wraps `reader` in the decompressor its first bytes call for, and says which it was.
+/// Concatenated streams (several gzip members, zstd frames or xz streams) are read to the end.
+pub fn decoder<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let prefix = reader.fill_buf()?;
+    if prefix.starts_with(b"BZh") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bzip2 compression is not supported (use gzip, xz or zstd)",
+        ));
+    }
+    let compression = Compression::detect(prefix);
+    let decoded: Box<dyn Read + 'a> = match compression {
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader)),
+        Compression::Lz4 => {
+            let mut magic = [0u8; 4];
+            reader.read_exact(&mut magic)?;
+            Box::new(Lz4LegacyReader { inner: reader, out: Vec::new(), pos: 0, block: Vec::new() })
+        }
+        Compression::None => Box::new(reader),
+    };
+    Ok((compression, decoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Data that compresses somewhat, like a file system does.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if i % 3 == 0 { (state % 7) as u8 } else { b"bake image "[i % 11] }
+            })
+            .collect()
+    }
+
+    fn compress(data: &[u8], compression: Compression, level: Option<i64>, workers: u32) -> Vec<u8> {
+        let mut encoder = Encoder::new(Vec::new(), compression, level, workers).unwrap();
+        for chunk in data.chunks(100_000) {
+            encoder.write_all(chunk).unwrap();
+        }
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn every_format_round_trips_and_is_detected() {
+        let data = sample(9 << 20);
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::None] {
+            let level = compression.levels().map(|(low, _, _)| low);
+            let packed = compress(&data, compression, level, 2);
+            let (found, mut reader) = decoder(&packed[..]).unwrap();
+            assert_eq!(found, compression);
+            let mut unpacked = Vec::new();
+            reader.read_to_end(&mut unpacked).unwrap();
+            assert!(unpacked == data, "{} did not round-trip", compression.name());
+        }
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_the_worker_count() {
+        let data = sample(24 << 20);
+        let one = compress(&data, Compression::Zstd, Some(3), 1);
+        let three = compress(&data, Compression::Zstd, Some(3), 3);
+        assert!(one == three, "zstd output changed with the worker count");
+    }
+
+    #[test]
+    fn gzip_header_has_no_time_and_no_host() {
+        let packed = compress(b"hello", Compression::Gzip, None, 1);
+        assert_eq!(&packed[4..8], &[0, 0, 0, 0], "mtime");
+        assert_eq!(packed[9], 255, "OS byte");
+    }
+
+    #[test]
+    fn xz_uses_the_crc32_check_the_kernel_requires() {
+        let packed = compress(b"hello", Compression::Xz, None, 1);
+        // Stream flags, second byte: check type 0x01 is CRC32.
+        assert_eq!(packed[7], 0x01);
+    }
+
+    #[test]
+    fn lz4_legacy_frames_are_cut_every_8_mib() {
+        let data = sample(LZ4_LEGACY_CHUNK + 10);
+        let packed = compress(&data, Compression::Lz4, None, 1);
+        assert_eq!(&packed[..4], &LZ4_LEGACY_MAGIC);
+        let first = u32::from_le_bytes(packed[4..8].try_into().unwrap()) as usize;
+        let second = u32::from_le_bytes(packed[8 + first..12 + first].try_into().unwrap()) as usize;
+        assert_eq!(packed.len(), 12 + first + second);
+    }
+}

@@ -1,0 +1,24 @@
+//! bake: a minimal VM image baker whose images are bit-for-bit reproducible.
+//!
+//! The pipeline reads top to bottom: [`recipe`] (TOML as written) -> [`plan`] (every entry and
+//! bit of metadata decided, built with [`tree`] from the [`source`] readers) -> writers
+//! ([`initramfs`] over [`cpio`], wrapped in [`compress`]) -> [`output`] (staged, atomically
+//! renamed) with a [`manifest`]. [`build`] runs it; [`cli`] is the command line.
+
+pub mod build;
+pub mod cli;
+pub mod compress;
+pub mod content;
+pub mod cpio;
+pub mod error;
+pub mod hash;
+pub mod initramfs;
+pub mod manifest;
+pub mod output;
+pub mod path;
+pub mod plan;
+pub mod progress;
+pub mod recipe;
+pub mod source;
+pub mod tree;
+pub mod ui;

@@ -1,0 +1,143 @@
+//! `NAME.manifest.json` and `SHA256SUMS`: what the image holds, what it was made from, and the
+//! digests of the outputs.
+//!
+//! The manifest is itself an output and reproducible: entries in image order, inputs by the
+//! paths the recipe wrote (never absolute host paths), no timestamps but the epoch. Names that
+//! are not UTF-8 are also given as hex (`path_hex`, `target_hex`) so nothing is lost.
+
+use serde::Serialize;
+
+use crate::hash::{Digest, hex};
+use crate::plan::{Node, Plan, PlanEntry};
+
+/// An output file of the build.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// File name inside the output folder.
+    pub file: String,
+    pub size: u64,
+    pub sha256: Digest,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    manifest_version: u32,
+    name: &'a str,
+    epoch: u64,
+    outputs: Vec<OutputRecord<'a>>,
+    inputs: Vec<InputRecord<'a>>,
+    entries: Vec<EntryRecord>,
+}
+
+#[derive(Serialize)]
+struct OutputRecord<'a> {
+    file: &'a str,
+    size: u64,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct InputRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    path: &'a str,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct EntryRecord {
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_hex: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mode: String,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_hex: Option<String>,
+    /// For the second and later names of a hard-linked file: its first name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hardlink: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    major: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minor: Option<u32>,
+}
+
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entry_record(entry: &PlanEntry, epoch: u64) -> EntryRecord {
+    let utf8 = entry.path.to_utf8();
+    let mut record = EntryRecord {
+        path: utf8.clone().unwrap_or_else(|| entry.path.display()),
+        path_hex: utf8.is_none().then(|| hex_bytes(entry.path.as_bytes())),
+        kind: entry.type_name(),
+        mode: format!("{:04o}", entry.mode),
+        uid: entry.uid,
+        gid: entry.gid,
+        mtime: epoch,
+        size: 0,
+        sha256: None,
+        target: None,
+        target_hex: None,
+        hardlink: None,
+        major: None,
+        minor: None,
+    };
+    match &entry.node {
+        Node::Dir => {}
+        Node::File { content, link_to, .. } => {
+            record.size = content.size;
+            record.sha256 = Some(hex(&content.sha256));
+            record.hardlink = link_to.as_ref().map(|p| p.display());
+        }
+        Node::Symlink { target } => {
+            record.size = target.len() as u64;
+            let text = std::str::from_utf8(target).ok();
+            record.target = Some(text.map_or_else(|| String::from_utf8_lossy(target).into_owned(), str::to_string));
+            record.target_hex = text.is_none().then(|| hex_bytes(target));
+        }
+        Node::Device { major, minor, .. } => {
+            if entry.type_name() != "fifo" {
+                record.major = Some(*major);
+                record.minor = Some(*minor);
+            }
+        }
+    }
+    record
+}
+
+/// The manifest's text (pretty JSON with a final newline).
+pub fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
+    let manifest = Manifest {
+        manifest_version: 1,
+        name: &plan.name,
+        epoch: plan.epoch,
+        outputs: outputs.iter().map(|o| OutputRecord { file: &o.file, size: o.size, sha256: hex(&o.sha256) }).collect(),
+        inputs: plan
+            .inputs
+            .iter()
+            .map(|i| InputRecord { kind: i.kind, path: &i.path, sha256: hex(&i.sha256) })
+            .collect(),
+        entries: plan.entries.iter().map(|e| entry_record(e, plan.epoch)).collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest is plain data");
+    text.push('\n');
+    text
+}
+
+/// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by file name.
+pub fn sha256sums(outputs: &[Output]) -> String {
+    let mut lines: Vec<String> = outputs.iter().map(|o| format!("{}  {}\n", hex(&o.sha256), o.file)).collect();
+    lines.sort();
+    lines.concat()
+}

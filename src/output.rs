@@ -1,0 +1,83 @@
+//! Outputs appear atomically: each is written to a temporary file in the output folder and
+//! renamed into place only when the whole build has succeeded. A failed or interrupted build
+//! leaves the previous outputs as they were and no partial file at an output path.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, IoContext, Result};
+use crate::hash::HashingWriter;
+use crate::manifest::Output;
+
+/// An output being written.
+pub struct Staged {
+    temp: NamedTempFile,
+    dest: PathBuf,
+    output: Output,
+}
+
+impl Staged {
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+}
+
+/// The output folder of one build.
+pub struct OutputDir {
+    dir: PathBuf,
+}
+
+impl OutputDir {
+    pub fn new(dir: &Path) -> OutputDir {
+        OutputDir { dir: dir.to_path_buf() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the output `file` through `write`, which gets a buffered, hashing writer and must
+    /// return it when done.
+    pub fn stage<F>(&self, file: &str, write: F) -> Result<Staged>
+    where
+        F: FnOnce(HashingWriter<BufWriter<File>>) -> Result<HashingWriter<BufWriter<File>>>,
+    {
+        let dest = self.dir.join(file);
+        let temp = tempfile::Builder::new().prefix(".bake-").suffix(".part").tempfile_in(&self.dir).writing(&dest)?;
+        let handle = temp.as_file().try_clone().writing(&dest)?;
+        let writer = write(HashingWriter::new(BufWriter::with_capacity(1 << 20, handle)))?;
+        let (buffered, sha256, size) = writer.finish();
+        let handle = buffered.into_inner().map_err(|e| e.into_error()).writing(&dest)?;
+        handle.sync_all().writing(&dest)?;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).writing(&dest)?;
+        Ok(Staged { temp, dest, output: Output { file: file.to_string(), size, sha256 } })
+    }
+
+    /// Stages an output whose bytes are already in memory.
+    pub fn stage_bytes(&self, file: &str, bytes: &[u8]) -> Result<Staged> {
+        self.stage(file, |mut w| {
+            w.write_all(bytes).writing(&self.dir.join(file))?;
+            Ok(w)
+        })
+    }
+
+    /// Renames every staged output into place, in order.
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Output>> {
+        let mut outputs = Vec::with_capacity(staged.len());
+        for s in staged {
+            s.temp.persist(&s.dest).map_err(|e| {
+                Error::failure(format!("cannot write `{}`: {}", s.dest.display(), crate::error::io_cause(&e.error)))
+            })?;
+            outputs.push(s.output);
+        }
+        // Make the renames durable too.
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(outputs)
+    }
+}

@@ -1,0 +1,479 @@
+//! From a recipe to a [`Plan`]: every entry of the image, sorted, with every bit of metadata
+//! decided, and every input with its digest.
+//!
+//! This is the only place where the recipe meets the host, and it reads nothing the recipe does
+//! not name: inputs are hashed and laid into a [`Tree`] in order, the `[remove]` patterns prune
+//! it, the recipe's own entries go in last, and the result is frozen. Modification times are all
+//! the image epoch, inode numbers are given in path order, and owners come from the recipe or the
+//! archives, so nothing about the builder (user, umask, clock, time zone, locale, build folder,
+//! directory order) can reach the image. The writers only ever see a `Plan`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::content::{Content, Spool};
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{Digest, digest_file, hex, parse_hex};
+use crate::path::ImagePath;
+use crate::progress::{Event, Reporter};
+use crate::recipe::{Compression, DeviceKind, Mode, RecipeFile};
+use crate::tree::{Entry, Kind, Meta, Tree};
+
+/// What the environment may contribute to a build; everything else is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `SOURCE_DATE_EPOCH`, the epoch when the recipe sets none.
+    pub source_date_epoch: Option<String>,
+}
+
+impl Environment {
+    pub fn from_process() -> Environment {
+        Environment { source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok() }
+    }
+}
+
+/// The validated, resolved image.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    /// Modification time of every entry, in seconds since 1970.
+    pub epoch: u64,
+    pub initramfs: Option<InitramfsPlan>,
+    /// Every entry in path order (parents before children). The root is not an entry.
+    pub entries: Vec<PlanEntry>,
+    /// Every input, in recipe order.
+    pub inputs: Vec<Input>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct InitramfsPlan {
+    pub compression: Compression,
+    /// Explicit level; the compressor's default when `None`.
+    pub level: Option<i64>,
+}
+
+/// An input the image was made from.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// `dir`, `tar`, `deb` or `file`.
+    pub kind: &'static str,
+    /// The path as written in the recipe (relative to it), so the manifest does not depend on
+    /// where the recipe was built.
+    pub path: String,
+    pub sha256: Digest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanEntry {
+    pub path: ImagePath,
+    pub node: Node,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Inode number: 1, 2, ... in path order; hard links share their first name's.
+    pub ino: u32,
+    /// Names of a file; for a directory 2 plus its subdirectories, as on a real file system.
+    pub nlink: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Dir,
+    File {
+        content: Content,
+        /// For the second and later names of a hard-linked file, its first name.
+        link_to: Option<ImagePath>,
+        /// Whether this name carries the data in a cpio archive (the last name of a group, as
+        /// GNU cpio and the kernel's `gen_init_cpio` do; for a single name, itself).
+        carries_data: bool,
+    },
+    Symlink { target: Vec<u8> },
+    Device { kind: DeviceKind, major: u32, minor: u32 },
+}
+
+impl PlanEntry {
+    /// The type word used in manifests and listings.
+    pub fn type_name(&self) -> &'static str {
+        match &self.node {
+            Node::Dir => "dir",
+            Node::File { .. } => "file",
+            Node::Symlink { .. } => "symlink",
+            Node::Device { kind: DeviceKind::Char, .. } => "char",
+            Node::Device { kind: DeviceKind::Block, .. } => "block",
+            Node::Device { kind: DeviceKind::Fifo, .. } => "fifo",
+        }
+    }
+}
+
+/// A `[[file]]`, `[[dir]]`, ... of the recipe, checked but not yet placed.
+struct Declared {
+    path: ImagePath,
+    label: String,
+    what: Declaration,
+}
+
+enum Declaration {
+    Entry(Kind, Meta),
+    /// A regular file; its inode key is handed out when it is placed.
+    File(Content, Meta),
+    Hardlink(ImagePath),
+}
+
+/// An input layer, checked but not yet read.
+struct LayerInput {
+    kind: &'static str,
+    written: String,
+    host: PathBuf,
+}
+
+/// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
+pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
+    let r = &recipe.recipe;
+    let name = check_name(recipe, &r.image.name)?;
+    let epoch = epoch(recipe, env)?;
+    let initramfs = match &r.initramfs {
+        Some(section) => Some(InitramfsPlan {
+            compression: section.compression,
+            level: check_level(recipe, section.compression, section.level.as_ref())?,
+        }),
+        None => None,
+    };
+
+    // Check everything that can be checked without reading an input first, so a typo is
+    // reported in a moment, not after minutes of unpacking.
+    let layers = check_layers(recipe)?;
+    let (declared, mut inputs) = check_declared(recipe)?;
+    let patterns = check_patterns(recipe)?;
+
+    // Hash every archive before reading any, so a pin mismatch stops the build before work.
+    let mut layer_inputs = Vec::with_capacity(layers.len());
+    for (layer, pin) in &layers {
+        let (sha256, _) = if layer.kind == "dir" { ([0; 32], 0) } else { digest_file(&layer.host)? };
+        if let Some(pin) = pin {
+            let expected = parse_hex(pin.get_ref()).ok_or_else(|| {
+                recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref()))
+            })?;
+            if expected != sha256 {
+                return Err(recipe.error(
+                    pin,
+                    format!(
+                        "`{}` has sha256 {}, but the recipe pins {}: the file is not the one the \
+                         recipe was written for",
+                        layer.host.display(),
+                        hex(&sha256),
+                        pin.get_ref()
+                    ),
+                ));
+            }
+        }
+        layer_inputs.push(sha256);
+    }
+
+    let mut tree = Tree::new();
+    let total = layers.len();
+    for (index, ((layer, _), sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
+        let label = format!("layer {} (`{}`)", index + 1, layer.written);
+        reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
+        let origin = tree.origin(label);
+        match layer.kind {
+            "dir" => *sha256 = crate::source::dir::read(&layer.host, &mut tree, origin)?,
+            "tar" => {
+                let file = std::fs::File::open(&layer.host).reading(&layer.host)?;
+                let label = layer.host.display().to_string();
+                crate::source::tar::read(file, &label, &mut tree, spool, origin)?;
+            }
+            _ => {
+                crate::source::deb::read(&layer.host, &mut tree, spool, origin)?;
+            }
+        }
+    }
+    let mut all_inputs: Vec<Input> = layers
+        .iter()
+        .zip(layer_inputs)
+        .map(|((layer, _), sha256)| Input { kind: layer.kind, path: layer.written.clone(), sha256 })
+        .collect();
+    all_inputs.append(&mut inputs);
+
+    prune(&mut tree, &patterns, reporter);
+
+    for item in declared {
+        let origin = tree.origin(item.label);
+        match item.what {
+            Declaration::Entry(kind, meta) => tree.insert(&item.path, Entry { kind, meta, origin })?,
+            Declaration::File(content, meta) => {
+                let kind = Kind::File { content, inode: tree.new_inode() };
+                tree.insert(&item.path, Entry { kind, meta, origin })?
+            }
+            Declaration::Hardlink(target) => tree.link(&item.path, &target, origin)?,
+        };
+    }
+
+    Ok(Plan { name, epoch, initramfs, entries: freeze(&tree), inputs: all_inputs })
+}
+
+fn check_name(recipe: &RecipeFile, name: &Spanned<String>) -> Result<String> {
+    let text = name.get_ref();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if text.is_empty() || text.starts_with('.') || !text.chars().all(allowed) {
+        return Err(recipe.error(
+            name,
+            format!(
+                "image name `{text}` must be letters, digits, `.`, `_` and `-`, not starting \
+                 with `.` (it is the stem of the output files)"
+            ),
+        ));
+    }
+    Ok(text.clone())
+}
+
+fn epoch(recipe: &RecipeFile, env: &Environment) -> Result<u64> {
+    if let Some(epoch) = &recipe.recipe.image.epoch {
+        return u64::try_from(*epoch.get_ref())
+            .map_err(|_| recipe.error(epoch, "`epoch` is seconds since 1970 and cannot be negative"));
+    }
+    match &env.source_date_epoch {
+        None => Ok(0),
+        Some(text) => text.trim().parse::<u64>().map_err(|_| {
+            Error::input(format!(
+                "SOURCE_DATE_EPOCH=`{text}` is not a whole number of seconds since 1970; fix or \
+                 unset it, or set `epoch` in `[image]` of `{}`",
+                recipe.path.display()
+            ))
+        }),
+    }
+}
+
+fn check_level(recipe: &RecipeFile, compression: Compression, level: Option<&Spanned<i64>>) -> Result<Option<i64>> {
+    let Some(level) = level else { return Ok(None) };
+    match compression.levels() {
+        None => Err(recipe.error(level, format!("`{}` compression has no levels: remove `level`", compression.name()))),
+        Some((low, high, _)) if !(low..=high).contains(level.get_ref()) => Err(recipe.error(
+            level,
+            format!("`{}` levels go from {low} to {high}, not {}", compression.name(), level.get_ref()),
+        )),
+        Some(_) => Ok(Some(*level.get_ref())),
+    }
+}
+
+fn check_layers(recipe: &RecipeFile) -> Result<Vec<(LayerInput, Option<&Spanned<String>>)>> {
+    let mut out = Vec::new();
+    for layer in &recipe.recipe.layers {
+        let l = layer.get_ref();
+        let given: Vec<(&'static str, &Spanned<String>)> =
+            [("dir", &l.dir), ("tar", &l.tar), ("deb", &l.deb)].into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))).collect();
+        let (kind, value) = match given[..] {
+            [one] => one,
+            [] => return Err(recipe.error(layer, "a `[[layer]]` needs one of `dir`, `tar` or `deb`")),
+            _ => return Err(recipe.error(layer, "a `[[layer]]` takes only one of `dir`, `tar` or `deb`; use one layer each")),
+        };
+        if kind == "dir"
+            && let Some(pin) = &l.sha256
+        {
+            return Err(recipe.error(pin, "`sha256` pins a `tar` or `deb` file; a `dir` layer cannot be pinned"));
+        }
+        let host = recipe.host_path(value.get_ref());
+        let meta = std::fs::metadata(&host).map_err(|e| {
+            recipe.error(value, format!("cannot read `{}`: {}", host.display(), crate::error::io_cause(&e)))
+        })?;
+        let expected_dir = kind == "dir";
+        if meta.is_dir() != expected_dir || (!expected_dir && !meta.is_file()) {
+            let want = if expected_dir { "a directory" } else { "a regular file" };
+            return Err(recipe.error(value, format!("`{}` is not {want}", host.display())));
+        }
+        out.push((LayerInput { kind, written: value.get_ref().clone(), host }, l.sha256.as_ref()));
+    }
+    Ok(out)
+}
+
+fn image_path(recipe: &RecipeFile, path: &Spanned<String>) -> Result<ImagePath> {
+    ImagePath::from_recipe(path.get_ref()).map_err(|e| recipe.error(path, format!("`{}`: {e}", path.get_ref())))
+}
+
+fn mode_or(mode: Option<Mode>, default: u32) -> u32 {
+    mode.map_or(default, |m| m.0)
+}
+
+/// Checks the recipe's own entries and reads their sources; returns them in the order they are
+/// applied (directories, symlinks, files, devices, hard links: so each can rely on the ones
+/// before) and the source files as inputs.
+fn check_declared(recipe: &RecipeFile) -> Result<(Vec<Declared>, Vec<Input>)> {
+    let r = &recipe.recipe;
+    let mut out = Vec::new();
+    let mut inputs = Vec::new();
+    let mut seen: HashMap<ImagePath, String> = HashMap::new();
+    let mut add = |path: &Spanned<String>, what: Declaration, out: &mut Vec<Declared>| -> Result<()> {
+        let image = image_path(recipe, path)?;
+        let label = format!("`{}`", recipe.at(path.span().start));
+        if let Some(first) = seen.get(&image) {
+            return Err(recipe.error(path, format!("`{image}` is declared twice: first at {first}")));
+        }
+        seen.insert(image.clone(), label.clone());
+        out.push(Declared { path: image, label, what });
+        Ok(())
+    };
+    for d in &r.dirs {
+        let d = d.get_ref();
+        let meta = Meta { mode: mode_or(d.mode, 0o755), uid: d.uid, gid: d.gid };
+        add(&d.path, Declaration::Entry(Kind::Dir { implied: false }, meta), &mut out)?;
+    }
+    for s in &r.symlinks {
+        let s = s.get_ref();
+        if s.target.get_ref().is_empty() || s.target.get_ref().contains('\0') {
+            return Err(recipe.error(&s.target, "a symlink target must be non-empty and without NUL"));
+        }
+        let meta = Meta { mode: 0o777, uid: s.uid, gid: s.gid };
+        let kind = Kind::Symlink { target: s.target.get_ref().as_bytes().to_vec() };
+        add(&s.path, Declaration::Entry(kind, meta), &mut out)?;
+    }
+    for f in &r.files {
+        let entry = f.get_ref();
+        let (content, default_mode) = match (&entry.source, &entry.content) {
+            (Some(source), None) => {
+                let host = recipe.host_path(source.get_ref());
+                let (content, executable) = read_source(&host).map_err(|e| recipe.error(source, e))?;
+                inputs.push(Input { kind: "file", path: source.get_ref().clone(), sha256: content.sha256 });
+                (content, if executable { 0o755 } else { 0o644 })
+            }
+            (None, Some(text)) => (Content::inline(text.as_bytes()), 0o644),
+            _ => return Err(recipe.error(f, "a `[[file]]` needs exactly one of `source` or `content`")),
+        };
+        let meta = Meta { mode: mode_or(entry.mode, default_mode), uid: entry.uid, gid: entry.gid };
+        add(&entry.path, Declaration::File(content, meta), &mut out)?;
+    }
+    for d in &r.devices {
+        let entry = d.get_ref();
+        let (major, minor) = match (entry.kind, entry.major, entry.minor) {
+            (DeviceKind::Fifo, None, None) => (0, 0),
+            (DeviceKind::Fifo, _, _) => return Err(recipe.error(d, "a `fifo` has no `major` or `minor` numbers")),
+            (_, Some(major), Some(minor)) => (major, minor),
+            _ => return Err(recipe.error(d, "a `char` or `block` device needs both `major` and `minor`")),
+        };
+        let meta = Meta { mode: mode_or(entry.mode, 0o600), uid: entry.uid, gid: entry.gid };
+        add(&entry.path, Declaration::Entry(Kind::Device { kind: entry.kind, major, minor }, meta), &mut out)?;
+    }
+    for h in &r.hardlinks {
+        let entry = h.get_ref();
+        let target = image_path(recipe, &entry.target)?;
+        add(&entry.path, Declaration::Hardlink(target), &mut out)?;
+    }
+    Ok((out, inputs))
+}
+
+/// Reads a recipe `source` file: it must be a regular file (a FIFO or `/dev/zero` would never
+/// end). Returns its content and whether any exec bit is set.
+fn read_source(host: &Path) -> std::result::Result<(Content, bool), String> {
+    let meta = std::fs::metadata(host)
+        .map_err(|e| format!("cannot read `{}`: {}", host.display(), crate::error::io_cause(&e)))?;
+    if !meta.is_file() {
+        return Err(format!("`{}` is not a regular file", host.display()));
+    }
+    let (sha256, size) = digest_file(host).map_err(|e| e.to_string())?;
+    Ok((Content::host(host, size, sha256), meta.permissions().mode() & 0o111 != 0))
+}
+
+/// A `[remove]` pattern, compiled.
+struct Pattern {
+    text: String,
+    matcher: globset::GlobMatcher,
+}
+
+fn check_patterns(recipe: &RecipeFile) -> Result<Vec<Pattern>> {
+    let Some(remove) = &recipe.recipe.remove else { return Ok(Vec::new()) };
+    remove
+        .paths
+        .iter()
+        .map(|p| {
+            let text = p.get_ref();
+            let anchored = if text.starts_with('/') { text.clone() } else { format!("/{text}") };
+            let glob = globset::GlobBuilder::new(&anchored)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| recipe.error(p, format!("bad pattern `{text}`: {}", e.kind())))?;
+            Ok(Pattern { text: text.clone(), matcher: glob.compile_matcher() })
+        })
+        .collect()
+}
+
+/// Applies the `[remove]` patterns: a matching directory goes with everything below it.
+fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: &dyn Reporter) {
+    if patterns.is_empty() {
+        return;
+    }
+    let mut matched = vec![0usize; patterns.len()];
+    let mut doomed = Vec::new();
+    for (path, _) in tree.iter() {
+        let absolute = [b"/", path.as_bytes()].concat();
+        let candidate = Path::new(OsStr::from_bytes(&absolute));
+        let mut hit = false;
+        for (i, pattern) in patterns.iter().enumerate() {
+            if pattern.matcher.is_match(candidate) {
+                matched[i] += 1;
+                hit = true;
+            }
+        }
+        if hit {
+            doomed.push(path.clone());
+        }
+    }
+    for path in doomed {
+        tree.remove(&path);
+    }
+    for (pattern, count) in patterns.iter().zip(matched) {
+        if count == 0 {
+            reporter.report(Event::Warning(format!("`[remove]` pattern `{}` matched nothing", pattern.text)));
+        }
+    }
+}
+
+/// Turns the finished tree into sorted plan entries with inode numbers and link counts.
+fn freeze(tree: &Tree) -> Vec<PlanEntry> {
+    // Names per inode key, in path order.
+    let mut names: HashMap<u64, Vec<ImagePath>> = HashMap::new();
+    let mut subdirs: BTreeMap<ImagePath, u32> = BTreeMap::new();
+    for (path, entry) in tree.iter() {
+        match &entry.kind {
+            Kind::File { inode, .. } => names.entry(*inode).or_default().push(path.clone()),
+            Kind::Dir { .. } => *subdirs.entry(path.parent()).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut inos: HashMap<u64, u32> = HashMap::new();
+    let mut next_ino = 0u32;
+    let mut out = Vec::with_capacity(tree.len());
+    for (path, entry) in tree.iter() {
+        let (node, ino, nlink) = match &entry.kind {
+            Kind::Dir { .. } => {
+                next_ino += 1;
+                (Node::Dir, next_ino, 2 + subdirs.get(path).copied().unwrap_or(0))
+            }
+            Kind::File { content, inode } => {
+                let group = &names[inode];
+                let ino = *inos.entry(*inode).or_insert_with(|| {
+                    next_ino += 1;
+                    next_ino
+                });
+                let link_to = (group[0] != *path).then(|| group[0].clone());
+                let carries_data = group.last() == Some(path);
+                (Node::File { content: content.clone(), link_to, carries_data }, ino, group.len() as u32)
+            }
+            Kind::Symlink { target } => {
+                next_ino += 1;
+                (Node::Symlink { target: target.clone() }, next_ino, 1)
+            }
+            Kind::Device { kind, major, minor } => {
+                next_ino += 1;
+                (Node::Device { kind: *kind, major: *major, minor: *minor }, next_ino, 1)
+            }
+        };
+        let Meta { mode, uid, gid } = entry.meta;
+        out.push(PlanEntry { path: path.clone(), node, mode, uid, gid, ino, nlink });
+    }
+    out
+}

@@ -1,0 +1,384 @@
+//! The recipe as written: TOML decoded strictly into structs that mirror it.
+//!
+//! Unknown keys are refused, and every value that is checked later keeps its place in the file
+//! (a [`Spanned`] value) so that errors can say `recipe.toml:12:8: ...`. Nothing here touches the
+//! host: turning a recipe into an image is the job of [`crate::plan`]. The reference for users is
+//! `docs/recipe.md`; keep the two in step.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+
+use crate::error::{Error, IoContext, Result};
+
+/// A whole recipe file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// `[image]`: what the image is called and when its files were made. Required.
+    pub image: Image,
+    /// `[initramfs]`: build `NAME.cpio.*`. Default: absent (no initramfs).
+    pub initramfs: Option<Initramfs>,
+    /// `[[layer]]`: trees laid into the image in order; later ones win. Default: none.
+    #[serde(default, rename = "layer")]
+    pub layers: Vec<Spanned<Layer>>,
+    /// `[[file]]`: regular files. Default: none.
+    #[serde(default, rename = "file")]
+    pub files: Vec<Spanned<FileEntry>>,
+    /// `[[dir]]`: directories. Default: none.
+    #[serde(default, rename = "dir")]
+    pub dirs: Vec<Spanned<DirEntry>>,
+    /// `[[symlink]]`: symbolic links. Default: none.
+    #[serde(default, rename = "symlink")]
+    pub symlinks: Vec<Spanned<SymlinkEntry>>,
+    /// `[[hardlink]]`: further names for regular files. Default: none.
+    #[serde(default, rename = "hardlink")]
+    pub hardlinks: Vec<Spanned<HardlinkEntry>>,
+    /// `[[device]]`: character and block devices and FIFOs. Default: none.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<Spanned<DeviceEntry>>,
+    /// `[remove]`: what to prune from the layers. Default: nothing.
+    pub remove: Option<Remove>,
+}
+
+/// `[image]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Output file stem: letters, digits, `.`, `_` and `-`. Required.
+    pub name: Spanned<String>,
+    /// Modification time of every entry, in seconds since 1970. Default: `SOURCE_DATE_EPOCH`
+    /// from the environment if set, else 0.
+    pub epoch: Option<Spanned<i64>>,
+}
+
+/// `[initramfs]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Initramfs {
+    /// The compressor. Default: `zstd`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Compressor-specific level: zstd 1-19, gzip 1-9, xz 0-9; lz4 and none take none.
+    /// Default: zstd 19, gzip 9, xz 6.
+    pub level: Option<Spanned<i64>>,
+}
+
+/// The compressors an initramfs can be written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+    Xz,
+    Lz4,
+    None,
+}
+
+/// `[[layer]]`: exactly one of `dir`, `tar` or `deb`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// A host directory, relative to the recipe's folder. Default: absent.
+    pub dir: Option<Spanned<String>>,
+    /// A tar archive (plain, gzip, xz or zstd), relative to the recipe's folder. Default: absent.
+    pub tar: Option<Spanned<String>>,
+    /// A Debian package whose data is laid in, relative to the recipe's folder. Default: absent.
+    pub deb: Option<Spanned<String>>,
+    /// The expected sha256 of the `tar` or `deb` file, as 64 hex digits. Default: not checked.
+    pub sha256: Option<Spanned<String>>,
+}
+
+/// `[[file]]`: exactly one of `source` or `content`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Where the file goes in the image. Required.
+    pub path: Spanned<String>,
+    /// A host file to copy, relative to the recipe's folder. Default: absent.
+    pub source: Option<Spanned<String>>,
+    /// The file's text, inline. Default: absent.
+    pub content: Option<String>,
+    /// Permission bits as an octal string. Default: `0755` for a `source` with an exec bit,
+    /// else `0644`.
+    pub mode: Option<Mode>,
+    /// Owner. Default: 0.
+    #[serde(default)]
+    pub uid: u32,
+    /// Group. Default: 0.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[[dir]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirEntry {
+    /// Where the directory goes in the image. Required.
+    pub path: Spanned<String>,
+    /// Permission bits as an octal string. Default: `0755`.
+    pub mode: Option<Mode>,
+    /// Owner. Default: 0.
+    #[serde(default)]
+    pub uid: u32,
+    /// Group. Default: 0.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[[symlink]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymlinkEntry {
+    /// Where the link goes in the image. Required.
+    pub path: Spanned<String>,
+    /// What the link points to, stored as written (relative or absolute). Required.
+    pub target: Spanned<String>,
+    /// Owner. Default: 0.
+    #[serde(default)]
+    pub uid: u32,
+    /// Group. Default: 0.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[[hardlink]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardlinkEntry {
+    /// The new name. Required.
+    pub path: Spanned<String>,
+    /// An existing regular file in the image that the new name shares. Required.
+    pub target: Spanned<String>,
+}
+
+/// `[[device]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// Where the node goes in the image. Required.
+    pub path: Spanned<String>,
+    /// `char`, `block` or `fifo`. Required.
+    #[serde(rename = "type")]
+    pub kind: DeviceKind,
+    /// Major number; required for `char` and `block`, refused for `fifo`.
+    pub major: Option<u32>,
+    /// Minor number; required for `char` and `block`, refused for `fifo`.
+    pub minor: Option<u32>,
+    /// Permission bits as an octal string. Default: `0600`.
+    pub mode: Option<Mode>,
+    /// Owner. Default: 0.
+    #[serde(default)]
+    pub uid: u32,
+    /// Group. Default: 0.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// The kinds of special file a `[[device]]` can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// `[remove]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remove {
+    /// Glob patterns of image paths to prune after all layers (`*` stays within one name,
+    /// `**` crosses directories); a matching directory goes with everything below it.
+    /// Default: none.
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+}
+
+/// Permission bits, written in a recipe as an octal string such as `"0755"` or `"4755"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl Mode {
+    /// Parses `"0755"`, `"755"` or `"0o755"`: octal digits, at most `7777`.
+    pub fn parse(text: &str) -> Option<Mode> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        let value = u32::from_str_radix(digits, 8).ok()?;
+        (value <= 0o7777).then_some(Mode(value))
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Mode, D::Error> {
+        struct ModeVisitor;
+        const EXPECTED: &str = "an octal mode string such as \"0755\"";
+
+        impl Visitor<'_> for ModeVisitor {
+            type Value = Mode;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> std::result::Result<Mode, E> {
+                Mode::parse(text).ok_or_else(|| {
+                    E::custom(format!("invalid mode `{text}`: expected {EXPECTED}, at most \"7777\""))
+                })
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<Mode, E> {
+                Err(E::custom(format!(
+                    "invalid mode {value}: write modes as strings, such as \"0755\", \
+                     so that octal cannot be mistaken for decimal"
+                )))
+            }
+        }
+
+        deserializer.deserialize_any(ModeVisitor)
+    }
+}
+
+/// A recipe file read from disk, with what is needed to point at a place in it.
+pub struct RecipeFile {
+    /// The path as the user gave it, for messages.
+    pub path: PathBuf,
+    /// The folder relative paths in the recipe resolve against.
+    pub base: PathBuf,
+    /// The file's text.
+    pub text: String,
+    /// The decoded recipe.
+    pub recipe: Recipe,
+}
+
+impl RecipeFile {
+    /// Reads and decodes a recipe; a syntax error or unknown key names the file, line and column.
+    pub fn load(path: &Path) -> Result<RecipeFile> {
+        let bytes = std::fs::read(path).reading(path)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::input(format!("`{}`: a recipe must be UTF-8 text", path.display())))?;
+        let recipe = toml::from_str::<Recipe>(&text).map_err(|e| {
+            let at = e.span().map(|span| span.start).unwrap_or(0);
+            Error::input(format!("{}: {}", location(path, &text, at), one_line(e.message())))
+        })?;
+        let base = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(RecipeFile { path: path.to_path_buf(), base, text, recipe })
+    }
+
+    /// `recipe.toml:LINE:COLUMN` for a byte offset in the recipe.
+    pub fn at(&self, offset: usize) -> String {
+        location(&self.path, &self.text, offset)
+    }
+
+    /// An input error at a place in the recipe: `recipe.toml:3:8: message`.
+    pub fn error<T>(&self, span: &Spanned<T>, message: impl fmt::Display) -> Error {
+        Error::input(format!("{}: {message}", self.at(span.span().start)))
+    }
+
+    /// A path named in the recipe, resolved against the recipe's folder.
+    pub fn host_path(&self, relative: &str) -> PathBuf {
+        self.base.join(relative)
+    }
+}
+
+/// `path:LINE:COLUMN`, both counted from 1, the column in characters.
+fn location(path: &Path, text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
+    format!("{}:{line}:{column}", path.display())
+}
+
+/// TOML messages can span lines; errors here are one line each.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<Recipe, String> {
+        toml::from_str::<Recipe>(text).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn modes_are_octal_strings() {
+        assert_eq!(Mode::parse("0755"), Some(Mode(0o755)));
+        assert_eq!(Mode::parse("4755"), Some(Mode(0o4755)));
+        assert_eq!(Mode::parse("0o644"), Some(Mode(0o644)));
+        assert_eq!(Mode::parse("0788"), None);
+        assert_eq!(Mode::parse("17777"), None);
+        assert_eq!(Mode::parse(""), None);
+        assert_eq!(Mode::parse("rwx"), None);
+    }
+
+    #[test]
+    fn a_mode_written_as_a_number_is_refused_with_a_hint() {
+        let err = parse("[image]\nname = \"x\"\n[[dir]]\npath = \"/a\"\nmode = 755\n").unwrap_err();
+        assert!(err.contains("write modes as strings"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[image]\nname = \"x\"\ncolour = \"red\"\n").unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        let err = parse("[image]\nname = \"x\"\n[[layer]]\nfolder = \"a\"\n").unwrap_err();
+        assert!(err.contains("unknown field `folder`"), "{err}");
+    }
+
+    #[test]
+    fn locations_count_lines_and_characters_from_one() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(location(Path::new("r.toml"), text, 0), "r.toml:1:1");
+        let at = text.find('=').unwrap();
+        assert_eq!(location(Path::new("r.toml"), text, at), "r.toml:1:3");
+        let at = text.rfind('=').unwrap();
+        assert_eq!(location(Path::new("r.toml"), text, at), "r.toml:2:4");
+    }
+
+    #[test]
+    fn a_full_recipe_decodes() {
+        let recipe = parse(
+            r##"
+            [image]
+            name = "hello"
+            epoch = 1700000000
+            [initramfs]
+            compression = "xz"
+            level = 9
+            [[layer]]
+            deb = "busybox.deb"
+            sha256 = "00"
+            [[file]]
+            path = "/init"
+            mode = "0755"
+            content = "#!/bin/sh\n"
+            [[device]]
+            path = "/dev/console"
+            type = "char"
+            major = 5
+            minor = 1
+            [remove]
+            paths = ["/usr/share/doc/**"]
+            "##,
+        )
+        .unwrap();
+        assert_eq!(recipe.initramfs.unwrap().compression, Compression::Xz);
+        assert_eq!(recipe.layers.len(), 1);
+        assert_eq!(recipe.files[0].get_ref().mode, Some(Mode(0o755)));
+        assert_eq!(recipe.devices[0].get_ref().kind, DeviceKind::Char);
+        assert_eq!(recipe.remove.unwrap().paths.len(), 1);
+    }
+}

@@ -1,0 +1,7 @@
+//! Readers that lay one input into the image [`Tree`](crate::tree::Tree): a host directory, a
+//! tar archive, or the data of a Debian package. Each reads its input as a stream, in its own
+//! order, and never unpacks anything onto the host.
+
+pub mod deb;
+pub mod dir;
+pub mod tar;

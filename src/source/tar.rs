@@ -1,0 +1,104 @@
+//! A tar archive as a layer, read as one stream of headers and data.
+//!
+//! Nothing is unpacked onto the host (the `tar` crate's `unpack` would turn device nodes into
+//! empty files and needs root for owners): headers become image entries directly and file data
+//! goes to the [`Spool`]. GNU long names, PAX paths, link targets and PAX `uid`/`gid` records are
+//! honoured; the archive's own timestamps are not (every entry gets the image epoch). Member
+//! names must be relative and free of `..`, and so must hard-link targets.
+
+use std::io::Read;
+
+use crate::content::Spool;
+use crate::error::{Error, Result};
+use crate::path::ImagePath;
+use crate::recipe::DeviceKind;
+use crate::tree::{Entry, Kind, Meta, Origin, Tree};
+
+/// Lays every member of the tar stream `input` into `tree`. `label` names the archive in
+/// messages. Returns how many members were read.
+pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, origin: Origin) -> Result<usize> {
+    let (_, decoded) = crate::compress::decoder(input)
+        .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
+    let mut archive = tar::Archive::new(decoded);
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
+    let mut count = 0;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            Error::input(format!("`{label}`: cannot read the member after {count} members: {e}"))
+        })?;
+        let name = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        let bad = |what: String| Error::input(format!("`{label}`: entry `{shown}`: {what}"));
+        let header = entry.header();
+        let entry_type = header.entry_type();
+        if entry_type.is_pax_global_extensions() {
+            continue;
+        }
+        let path = ImagePath::from_member(&name).map_err(|e| bad(e.to_string()))?;
+        let mode = header.mode().map_err(|e| bad(format!("bad mode field: {e}")))? & 0o7777;
+        let (uid, gid) = owner(&mut entry).map_err(bad)?;
+        let meta = Meta { mode, uid, gid };
+        let header = entry.header();
+        let kind = match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let size = entry.size();
+                let content = spool.store(&mut entry, size).map_err(|e| bad(e.to_string()))?;
+                Kind::File { content, inode: tree.new_inode() }
+            }
+            tar::EntryType::Directory => Kind::Dir { implied: false },
+            tar::EntryType::Symlink => {
+                let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target".into()))?;
+                Kind::Symlink { target: target.into_owned() }
+            }
+            tar::EntryType::Link => {
+                let target = entry.link_name_bytes().ok_or_else(|| bad("hard link without a target".into()))?;
+                let target = ImagePath::from_member(&target)
+                    .map_err(|e| bad(format!("hard-link target `{}`: {e}", String::from_utf8_lossy(&target))))?;
+                tree.link(&path, &target, origin).map_err(|e| e.context(format!("`{label}`")))?;
+                count += 1;
+                continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let number = |n: std::io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0));
+                let major = number(header.device_major()).map_err(|e| bad(format!("bad device major: {e}")))?;
+                let minor = number(header.device_minor()).map_err(|e| bad(format!("bad device minor: {e}")))?;
+                let kind = match entry_type {
+                    tar::EntryType::Char => DeviceKind::Char,
+                    tar::EntryType::Block => DeviceKind::Block,
+                    _ => DeviceKind::Fifo,
+                };
+                Kind::Device { kind, major, minor }
+            }
+            other => return Err(bad(format!("unsupported member type {:?}", other.as_byte() as char))),
+        };
+        let meta = match kind {
+            Kind::Symlink { .. } => Meta { mode: 0o777, ..meta },
+            _ => meta,
+        };
+        tree.insert(&path, Entry { kind, meta, origin }).map_err(|e| e.context(format!("`{label}`")))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The numeric owner, from PAX records when present (they hold ids too large for the header).
+fn owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<(u32, u32), String> {
+    let header = entry.header();
+    let mut uid = header.uid().map_err(|e| format!("bad uid field: {e}"))?;
+    let mut gid = header.gid().map_err(|e| format!("bad gid field: {e}"))?;
+    if let Ok(Some(records)) = entry.pax_extensions() {
+        for record in records.flatten() {
+            let value = || record.value().ok().and_then(|v| v.parse::<u64>().ok());
+            match record.key() {
+                Ok("uid") => uid = value().ok_or("bad PAX uid record")?,
+                Ok("gid") => gid = value().ok_or("bad PAX gid record")?,
+                _ => {}
+            }
+        }
+    }
+    let uid = u32::try_from(uid).map_err(|_| format!("uid {uid} is larger than an image can hold"))?;
+    let gid = u32::try_from(gid).map_err(|_| format!("gid {gid} is larger than an image can hold"))?;
+    Ok((uid, gid))
+}

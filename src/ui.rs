@@ -1,0 +1,131 @@
+//! Turns progress [`Event`]s into what the user sees on standard error: indicatif bars on a
+//! terminal, plain lines otherwise (logs, CI), nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::progress::{Event, Reporter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+pub struct Ui {
+    verbosity: Verbosity,
+    terminal: bool,
+    bar: Mutex<Option<(ProgressBar, u64)>>,
+}
+
+impl Ui {
+    pub fn new(verbosity: Verbosity) -> Ui {
+        Ui { verbosity, terminal: std::io::stderr().is_terminal(), bar: Mutex::new(None) }
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    /// A line on standard error, above any bar.
+    pub fn line(&self, text: &str) {
+        match self.bar.lock().expect("ui lock").as_ref() {
+            Some((bar, _)) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bars(&self) -> bool {
+        self.terminal && self.verbosity > Verbosity::Quiet
+    }
+}
+
+impl Reporter for Ui {
+    fn report(&self, event: Event) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        match event {
+            Event::Input { index, total, label } => {
+                if self.bars() {
+                    let spinner = ProgressBar::new_spinner();
+                    spinner.set_draw_target(ProgressDrawTarget::stderr());
+                    spinner.set_message(format!("reading {label} [{index}/{total}]"));
+                    spinner.tick();
+                    if let Some((old, _)) = self.bar.lock().expect("ui lock").replace((spinner, 0)) {
+                        old.finish_and_clear();
+                    }
+                } else {
+                    self.line(&format!("reading {label} [{index}/{total}]"));
+                }
+            }
+            Event::Warning(text) => self.line(&format!("warning: {text}")),
+            Event::WriteStart { output, entries, bytes } => {
+                if self.bars() {
+                    let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template("writing {prefix} {wide_bar} {bytes}/{total_bytes} {msg}")
+                            .expect("valid template"),
+                    );
+                    bar.set_prefix(output);
+                    if let Some((old, _)) = self.bar.lock().expect("ui lock").replace((bar, entries)) {
+                        old.finish_and_clear();
+                    }
+                } else {
+                    self.line(&format!("writing {output}: {entries} entries, {bytes} bytes of file data"));
+                }
+            }
+            Event::WriteProgress { entries, bytes } => {
+                if let Some((bar, total)) = self.bar.lock().expect("ui lock").as_ref() {
+                    bar.set_position(bytes);
+                    bar.set_message(format!("{entries}/{total} entries"));
+                }
+            }
+            Event::WriteDone { output } => {
+                if let Some((bar, _)) = self.bar.lock().expect("ui lock").take() {
+                    bar.finish_and_clear();
+                }
+                if self.verbosity >= Verbosity::Verbose {
+                    self.line(&format!("wrote {output}"));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        if let Ok(mut bar) = self.bar.lock()
+            && let Some((bar, _)) = bar.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `1.2 MiB`, for summaries.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 20), "3.0 MiB");
+    }
+}

@@ -27,13 +27,8 @@ pub fn check(plan: &Plan) -> Result<()> {
         return Err(Error::input("the image has more entries than a cpio archive can number"));
     }
     for entry in &plan.entries {
-        if let Node::File { content, .. } = &entry.node
-            && content.size > cpio::FIELD_MAX
-        {
-            return Err(Error::input(format!(
-                "`{}` is {} bytes: a cpio newc archive cannot hold files of 4 GiB or more",
-                entry.path, content.size
-            )));
+        if let Node::File { content, .. } = &entry.node {
+            crate::tree::check_file_size(&format!("`{}`", entry.path), content.size, cpio::FIELD_MAX + 1)?;
         }
     }
     Ok(())

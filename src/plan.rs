@@ -147,8 +147,10 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     // Check everything that can be checked without reading an input first, so a typo is
     // reported in a moment, not after minutes of unpacking.
+    // The largest file the requested outputs can hold (cpio newc: below 4 GiB).
+    let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };
     let layers = check_layers(recipe)?;
-    let (declared, mut inputs) = check_declared(recipe)?;
+    let (declared, mut inputs) = check_declared(recipe, file_limit)?;
     let patterns = check_patterns(recipe)?;
 
     // Hash every archive before reading any, so a pin mismatch stops the build before work.
@@ -175,7 +177,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         layer_inputs.push(sha256);
     }
 
-    let mut tree = Tree::new();
+    let mut tree = Tree::with_file_limit(file_limit);
     let total = layers.len();
     for (index, ((layer, _), sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
         let label = format!("layer {} (`{}`)", index + 1, layer.written);
@@ -302,7 +304,7 @@ fn mode_or(mode: Option<Mode>, default: u32) -> u32 {
 /// Checks the recipe's own entries and reads their sources; returns them in the order they are
 /// applied (directories, symlinks, files, devices, hard links: so each can rely on the ones
 /// before) and the source files as inputs.
-fn check_declared(recipe: &RecipeFile) -> Result<(Vec<Declared>, Vec<Input>)> {
+fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>, Vec<Input>)> {
     let r = &recipe.recipe;
     let mut out = Vec::new();
     let mut inputs = Vec::new();
@@ -336,7 +338,7 @@ fn check_declared(recipe: &RecipeFile) -> Result<(Vec<Declared>, Vec<Input>)> {
         let (content, default_mode) = match (&entry.source, &entry.content) {
             (Some(source), None) => {
                 let host = recipe.host_path(source.get_ref());
-                let (content, executable) = read_source(&host).map_err(|e| recipe.error(source, e))?;
+                let (content, executable) = read_source(&host, file_limit).map_err(|e| recipe.error(source, e))?;
                 inputs.push(Input { kind: "file", path: source.get_ref().clone(), sha256: content.sha256 });
                 (content, if executable { 0o755 } else { 0o644 })
             }
@@ -367,12 +369,14 @@ fn check_declared(recipe: &RecipeFile) -> Result<(Vec<Declared>, Vec<Input>)> {
 
 /// Reads a recipe `source` file: it must be a regular file (a FIFO or `/dev/zero` would never
 /// end). Returns its content and whether any exec bit is set.
-fn read_source(host: &Path) -> std::result::Result<(Content, bool), String> {
+fn read_source(host: &Path, file_limit: u64) -> std::result::Result<(Content, bool), String> {
     let meta = std::fs::metadata(host)
         .map_err(|e| format!("cannot read `{}`: {}", host.display(), crate::error::io_cause(&e)))?;
     if !meta.is_file() {
         return Err(format!("`{}` is not a regular file", host.display()));
     }
+    crate::tree::check_file_size(&format!("`{}`", host.display()), meta.len(), file_limit)
+        .map_err(|e| e.to_string())?;
     let (sha256, size) = digest_file(host).map_err(|e| e.to_string())?;
     Ok((Content::host(host, size, sha256), meta.permissions().mode() & 0o111 != 0))
 }

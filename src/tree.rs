@@ -78,16 +78,34 @@ pub struct Entry {
     pub origin: Origin,
 }
 
-#[derive(Default)]
 pub struct Tree {
     entries: BTreeMap<ImagePath, Entry>,
     origins: Vec<String>,
     next_inode: u64,
+    max_file_size: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Tree {
+        Tree { entries: BTreeMap::new(), origins: Vec::new(), next_inode: 0, max_file_size: u64::MAX }
+    }
 }
 
 impl Tree {
     pub fn new() -> Tree {
         Tree::default()
+    }
+
+    /// A tree whose regular files must be smaller than `limit` bytes (the largest file the
+    /// requested outputs can hold), so an input that is too large is refused before its bytes
+    /// are read.
+    pub fn with_file_limit(limit: u64) -> Tree {
+        Tree { max_file_size: limit, ..Tree::default() }
+    }
+
+    /// Refuses a file of `size` bytes that the outputs cannot hold; `what` names it.
+    pub fn check_file_size(&self, what: &str, size: u64) -> Result<()> {
+        check_file_size(what, size, self.max_file_size)
     }
 
     /// Registers a description of an input (`layer 2 (`base.tar`)`) for later messages.
@@ -318,6 +336,16 @@ impl WalkError {
             WalkError::Error(e) => e,
         }
     }
+}
+
+/// Refuses a file of `size` bytes when it is not smaller than `limit`; `what` names it.
+pub fn check_file_size(what: &str, size: u64, limit: u64) -> Result<()> {
+    if size < limit {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{what} is {size} bytes: a cpio newc archive cannot hold files of 4 GiB or more"
+    )))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

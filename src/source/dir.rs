@@ -45,7 +45,9 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
             let target = target.as_os_str().as_bytes().to_vec();
             (Kind::Symlink { target: target.clone() }, 0o777, target)
         } else if file_type.is_file() {
-            let host_mode = item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?.permissions().mode();
+            let host_meta = item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
+            tree.check_file_size(&format!("`{}`", host.display()), host_meta.len())?;
+            let host_mode = host_meta.permissions().mode();
             let (sha256, size) = digest_file(host)?;
             let mode = if host_mode & 0o111 != 0 { 0o755 } else { 0o644 };
             let inode = tree.new_inode();

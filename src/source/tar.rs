@@ -44,6 +44,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
         let kind = match entry_type {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
+                tree.check_file_size(&format!("`{label}`: entry `{shown}`"), size)?;
                 let content = spool.store(&mut entry, size).map_err(|e| bad(e.to_string()))?;
                 Kind::File { content, inode: tree.new_inode() }
             }

@@ -1,0 +1,450 @@
+//! `bake build` end to end: the real binary on real recipes, its outputs read back by
+//! independent tools (GNU cpio, zstd/gzip/xz/lz4, sha256sum).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+/// The golden digests of `recipes/skeleton.toml`, a recipe with no external inputs: the same on
+/// every machine. A change here changes every user's image bytes, so it must be deliberate.
+const SKELETON_CPIO_ZST_SHA256: &str = "696e870d1346996c1f65abe78b09479b8dd641012b9b50b8d2d2b5660a846b4b";
+/// The uncompressed archive inside it: independent of the compressor's version.
+const SKELETON_CPIO_SHA256: &str = "0f48d528ae65f5c612024debeaffe5d7aa88dab636bd30e292d156bffe8bdf15";
+
+const COMPRESSORS: [&str; 5] = ["zstd", "gzip", "xz", "lz4", "none"];
+
+#[test]
+fn skeleton_recipe_has_the_golden_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(&repo().join("recipes/skeleton.toml"), tmp.path());
+    let image = tmp.path().join("skeleton.cpio.zst");
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(sha256_hex(&decompress(&image)), SKELETON_CPIO_SHA256, "uncompressed archive changed");
+    assert_eq!(sha256_hex(&bytes), SKELETON_CPIO_ZST_SHA256, "compressed image changed");
+}
+
+/// The inputs of the fixture recipe: a tar layer with devices, owners, a merged-/usr symlink and a
+/// hard link; a Debian package that installs through that symlink; a host directory; a source
+/// file. `reverse` creates the host files in the opposite order with other permission bits (as a
+/// checkout under umask 077 would) and other mtimes.
+struct Fixture {
+    dir: PathBuf,
+}
+
+const FIXTURE_RECIPE: &str = r#"
+[image]
+name = "fixture"
+epoch = 1234567890
+
+[initramfs]
+compression = "COMPRESSION"
+
+[[layer]]
+tar = "base.tar.gz"
+sha256 = "BASE_SHA256"
+
+[[layer]]
+deb = "pkg.deb"
+
+[[layer]]
+dir = "rootfs"
+
+[[file]]
+path = "/init"
+source = "init.sh"
+
+[[file]]
+path = "/etc/motd"
+content = "hello\n"
+mode = "0600"
+uid = 5
+gid = 6
+
+[[dir]]
+path = "/srv/data"
+mode = "2775"
+uid = 33
+gid = 33
+
+[[symlink]]
+path = "/sbin"
+target = "bin"
+
+[[hardlink]]
+path = "/usr/bin/tool-hard"
+target = "/usr/bin/tool"
+
+[[device]]
+path = "/dev/kmsg"
+type = "char"
+major = 1
+minor = 11
+mode = "0644"
+
+[remove]
+paths = ["/usr/share/doc/**"]
+"#;
+
+fn base_tar() -> Vec<u8> {
+    let mut tar = TarMaker::new();
+    tar.dir("./", 0o755, 0, 0)
+        .symlink("./bin", "usr/bin")
+        .dir("./usr/", 0o755, 0, 0)
+        .dir("./usr/bin/", 0o755, 0, 0)
+        .file("./usr/bin/prog", 0o4755, 0, 0, &noise(70_000, 1))
+        .hardlink("./usr/bin/prog2", "./usr/bin/prog")
+        .dir("./dev/", 0o755, 0, 0)
+        .device("./dev/ttyS0", tar::EntryType::Char, 4, 64, 0o660, 5)
+        .device("./dev/sda", tar::EntryType::Block, 8, 0, 0o660, 6)
+        .device("./dev/initctl", tar::EntryType::Fifo, 0, 0, 0o600, 0)
+        .dir("./home/alice/", 0o700, 1001, 1001)
+        .file("./home/alice/notes.txt", 0o640, 1001, 1001, b"alice's notes\n");
+    gzip(&tar.finish())
+}
+
+fn pkg_deb() -> Vec<u8> {
+    let mut data = TarMaker::new();
+    data.dir("./", 0o755, 0, 0)
+        .dir("./bin/", 0o755, 0, 0)
+        .file("./bin/hello-deb", 0o755, 0, 0, b"#!/bin/sh\necho hello from a package\n")
+        .dir("./usr/", 0o755, 0, 0)
+        .dir("./usr/share/", 0o755, 0, 0)
+        .dir("./usr/share/doc/", 0o755, 0, 0)
+        .dir("./usr/share/doc/pkg/", 0o755, 0, 0)
+        .file("./usr/share/doc/pkg/copyright", 0o644, 0, 0, b"public domain\n");
+    deb(&data.finish())
+}
+
+/// Host files of the `rootfs` dir layer: (path, content, executable); `None` content is a dir.
+fn rootfs_files() -> Vec<(&'static [u8], Option<Vec<u8>>, bool)> {
+    vec![
+        (b"etc", None, false),
+        (b"etc/app.conf", Some(b"key = value\n".to_vec()), false),
+        (b"usr/bin/tool", Some(noise(300_000, 7)), true),
+        (b"usr/share/data", None, false),
+        (b"usr/share/data/table.txt", Some(b"1 2 3\n".to_vec()), false),
+        (b"var/empty", None, false),
+        (b"caf\xe9.txt", Some(b"not utf-8 named\n".to_vec()), false),
+    ]
+}
+
+impl Fixture {
+    fn create(dir: &Path, compression: &str, reverse: bool) -> Fixture {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        let base = base_tar();
+        let recipe = FIXTURE_RECIPE
+            .replace("COMPRESSION", compression)
+            .replace("BASE_SHA256", &sha256_hex(&base));
+        let mut files: Vec<(PathBuf, Option<Vec<u8>>, bool)> = rootfs_files()
+            .into_iter()
+            .map(|(p, c, x)| (dir.join("rootfs").join(std::ffi::OsStr::from_bytes(p)), c, x))
+            .collect();
+        files.push((dir.join("base.tar.gz"), Some(base), false));
+        files.push((dir.join("pkg.deb"), Some(pkg_deb()), false));
+        files.push((dir.join("init.sh"), Some(b"#!/bin/sh\nexec /bin/sh\n".to_vec()), true));
+        if reverse {
+            files.reverse();
+        }
+        for (path, content, executable) in &files {
+            match content {
+                None => std::fs::create_dir_all(path).unwrap(),
+                Some(bytes) => {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, bytes).unwrap();
+                    let mode = match (reverse, executable) {
+                        (false, true) => 0o755,
+                        (false, false) => 0o644,
+                        (true, true) => 0o700,
+                        (true, false) => 0o600,
+                    };
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+                    let when = if reverse { SystemTime::now() } else { SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000) };
+                    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+                }
+            }
+        }
+        std::os::unix::fs::symlink("tool", dir.join("rootfs/usr/bin/tool-link")).unwrap();
+        write_recipe(dir, &recipe);
+        Fixture { dir: dir.to_path_buf() }
+    }
+
+    fn recipe(&self) -> PathBuf {
+        self.dir.join("recipe.toml")
+    }
+}
+
+/// Builds with a deliberately different environment: umask, time zone, locale, worker count,
+/// working directory, and a relative rather than absolute recipe path.
+fn build_under(recipe: &Path, out: &Path, variant: bool) {
+    let mut cmd = std::process::Command::new("sh");
+    let (umask, tz, lc, jobs) = if variant { ("077", "Asia/Kathmandu", "C.UTF-8", "3") } else { ("022", "UTC", "C", "1") };
+    cmd.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_bake"))
+        .args(["build", "-j", jobs, "-o"])
+        .arg(out)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("TZ", tz)
+        .env("LC_ALL", lc);
+    if variant {
+        cmd.current_dir(recipe.parent().unwrap()).arg(recipe.file_name().unwrap());
+    } else {
+        cmd.current_dir(std::env::temp_dir()).arg(recipe);
+    }
+    run_ok(&mut cmd);
+}
+
+#[test]
+fn same_inputs_under_different_conditions_give_the_same_bytes_for_every_compressor() {
+    for compression in COMPRESSORS {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Fixture::create(&tmp.path().join("copy-a"), compression, false);
+        let b = Fixture::create(&tmp.path().join("second copy/b"), compression, true);
+        let (out_a, out_b) = (tmp.path().join("out-a"), tmp.path().join("elsewhere/out-b"));
+        build_under(&a.recipe(), &out_a, false);
+        build_under(&b.recipe(), &out_b, true);
+        let (files_a, files_b) = (files_of(&out_a), files_of(&out_b));
+        assert_eq!(files_a.len(), 3, "{compression}: image, manifest, SHA256SUMS");
+        for ((name_a, bytes_a), (name_b, bytes_b)) in files_a.iter().zip(&files_b) {
+            assert_eq!(name_a, name_b);
+            assert!(bytes_a == bytes_b, "{compression}: `{name_a}` differs between the two builds");
+        }
+    }
+}
+
+/// `-rwsr-xr-x` from a manifest entry, as `ls -l` and GNU cpio print it.
+fn mode_string(kind: &str, mode: u32) -> String {
+    let type_char = match kind {
+        "dir" => 'd',
+        "file" => '-',
+        "symlink" => 'l',
+        "char" => 'c',
+        "block" => 'b',
+        "fifo" => 'p',
+        other => panic!("unknown type {other}"),
+    };
+    let mut s = String::from(type_char);
+    for (shift, special, set_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let exec = bits & 1 != 0;
+        s.push(match (mode & special != 0, exec) {
+            (true, true) => set_char,
+            (true, false) => set_char.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// One line of `cpio -itv --numeric-uid-gid`, reduced to what the manifest also says.
+fn listing_line(line: &str) -> (String, String, String, String, String, Option<String>) {
+    let mut words = line.split_whitespace();
+    let mode = words.next().unwrap().to_string();
+    let _nlink = words.next().unwrap();
+    let uid = words.next().unwrap().to_string();
+    let gid = words.next().unwrap().to_string();
+    let size = if mode.starts_with('c') || mode.starts_with('b') {
+        format!("{} {}", words.next().unwrap(), words.next().unwrap())
+    } else {
+        words.next().unwrap().to_string()
+    };
+    let _date: Vec<&str> = (0..3).map(|_| words.next().unwrap()).collect();
+    let rest: Vec<&str> = words.collect();
+    let rest = rest.join(" ");
+    let (name, target) = match rest.split_once(" -> ") {
+        Some((n, t)) => (n.to_string(), Some(t.to_string())),
+        None => (rest, None),
+    };
+    (mode, uid, gid, size, name, target)
+}
+
+#[test]
+fn gnu_cpio_lists_exactly_the_manifest_and_extracts_the_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = Fixture::create(&tmp.path().join("in"), "zstd", false);
+    let out = tmp.path().join("out");
+    build(&fixture.recipe(), &out);
+    let archive = decompress(&out.join("fixture.cpio.zst"));
+    let manifest = manifest(&out, "fixture");
+    let entries = manifest["entries"].as_array().unwrap();
+
+    // Which name of each hard-linked file carries its data: the last, as GNU cpio writes.
+    let mut last_of_group: HashMap<String, String> = HashMap::new();
+    for e in entries {
+        if let Some(first) = e["hardlink"].as_str() {
+            last_of_group.insert(first.to_string(), e["path"].as_str().unwrap().to_string());
+        }
+    }
+    let expected: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let path = e["path"].as_str().unwrap();
+            let kind = e["type"].as_str().unwrap();
+            let mode = u32::from_str_radix(e["mode"].as_str().unwrap(), 8).unwrap();
+            let group = e["hardlink"].as_str().unwrap_or(path);
+            let carries = last_of_group.get(group).map_or(true, |last| last == path);
+            let size = match kind {
+                "char" | "block" => format!("{}, {}", e["major"], e["minor"]),
+                "file" if !carries => "0".to_string(),
+                _ => e["size"].to_string(),
+            };
+            (
+                mode_string(kind, mode),
+                e["uid"].to_string(),
+                e["gid"].to_string(),
+                size,
+                path.trim_start_matches('/').to_string(),
+                e["target"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let listed: Vec<_> = cpio_list(&archive).iter().map(|l| listing_line(l)).collect();
+    assert_eq!(listed, expected);
+
+    // Spot checks of what the recipe and layers say, so the comparison above is not vacuous.
+    let by_path: BTreeMap<&str, &serde_json::Value> = entries.iter().map(|e| (e["path"].as_str().unwrap(), e)).collect();
+    assert_eq!(by_path["/usr/bin/prog"]["mode"], "4755");
+    assert_eq!(by_path["/usr/bin/hello-deb"]["type"], "file", "the package installed through /bin -> usr/bin");
+    assert_eq!(by_path["/bin"]["target"], "usr/bin");
+    assert_eq!(by_path["/home/alice/notes.txt"]["uid"], 1001);
+    assert_eq!(by_path["/dev/ttyS0"]["major"], 4);
+    assert_eq!(by_path["/dev/sda"]["type"], "block");
+    assert_eq!(by_path["/dev/initctl"]["type"], "fifo");
+    assert_eq!(by_path["/srv/data"]["mode"], "2775");
+    assert_eq!(by_path["/etc/motd"]["mode"], "0600");
+    assert_eq!(by_path["/usr/bin/tool"]["mode"], "0755");
+    assert_eq!(by_path["/etc/app.conf"]["mode"], "0644");
+    assert_eq!(by_path["/usr/bin/tool-link"]["target"], "tool");
+    assert!(by_path.contains_key("/usr/share/doc"), "`/usr/share/doc/**` keeps the folder itself");
+    assert!(!by_path.contains_key("/usr/share/doc/pkg"));
+    assert!(entries.iter().all(|e| e["mtime"] == 1234567890));
+    let non_utf8 = entries.iter().find(|e| e["path_hex"].is_string()).expect("the non-UTF-8 name");
+    assert_eq!(non_utf8["path_hex"], "636166e92e747874");
+
+    // Extract with GNU cpio and compare the contents with the inputs.
+    let root = tmp.path().join("extracted");
+    cpio_extract(&archive, &root);
+    for e in entries.iter().filter(|e| e["type"] == "file") {
+        let bytes = match e["path_hex"].as_str() {
+            Some(_) => std::fs::read(root.join(std::ffi::OsStr::new(&*unsafe_path(b"caf\xe9.txt")))).unwrap(),
+            None => std::fs::read(root.join(e["path"].as_str().unwrap().trim_start_matches('/'))).unwrap(),
+        };
+        assert_eq!(sha256_hex(&bytes), e["sha256"].as_str().unwrap(), "{}", e["path"]);
+    }
+    let input = |p: &str| std::fs::read(fixture.dir.join(p)).unwrap();
+    assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), input("rootfs/usr/bin/tool"));
+    assert_eq!(std::fs::read(root.join("init")).unwrap(), input("init.sh"));
+    assert_eq!(std::fs::read(root.join("usr/bin/prog")).unwrap(), noise(70_000, 1));
+    assert_eq!(std::fs::read(root.join("usr/bin/hello-deb")).unwrap(), b"#!/bin/sh\necho hello from a package\n");
+}
+
+fn unsafe_path(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_os_string()
+}
+
+#[test]
+fn hard_links_extract_as_hard_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = Fixture::create(&tmp.path().join("in"), "none", false);
+    let out = tmp.path().join("out");
+    build(&fixture.recipe(), &out);
+    let archive = std::fs::read(out.join("fixture.cpio")).unwrap();
+    let root = tmp.path().join("x");
+    cpio_extract(&archive, &root);
+    for (a, b) in [("usr/bin/prog", "usr/bin/prog2"), ("usr/bin/tool", "usr/bin/tool-hard")] {
+        let (ma, mb) = (std::fs::metadata(root.join(a)).unwrap(), std::fs::metadata(root.join(b)).unwrap());
+        assert_eq!(ma.ino(), mb.ino(), "`{a}` and `{b}` are one file");
+        assert_eq!(ma.nlink(), 2);
+    }
+    // The data is stored once: the archive is smaller than the two copies would be.
+    assert!(archive.len() < 2 * 70_000 + 2 * 300_000, "hard-linked data stored twice");
+}
+
+#[test]
+fn sha256sums_is_accepted_by_sha256sum_and_names_every_output() {
+    require_tool("sha256sum");
+    let tmp = tempfile::tempdir().unwrap();
+    build(&repo().join("recipes/skeleton.toml"), tmp.path());
+    let sums = std::fs::read_to_string(tmp.path().join("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  skeleton.cpio.zst\n") && sums.contains("  skeleton.manifest.json\n"), "{sums}");
+    run_ok(std::process::Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(tmp.path()));
+    let manifest = manifest(tmp.path(), "skeleton");
+    let image = std::fs::read(tmp.path().join("skeleton.cpio.zst")).unwrap();
+    assert_eq!(manifest["outputs"][0]["sha256"], sha256_hex(&image));
+}
+
+#[test]
+fn every_example_recipe_builds_reproducibly() {
+    let mut recipes: Vec<PathBuf> = std::fs::read_dir(repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 2, "{recipes:?}");
+    let debs = repo().join("cache/debs/busybox-static.deb");
+    assert!(debs.exists(), "the example recipes need Debian packages: run scripts/fetch-debs.sh");
+    for recipe in recipes {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b/c"));
+        build_under(&recipe, &a, false);
+        build_under(&recipe, &b, true);
+        assert_eq!(files_of(&a), files_of(&b), "{} is not reproducible", recipe.display());
+        run_ok(std::process::Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&a));
+    }
+}
+
+#[test]
+fn hello_holds_busybox_and_its_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let debs = repo().join("cache/debs/busybox-static.deb");
+    assert!(debs.exists(), "run scripts/fetch-debs.sh first");
+    build(&repo().join("recipes/hello.toml"), tmp.path());
+    let listing = cpio_list(&decompress(&tmp.path().join("hello.cpio.zst")));
+    let names: Vec<String> = listing.iter().map(|l| listing_line(l).4).collect();
+    for wanted in ["bin/busybox", "bin/sh", "init", "dev/console"] {
+        assert!(names.iter().any(|n| n == wanted), "`{wanted}` missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("usr")), "`[remove]` left {names:?}");
+}
+
+#[test]
+fn source_date_epoch_sets_the_time_when_the_recipe_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "[image]\nname = \"t\"\n[initramfs]\ncompression = \"none\"\n[[file]]\npath = \"/a\"\ncontent = \"a\"\n",
+    );
+    let out = tmp.path().join("out");
+    run_ok(bake().args(["build", "-q", "-o"]).arg(&out).arg(&recipe).env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert_eq!(manifest(&out, "t")["entries"][0]["mtime"], 1700000000);
+    let listing = cpio_list(&std::fs::read(out.join("t.cpio")).unwrap());
+    assert!(listing[0].contains("2023"), "{listing:?}");
+    run_ok(bake().args(["build", "-q", "-o"]).arg(&out).arg(&recipe));
+    assert_eq!(manifest(&out, "t")["entries"][0]["mtime"], 0);
+}
+
+#[test]
+fn quiet_prints_nothing_and_json_prints_the_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = repo().join("recipes/skeleton.toml");
+    let out = run_ok(bake().args(["build", "-q", "--json", "-o"]).arg(tmp.path()).arg(&recipe));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["outputs"][0]["sha256"], SKELETON_CPIO_ZST_SHA256);
+    assert_eq!(summary["outputs"].as_array().unwrap().len(), 3);
+    // Without a terminal, progress is plain lines on standard error.
+    let out = run_ok(bake().args(["build", "-o"]).arg(tmp.path()).arg(&recipe));
+    assert!(text(&out.stderr).contains("writing skeleton.cpio.zst"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(SKELETON_CPIO_ZST_SHA256));
+}

@@ -1,0 +1,266 @@
+//! Helpers shared by the integration tests: running the real `bake` binary, reading its outputs
+//! with independent tools (GNU cpio and the compressors' own command-line programs), and making
+//! input fixtures (dir trees, tar archives, Debian packages) without touching the host's root.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository's top folder.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `bake` command with a clean environment: no `SOURCE_DATE_EPOCH` leaks in from the caller.
+pub fn bake() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Runs `cmd`, returning its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `cmd` and insists that it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// Builds `recipe` into `out` and returns the output.
+pub fn build(recipe: &Path, out: &Path) -> Output {
+    run_ok(bake().arg("build").arg(recipe).arg("-o").arg(out))
+}
+
+/// The single image file (`NAME.cpio*`) in an output folder.
+pub fn image_in(out: &Path) -> PathBuf {
+    let mut images: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().and_then(OsStr::to_str).is_some_and(|n| n.contains(".cpio")))
+        .collect();
+    assert_eq!(images.len(), 1, "expected one image in {}: {images:?}", out.display());
+    images.pop().unwrap()
+}
+
+/// Checks that an external tool exists, with a useful message when it does not.
+pub fn require_tool(tool: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
+    assert!(
+        found.unwrap_or(false),
+        "`{tool}` is needed by the tests: install it (scripts/test.sh does, as root)"
+    );
+}
+
+/// Pipes `input` through `program args` and returns its standard output.
+pub fn pipe(program: &str, args: &[&str], input: &[u8], dir: Option<&Path>) -> Vec<u8> {
+    require_tool(program);
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{program} {args:?} failed: {}", text(&out.stderr));
+    out.stdout
+}
+
+/// The uncompressed archive, decompressed by the compressor's own program (not by bake).
+pub fn decompress(image: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(image).unwrap();
+    let name = image.file_name().unwrap().to_str().unwrap();
+    match name.rsplit('.').next().unwrap() {
+        "zst" => pipe("zstd", &["-dc"], &bytes, None),
+        "gz" => pipe("gzip", &["-dc"], &bytes, None),
+        "xz" => pipe("xz", &["-dc"], &bytes, None),
+        "lz4" => pipe("lz4", &["-dc"], &bytes, None),
+        "cpio" => bytes,
+        other => panic!("unknown image suffix `{other}`"),
+    }
+}
+
+/// GNU cpio's verbose listing of an uncompressed archive, one line per entry.
+pub fn cpio_list(archive: &[u8]) -> Vec<String> {
+    let out = pipe("cpio", &["-itv", "--numeric-uid-gid", "--quiet"], archive, None);
+    text(&out).lines().map(str::to_string).collect()
+}
+
+/// Extracts an uncompressed archive with GNU cpio into `dir`, leaving out device nodes (which
+/// only root may make) and FIFOs under `dev/`.
+pub fn cpio_extract(archive: &[u8], dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    pipe("cpio", &["-idm", "--quiet", "--no-absolute-filenames", "-f", "dev/*"], archive, Some(dir));
+}
+
+pub fn manifest(out: &Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join(format!("{name}.manifest.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every file in `dir` (names and bytes), for comparing two output folders.
+pub fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    bake::hash::hex(&bake::hash::digest_bytes(bytes))
+}
+
+/// A tar archive made in memory with the `tar` crate, so tests can hold device nodes, owners
+/// and hard links without root.
+pub struct TarMaker {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl Default for TarMaker {
+    fn default() -> Self {
+        TarMaker::new()
+    }
+}
+
+impl TarMaker {
+    pub fn new() -> TarMaker {
+        TarMaker { builder: tar::Builder::new(Vec::new()) }
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(1_111_111_111);
+        header.set_size(0);
+        header
+    }
+
+    /// Writes a raw name into the header (no normalisation by the tar crate, so hostile names
+    /// such as `../x` can be made).
+    fn append_raw(&mut self, mut header: tar::Header, name: &[u8], data: &[u8]) {
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        self.builder.append(&header, data).unwrap();
+    }
+
+    pub fn dir(&mut self, name: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
+        self.append_raw(Self::header(tar::EntryType::Directory, mode, uid, gid), name.as_bytes(), b"");
+        self
+    }
+
+    pub fn file(&mut self, name: &str, mode: u32, uid: u64, gid: u64, data: &[u8]) -> &mut Self {
+        self.append_raw(Self::header(tar::EntryType::Regular, mode, uid, gid), name.as_bytes(), data);
+        self
+    }
+
+    pub fn raw_file(&mut self, name: &[u8], data: &[u8]) -> &mut Self {
+        self.append_raw(Self::header(tar::EntryType::Regular, 0o644, 0, 0), name, data);
+        self
+    }
+
+    fn link(&mut self, kind: tar::EntryType, name: &str, target: &str) -> &mut Self {
+        let mut header = Self::header(kind, 0o777, 0, 0);
+        header.as_gnu_mut().unwrap().linkname[..target.len()].copy_from_slice(target.as_bytes());
+        self.append_raw(header, name.as_bytes(), b"");
+        self
+    }
+
+    pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.link(tar::EntryType::Symlink, name, target)
+    }
+
+    pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.link(tar::EntryType::Link, name, target)
+    }
+
+    pub fn device(&mut self, name: &str, kind: tar::EntryType, major: u32, minor: u32, mode: u32, gid: u64) -> &mut Self {
+        let mut header = Self::header(kind, mode, 0, gid);
+        header.set_device_major(major).unwrap();
+        header.set_device_minor(minor).unwrap();
+        self.append_raw(header, name.as_bytes(), b"");
+        self
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.builder.into_inner().unwrap()
+    }
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+pub fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A minimal Debian package (`debian-binary`, `control.tar.xz`, `data.tar.xz`).
+pub fn deb(data_tar: &[u8]) -> Vec<u8> {
+    let mut control = TarMaker::new();
+    control.file("./control", 0o644, 0, 0, b"Package: fixture\nVersion: 1.0\nArchitecture: all\n");
+    let control = xz(&control.finish());
+    let data = xz(data_tar);
+    let mut builder = ar::Builder::new(Vec::new());
+    for (name, bytes) in [("debian-binary", &b"2.0\n"[..]), ("control.tar.xz", &control), ("data.tar.xz", &data)] {
+        let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+        builder.append(&header, bytes).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Bytes that do not compress to nothing, deterministic.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 251) as u8
+        })
+        .collect()
+}
+
+/// Writes `recipe` as `dir/recipe.toml` and returns its path.
+pub fn write_recipe(dir: &Path, recipe: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("recipe.toml");
+    std::fs::write(&path, recipe).unwrap();
+    path
+}

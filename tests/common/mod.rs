@@ -216,6 +216,12 @@ impl TarMaker {
     pub fn finish(self) -> Vec<u8> {
         self.builder.into_inner().unwrap()
     }
+
+    /// The archive so far, for builder chains that end in a `&mut Self`.
+    pub fn finish_clone(&mut self) -> Vec<u8> {
+        let builder = std::mem::replace(&mut self.builder, tar::Builder::new(Vec::new()));
+        builder.into_inner().unwrap()
+    }
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {

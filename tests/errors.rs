@@ -1,0 +1,203 @@
+//! Bad recipes and bad inputs: each one exits with status 2, says what is wrong and where (the
+//! recipe file and line, the input and the entry), and leaves no output behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const HEAD: &str = "[image]\nname = \"bad\"\n[initramfs]\ncompression = \"none\"\n";
+
+/// Builds `recipe` (written into `dir`) and checks it fails with status 2, a message holding
+/// every one of `expected`, and no output folder.
+fn refused(dir: &Path, recipe: &str, expected: &[&str]) {
+    let path = write_recipe(dir, recipe);
+    let out = dir.join("out");
+    let result = run(bake().arg("build").arg(&path).arg("-o").arg(&out));
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "exit status; stderr:\n{stderr}");
+    for want in expected {
+        assert!(stderr.contains(want), "expected `{want}` in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "one error, printed once:\n{stderr}");
+    assert!(!out.exists(), "a refused build left {}", out.display());
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn an_unknown_key_names_the_file_line_and_column() {
+    let t = tmp();
+    refused(t.path(), "[image]\nname = \"x\"\ncolour = \"red\"\n", &["recipe.toml:3:1:", "unknown field `colour`", "expected"]);
+}
+
+#[test]
+fn a_toml_syntax_error_names_the_line() {
+    let t = tmp();
+    refused(t.path(), "[image]\nname = \"x\n", &["recipe.toml:2:"]);
+}
+
+#[test]
+fn a_bad_mode_string_names_the_line() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[[dir]]\npath = \"/a\"\nmode = \"0789\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:7:8:", "invalid mode `0789`"]);
+}
+
+#[test]
+fn a_missing_source_names_the_source_and_the_line() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[[file]]\npath = \"/init\"\nsource = \"missing.sh\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:7:10:", "missing.sh", "no such file or directory"]);
+}
+
+#[test]
+fn a_sha256_mismatch_names_the_file_and_builds_nothing() {
+    let t = tmp();
+    std::fs::write(t.path().join("base.tar"), TarMaker::new().file("a", 0o644, 0, 0, b"a").finish_clone()).unwrap();
+    let recipe = format!("{HEAD}[[layer]]\ntar = \"base.tar\"\nsha256 = \"{}\"\n", "ab".repeat(32));
+    refused(t.path(), &recipe, &["recipe.toml:7:10:", "base.tar", "but the recipe pins"]);
+}
+
+#[test]
+fn a_tar_entry_escaping_the_root_names_the_archive_and_the_entry() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("etc/ok", 0o644, 0, 0, b"ok").file("../etc/passwd", 0o644, 0, 0, b"root::0:0::/:/bin/sh\n");
+    std::fs::write(t.path().join("evil.tar"), tar.finish()).unwrap();
+    let recipe = format!("{HEAD}[[layer]]\ntar = \"evil.tar\"\n");
+    refused(t.path(), &recipe, &["evil.tar`: entry `../etc/passwd`", "`..`"]);
+}
+
+#[test]
+fn an_absolute_tar_entry_is_refused() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("/etc/passwd", 0o644, 0, 0, b"x");
+    std::fs::write(t.path().join("abs.tar"), tar.finish()).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"abs.tar\"\n"), &["abs.tar`: entry `/etc/passwd`", "absolute"]);
+}
+
+#[test]
+fn an_absolute_hard_link_target_outside_the_image_is_refused() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.hardlink("shadow", "/etc/shadow");
+    std::fs::write(t.path().join("link.tar"), tar.finish()).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"link.tar\"\n"), &["link.tar`: entry `shadow`", "hard-link target `/etc/shadow`"]);
+}
+
+#[test]
+fn a_parent_that_is_a_file_names_both_entries() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("etc", 0o644, 0, 0, b"not a directory");
+    std::fs::write(t.path().join("base.tar"), tar.finish()).unwrap();
+    let recipe = format!("{HEAD}[[layer]]\ntar = \"base.tar\"\n[[file]]\npath = \"/etc/passwd\"\ncontent = \"\"\n");
+    refused(
+        t.path(),
+        &recipe,
+        &["`/etc/passwd` from `", "recipe.toml:8:8", "its parent `/etc` is a regular file from layer 1 (`base.tar`)"],
+    );
+}
+
+#[test]
+fn a_parent_symlink_leading_out_of_the_image_names_both_entries() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.symlink("up", "../..");
+    std::fs::write(t.path().join("base.tar"), tar.finish()).unwrap();
+    let recipe = format!("{HEAD}[[layer]]\ntar = \"base.tar\"\n[[file]]\npath = \"/up/x\"\ncontent = \"\"\n");
+    refused(t.path(), &recipe, &["`/up/x` from `", "`/up` is a symlink to `../..` from layer 1 (`base.tar`)", "leads out of the image"]);
+}
+
+#[test]
+fn a_fifo_in_a_dir_layer_is_refused() {
+    let t = tmp();
+    std::fs::create_dir(t.path().join("rootfs")).unwrap();
+    run_ok(std::process::Command::new("mkfifo").arg(t.path().join("rootfs/pipe")));
+    refused(t.path(), &format!("{HEAD}[[layer]]\ndir = \"rootfs\"\n"), &["rootfs/pipe` is a fifo", "[[device]]"]);
+}
+
+#[test]
+fn a_source_that_is_a_fifo_or_a_device_is_refused() {
+    let t = tmp();
+    run_ok(std::process::Command::new("mkfifo").arg(t.path().join("pipe")));
+    refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/p\"\nsource = \"pipe\"\n"), &["pipe` is not a regular file"]);
+    refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/z\"\nsource = \"/dev/zero\"\n"), &["`/dev/zero` is not a regular file"]);
+}
+
+#[test]
+fn a_file_of_4_gib_is_refused_before_it_is_read() {
+    let t = tmp();
+    std::fs::create_dir(t.path().join("rootfs")).unwrap();
+    let big = std::fs::File::create(t.path().join("rootfs/big")).unwrap();
+    big.set_len(4 << 30).unwrap(); // sparse: no disk space, and bake must not read it
+    refused(t.path(), &format!("{HEAD}[[layer]]\ndir = \"rootfs\"\n"), &["rootfs/big` is 4294967296 bytes", "4 GiB"]);
+}
+
+#[test]
+fn an_epoch_past_2106_is_refused() {
+    let t = tmp();
+    let recipe = "[image]\nname = \"x\"\nepoch = 4294967296\n[initramfs]\n";
+    refused(t.path(), recipe, &["2106"]);
+}
+
+#[test]
+fn bad_numbers_and_shapes_are_refused_with_their_line() {
+    let t = tmp();
+    refused(t.path(), "[image]\nname = \"x\"\nepoch = -1\n", &["recipe.toml:3:9:", "negative"]);
+    refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\nlevel = 22\n", &["recipe.toml:4:9:", "from 1 to 19"]);
+    refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\ncompression = \"lz4\"\nlevel = 2\n", &["recipe.toml:5:9:", "no levels"]);
+    refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\ncompression = \"bzip2\"\n", &["recipe.toml:4:15:", "unknown variant `bzip2`"]);
+    refused(t.path(), "[image]\nname = \"../x\"\n", &["recipe.toml:2:8:", "image name"]);
+    std::fs::create_dir_all(t.path().join("d")).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ndir = \"d\"\ntar = \"d\"\n"), &["recipe.toml:5:1:", "only one of"]);
+    refused(t.path(), &format!("{HEAD}[[device]]\npath = \"/dev/x\"\ntype = \"char\"\n"), &["recipe.toml:5:1:", "both `major` and `minor`"]);
+    refused(
+        t.path(),
+        &format!("{HEAD}[[dir]]\npath = \"/a\"\n[[symlink]]\npath = \"/a/\"\ntarget = \"b\"\n"),
+        &["recipe.toml:8:8:", "`/a` is declared twice: first at `", "recipe.toml:6:8`"],
+    );
+    refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/../etc/x\"\ncontent = \"\"\n"), &["recipe.toml:6:8:", "`..`"]);
+}
+
+#[test]
+fn a_bad_source_date_epoch_is_refused() {
+    let t = tmp();
+    let path = write_recipe(t.path(), "[image]\nname = \"x\"\n");
+    let result = run(bake().arg("build").arg(&path).arg("-o").arg(t.path().join("out")).env("SOURCE_DATE_EPOCH", "yesterday"));
+    assert_eq!(result.status.code(), Some(2));
+    assert!(text(&result.stderr).contains("SOURCE_DATE_EPOCH=`yesterday`"), "{}", text(&result.stderr));
+}
+
+#[test]
+fn truncated_and_unsupported_archives_name_the_archive() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("big", 0o644, 0, 0, &noise(100_000, 3));
+    let whole = gzip(&tar.finish());
+    std::fs::write(t.path().join("cut.tar.gz"), &whole[..whole.len() / 2]).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"cut.tar.gz\"\n"), &["cut.tar.gz`"]);
+    std::fs::write(t.path().join("b.tar.bz2"), b"BZh91AY&SY").unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"b.tar.bz2\"\n"), &["b.tar.bz2`", "bzip2"]);
+    std::fs::write(t.path().join("not.deb"), b"this is not an ar archive").unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ndeb = \"not.deb\"\n"), &["not.deb`", "not a Debian package"]);
+}
+
+#[test]
+fn a_failed_build_keeps_the_previous_outputs_and_leaves_no_temporary_files() {
+    let t = tmp();
+    let good = format!("{HEAD}[[file]]\npath = \"/a\"\ncontent = \"a\"\n");
+    let path = write_recipe(t.path(), &good);
+    let out = t.path().join("out");
+    run_ok(bake().arg("build").arg(&path).arg("-o").arg(&out));
+    let before = files_of(&out);
+    std::fs::write(&path, format!("{good}[[file]]\npath = \"/b\"\nsource = \"gone\"\n")).unwrap();
+    let result = run(bake().arg("build").arg(&path).arg("-o").arg(&out));
+    assert_eq!(result.status.code(), Some(2));
+    assert_eq!(files_of(&out), before, "outputs changed or temporary files left behind");
+}

@@ -110,5 +110,8 @@ pub fn summary_json(built: &Built) -> String {
 /// Writes `text` to standard output, reporting a closed pipe as an error rather than a panic.
 pub fn print(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).map_err(|e| Error::failure(format!("cannot write to standard output: {e}")))
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Error::failure(format!("cannot write to standard output: {e}")))
 }

@@ -83,9 +83,8 @@ pub fn main() -> i32 {
 fn run(command: Command, ui: &Ui) -> Result<()> {
     match command {
         Command::Build(args) => {
-            let jobs = args.jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
-            });
+            let jobs =
+                args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
             let options = Options { out_dir: args.out, jobs, env: Environment::from_process() };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {

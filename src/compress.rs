@@ -90,9 +90,9 @@ impl<W: Write> Encoder<W> {
                 Encoder::Zstd(encoder)
             }
             // The header's mtime is 0 and its OS byte "unknown", whatever the host.
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(level as u32)),
-            ),
+            Compression::Gzip => {
+                Encoder::Gzip(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(level as u32)))
+            }
             // The kernel's XZ decoder knows only the CRC32 and no-check kinds of integrity check.
             Compression::Xz => {
                 let stream = liblzma::stream::Stream::new_easy_encoder(level as u32, liblzma::stream::Check::Crc32)
@@ -305,7 +305,8 @@ mod tests {
     #[test]
     fn every_format_round_trips_and_is_detected() {
         let data = sample(9 << 20);
-        for compression in [Compression::Zstd, Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::None] {
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::None]
+        {
             let level = compression.levels().map(|(low, _, _)| low);
             let packed = compress(&data, compression, level, 2);
             let (found, mut reader) = decoder(&packed[..]).unwrap();

@@ -118,18 +118,14 @@ impl Spool {
     }
 
     fn file(&self) -> Result<&File> {
-        self.file
-            .as_ref()
-            .ok_or_else(|| Error::failure(format!("spool `{}` was never written", self.path.display())))
+        self.file.as_ref().ok_or_else(|| Error::failure(format!("spool `{}` was never written", self.path.display())))
     }
 
     /// Copies exactly `size` bytes from `reader` into the spool. An archive that ends early is an
     /// input error.
     pub fn store(&mut self, reader: &mut dyn Read, size: u64) -> io::Result<Content> {
         if self.file.is_none() {
-            self.file = Some(
-                std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&self.path)?,
-            );
+            self.file = Some(std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&self.path)?);
         }
         let Some(file) = self.file.as_mut() else { unreachable!("opened above") };
         let offset = self.len;

@@ -82,9 +82,7 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 
     fn writing(self, path: &Path) -> Result<T> {
-        self.map_err(|e| {
-            Error::failure(format!("cannot write `{}`: {}", path.display(), io_cause(&e)))
-        })
+        self.map_err(|e| Error::failure(format!("cannot write `{}`: {}", path.display(), io_cause(&e))))
     }
 }
 

@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn sorting_puts_directories_before_their_contents() {
-        let mut paths = vec![p("/bin2"), p("/bin/sh"), p("/bin-x"), p("/bin")];
+        let mut paths = [p("/bin2"), p("/bin/sh"), p("/bin-x"), p("/bin")];
         paths.sort();
         let bin = paths.iter().position(|x| *x == p("/bin")).unwrap();
         let sh = paths.iter().position(|x| *x == p("/bin/sh")).unwrap();

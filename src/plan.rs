@@ -93,8 +93,14 @@ pub enum Node {
         /// GNU cpio and the kernel's `gen_init_cpio` do; for a single name, itself).
         carries_data: bool,
     },
-    Symlink { target: Vec<u8> },
-    Device { kind: DeviceKind, major: u32, minor: u32 },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Device {
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl PlanEntry {
@@ -126,10 +132,12 @@ enum Declaration {
 }
 
 /// An input layer, checked but not yet read.
-struct LayerInput {
+struct LayerInput<'r> {
     kind: &'static str,
     written: String,
     host: PathBuf,
+    /// The recipe's `sha256` for it.
+    pin: Option<&'r Spanned<String>>,
 }
 
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
@@ -155,12 +163,11 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     // Hash every archive before reading any, so a pin mismatch stops the build before work.
     let mut layer_inputs = Vec::with_capacity(layers.len());
-    for (layer, pin) in &layers {
+    for layer in &layers {
         let (sha256, _) = if layer.kind == "dir" { ([0; 32], 0) } else { digest_file(&layer.host)? };
-        if let Some(pin) = pin {
-            let expected = parse_hex(pin.get_ref()).ok_or_else(|| {
-                recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref()))
-            })?;
+        if let Some(pin) = layer.pin {
+            let expected = parse_hex(pin.get_ref())
+                .ok_or_else(|| recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref())))?;
             if expected != sha256 {
                 return Err(recipe.error(
                     pin,
@@ -179,7 +186,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     let mut tree = Tree::with_file_limit(file_limit);
     let total = layers.len();
-    for (index, ((layer, _), sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
+    for (index, (layer, sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
         let label = format!("layer {} (`{}`)", index + 1, layer.written);
         reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
         let origin = tree.origin(label);
@@ -198,7 +205,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     let mut all_inputs: Vec<Input> = layers
         .iter()
         .zip(layer_inputs)
-        .map(|((layer, _), sha256)| Input { kind: layer.kind, path: layer.written.clone(), sha256 })
+        .map(|(layer, sha256)| Input { kind: layer.kind, path: layer.written.clone(), sha256 })
         .collect();
     all_inputs.append(&mut inputs);
 
@@ -255,24 +262,28 @@ fn check_level(recipe: &RecipeFile, compression: Compression, level: Option<&Spa
     let Some(level) = level else { return Ok(None) };
     match compression.levels() {
         None => Err(recipe.error(level, format!("`{}` compression has no levels: remove `level`", compression.name()))),
-        Some((low, high, _)) if !(low..=high).contains(level.get_ref()) => Err(recipe.error(
-            level,
-            format!("`{}` levels go from {low} to {high}, not {}", compression.name(), level.get_ref()),
-        )),
+        Some((low, high, _)) if !(low..=high).contains(level.get_ref()) => Err(recipe
+            .error(level, format!("`{}` levels go from {low} to {high}, not {}", compression.name(), level.get_ref()))),
         Some(_) => Ok(Some(*level.get_ref())),
     }
 }
 
-fn check_layers(recipe: &RecipeFile) -> Result<Vec<(LayerInput, Option<&Spanned<String>>)>> {
+fn check_layers(recipe: &RecipeFile) -> Result<Vec<LayerInput<'_>>> {
     let mut out = Vec::new();
     for layer in &recipe.recipe.layers {
         let l = layer.get_ref();
-        let given: Vec<(&'static str, &Spanned<String>)> =
-            [("dir", &l.dir), ("tar", &l.tar), ("deb", &l.deb)].into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))).collect();
+        let given: Vec<(&'static str, &Spanned<String>)> = [("dir", &l.dir), ("tar", &l.tar), ("deb", &l.deb)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
         let (kind, value) = match given[..] {
             [one] => one,
             [] => return Err(recipe.error(layer, "a `[[layer]]` needs one of `dir`, `tar` or `deb`")),
-            _ => return Err(recipe.error(layer, "a `[[layer]]` takes only one of `dir`, `tar` or `deb`; use one layer each")),
+            _ => {
+                return Err(
+                    recipe.error(layer, "a `[[layer]]` takes only one of `dir`, `tar` or `deb`; use one layer each")
+                );
+            }
         };
         if kind == "dir"
             && let Some(pin) = &l.sha256
@@ -288,7 +299,7 @@ fn check_layers(recipe: &RecipeFile) -> Result<Vec<(LayerInput, Option<&Spanned<
             let want = if expected_dir { "a directory" } else { "a regular file" };
             return Err(recipe.error(value, format!("`{}` is not {want}", host.display())));
         }
-        out.push((LayerInput { kind, written: value.get_ref().clone(), host }, l.sha256.as_ref()));
+        out.push(LayerInput { kind, written: value.get_ref().clone(), host, pin: l.sha256.as_ref() });
     }
     Ok(out)
 }

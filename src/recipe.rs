@@ -228,9 +228,8 @@ impl<'de> Deserialize<'de> for Mode {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> std::result::Result<Mode, E> {
-                Mode::parse(text).ok_or_else(|| {
-                    E::custom(format!("invalid mode `{text}`: expected {EXPECTED}, at most \"7777\""))
-                })
+                Mode::parse(text)
+                    .ok_or_else(|| E::custom(format!("invalid mode `{text}`: expected {EXPECTED}, at most \"7777\"")))
             }
 
             fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<Mode, E> {

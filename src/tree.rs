@@ -50,11 +50,22 @@ impl Meta {
 #[derive(Clone, Debug)]
 pub enum Kind {
     /// A directory; `implied` when it was only created as the parent of something.
-    Dir { implied: bool },
+    Dir {
+        implied: bool,
+    },
     /// A regular file. Names with the same `inode` are hard links of one file.
-    File { content: Content, inode: u64 },
-    Symlink { target: Vec<u8> },
-    Device { kind: DeviceKind, major: u32, minor: u32 },
+    File {
+        content: Content,
+        inode: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Device {
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl Kind {
@@ -173,9 +184,7 @@ impl Tree {
             (Kind::Dir { .. }, Kind::Dir { implied: false }) => {
                 self.entries.insert(physical.clone(), entry);
             }
-            (Kind::Symlink { .. }, Kind::Dir { .. })
-                if self.lookup_dir(&physical, path, entry.origin).is_some() =>
-            {
+            (Kind::Symlink { .. }, Kind::Dir { .. }) if self.lookup_dir(&physical, path, entry.origin).is_some() => {
                 // dpkg keeps a symlink to a directory where a package ships the directory.
             }
             (Kind::Dir { .. }, _) if self.has_children(&physical) > 0 => {
@@ -343,9 +352,7 @@ pub fn check_file_size(what: &str, size: u64, limit: u64) -> Result<()> {
     if size < limit {
         return Ok(());
     }
-    Err(Error::input(format!(
-        "{what} is {size} bytes: a cpio newc archive cannot hold files of 4 GiB or more"
-    )))
+    Err(Error::input(format!("{what} is {size} bytes: a cpio newc archive cannot hold files of 4 GiB or more")))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -120,8 +120,11 @@ fn pkg_deb() -> Vec<u8> {
     deb(&data.finish())
 }
 
-/// Host files of the `rootfs` dir layer: (path, content, executable); `None` content is a dir.
-fn rootfs_files() -> Vec<(&'static [u8], Option<Vec<u8>>, bool)> {
+/// A host file of a fixture: (path, content, executable); `None` content is a directory.
+type HostFile<P> = (P, Option<Vec<u8>>, bool);
+
+/// Host files of the `rootfs` dir layer.
+fn rootfs_files() -> Vec<HostFile<&'static [u8]>> {
     vec![
         (b"etc", None, false),
         (b"etc/app.conf", Some(b"key = value\n".to_vec()), false),
@@ -138,10 +141,8 @@ impl Fixture {
         use std::os::unix::ffi::OsStrExt;
         std::fs::create_dir_all(dir.join("rootfs")).unwrap();
         let base = base_tar();
-        let recipe = FIXTURE_RECIPE
-            .replace("COMPRESSION", compression)
-            .replace("BASE_SHA256", &sha256_hex(&base));
-        let mut files: Vec<(PathBuf, Option<Vec<u8>>, bool)> = rootfs_files()
+        let recipe = FIXTURE_RECIPE.replace("COMPRESSION", compression).replace("BASE_SHA256", &sha256_hex(&base));
+        let mut files: Vec<HostFile<PathBuf>> = rootfs_files()
             .into_iter()
             .map(|(p, c, x)| (dir.join("rootfs").join(std::ffi::OsStr::from_bytes(p)), c, x))
             .collect();
@@ -164,7 +165,11 @@ impl Fixture {
                         (true, false) => 0o600,
                     };
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-                    let when = if reverse { SystemTime::now() } else { SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000) };
+                    let when = if reverse {
+                        SystemTime::now()
+                    } else {
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+                    };
                     std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
                 }
             }
@@ -183,7 +188,8 @@ impl Fixture {
 /// working directory, and a relative rather than absolute recipe path.
 fn build_under(recipe: &Path, out: &Path, variant: bool) {
     let mut cmd = std::process::Command::new("sh");
-    let (umask, tz, lc, jobs) = if variant { ("077", "Asia/Kathmandu", "C.UTF-8", "3") } else { ("022", "UTC", "C", "1") };
+    let (umask, tz, lc, jobs) =
+        if variant { ("077", "Asia/Kathmandu", "C.UTF-8", "3") } else { ("022", "UTC", "C", "1") };
     cmd.arg("-c")
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_bake"))
@@ -291,7 +297,7 @@ fn gnu_cpio_lists_exactly_the_manifest_and_extracts_the_inputs() {
             let kind = e["type"].as_str().unwrap();
             let mode = u32::from_str_radix(e["mode"].as_str().unwrap(), 8).unwrap();
             let group = e["hardlink"].as_str().unwrap_or(path);
-            let carries = last_of_group.get(group).map_or(true, |last| last == path);
+            let carries = last_of_group.get(group).is_none_or(|last| last == path);
             let size = match kind {
                 "char" | "block" => format!("{}, {}", e["major"], e["minor"]),
                 "file" if !carries => "0".to_string(),
@@ -311,7 +317,8 @@ fn gnu_cpio_lists_exactly_the_manifest_and_extracts_the_inputs() {
     assert_eq!(listed, expected);
 
     // Spot checks of what the recipe and layers say, so the comparison above is not vacuous.
-    let by_path: BTreeMap<&str, &serde_json::Value> = entries.iter().map(|e| (e["path"].as_str().unwrap(), e)).collect();
+    let by_path: BTreeMap<&str, &serde_json::Value> =
+        entries.iter().map(|e| (e["path"].as_str().unwrap(), e)).collect();
     assert_eq!(by_path["/usr/bin/prog"]["mode"], "4755");
     assert_eq!(by_path["/usr/bin/hello-deb"]["type"], "file", "the package installed through /bin -> usr/bin");
     assert_eq!(by_path["/bin"]["target"], "usr/bin");

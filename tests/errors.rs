@@ -31,7 +31,11 @@ fn tmp() -> tempfile::TempDir {
 #[test]
 fn an_unknown_key_names_the_file_line_and_column() {
     let t = tmp();
-    refused(t.path(), "[image]\nname = \"x\"\ncolour = \"red\"\n", &["recipe.toml:3:1:", "unknown field `colour`", "expected"]);
+    refused(
+        t.path(),
+        "[image]\nname = \"x\"\ncolour = \"red\"\n",
+        &["recipe.toml:3:1:", "unknown field `colour`", "expected"],
+    );
 }
 
 #[test]
@@ -87,7 +91,11 @@ fn an_absolute_hard_link_target_outside_the_image_is_refused() {
     let mut tar = TarMaker::new();
     tar.hardlink("shadow", "/etc/shadow");
     std::fs::write(t.path().join("link.tar"), tar.finish()).unwrap();
-    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"link.tar\"\n"), &["link.tar`: entry `shadow`", "hard-link target `/etc/shadow`"]);
+    refused(
+        t.path(),
+        &format!("{HEAD}[[layer]]\ntar = \"link.tar\"\n"),
+        &["link.tar`: entry `shadow`", "hard-link target `/etc/shadow`"],
+    );
 }
 
 #[test]
@@ -111,7 +119,11 @@ fn a_parent_symlink_leading_out_of_the_image_names_both_entries() {
     tar.symlink("up", "../..");
     std::fs::write(t.path().join("base.tar"), tar.finish()).unwrap();
     let recipe = format!("{HEAD}[[layer]]\ntar = \"base.tar\"\n[[file]]\npath = \"/up/x\"\ncontent = \"\"\n");
-    refused(t.path(), &recipe, &["`/up/x` from `", "`/up` is a symlink to `../..` from layer 1 (`base.tar`)", "leads out of the image"]);
+    refused(
+        t.path(),
+        &recipe,
+        &["`/up/x` from `", "`/up` is a symlink to `../..` from layer 1 (`base.tar`)", "leads out of the image"],
+    );
 }
 
 #[test]
@@ -127,7 +139,11 @@ fn a_source_that_is_a_fifo_or_a_device_is_refused() {
     let t = tmp();
     run_ok(std::process::Command::new("mkfifo").arg(t.path().join("pipe")));
     refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/p\"\nsource = \"pipe\"\n"), &["pipe` is not a regular file"]);
-    refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/z\"\nsource = \"/dev/zero\"\n"), &["`/dev/zero` is not a regular file"]);
+    refused(
+        t.path(),
+        &format!("{HEAD}[[file]]\npath = \"/z\"\nsource = \"/dev/zero\"\n"),
+        &["`/dev/zero` is not a regular file"],
+    );
 }
 
 #[test]
@@ -151,25 +167,42 @@ fn bad_numbers_and_shapes_are_refused_with_their_line() {
     let t = tmp();
     refused(t.path(), "[image]\nname = \"x\"\nepoch = -1\n", &["recipe.toml:3:9:", "negative"]);
     refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\nlevel = 22\n", &["recipe.toml:4:9:", "from 1 to 19"]);
-    refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\ncompression = \"lz4\"\nlevel = 2\n", &["recipe.toml:5:9:", "no levels"]);
-    refused(t.path(), "[image]\nname = \"x\"\n[initramfs]\ncompression = \"bzip2\"\n", &["recipe.toml:4:15:", "unknown variant `bzip2`"]);
+    refused(
+        t.path(),
+        "[image]\nname = \"x\"\n[initramfs]\ncompression = \"lz4\"\nlevel = 2\n",
+        &["recipe.toml:5:9:", "no levels"],
+    );
+    refused(
+        t.path(),
+        "[image]\nname = \"x\"\n[initramfs]\ncompression = \"bzip2\"\n",
+        &["recipe.toml:4:15:", "unknown variant `bzip2`"],
+    );
     refused(t.path(), "[image]\nname = \"../x\"\n", &["recipe.toml:2:8:", "image name"]);
     std::fs::create_dir_all(t.path().join("d")).unwrap();
     refused(t.path(), &format!("{HEAD}[[layer]]\ndir = \"d\"\ntar = \"d\"\n"), &["recipe.toml:5:1:", "only one of"]);
-    refused(t.path(), &format!("{HEAD}[[device]]\npath = \"/dev/x\"\ntype = \"char\"\n"), &["recipe.toml:5:1:", "both `major` and `minor`"]);
+    refused(
+        t.path(),
+        &format!("{HEAD}[[device]]\npath = \"/dev/x\"\ntype = \"char\"\n"),
+        &["recipe.toml:5:1:", "both `major` and `minor`"],
+    );
     refused(
         t.path(),
         &format!("{HEAD}[[dir]]\npath = \"/a\"\n[[symlink]]\npath = \"/a/\"\ntarget = \"b\"\n"),
         &["recipe.toml:8:8:", "`/a` is declared twice: first at `", "recipe.toml:6:8`"],
     );
-    refused(t.path(), &format!("{HEAD}[[file]]\npath = \"/../etc/x\"\ncontent = \"\"\n"), &["recipe.toml:6:8:", "`..`"]);
+    refused(
+        t.path(),
+        &format!("{HEAD}[[file]]\npath = \"/../etc/x\"\ncontent = \"\"\n"),
+        &["recipe.toml:6:8:", "`..`"],
+    );
 }
 
 #[test]
 fn a_bad_source_date_epoch_is_refused() {
     let t = tmp();
     let path = write_recipe(t.path(), "[image]\nname = \"x\"\n");
-    let result = run(bake().arg("build").arg(&path).arg("-o").arg(t.path().join("out")).env("SOURCE_DATE_EPOCH", "yesterday"));
+    let result =
+        run(bake().arg("build").arg(&path).arg("-o").arg(t.path().join("out")).env("SOURCE_DATE_EPOCH", "yesterday"));
     assert_eq!(result.status.code(), Some(2));
     assert!(text(&result.stderr).contains("SOURCE_DATE_EPOCH=`yesterday`"), "{}", text(&result.stderr));
 }

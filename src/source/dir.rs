@@ -31,7 +31,11 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
-            Error::input(format!("cannot read `{}`: {}", path.display(), e.io_error().map_or(e.to_string(), crate::error::io_cause)))
+            Error::input(format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                e.io_error().map_or(e.to_string(), crate::error::io_cause)
+            ))
         })?;
         let host = item.path();
         let relative = host.strip_prefix(root).unwrap_or(host);
@@ -45,7 +49,8 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
             let target = target.as_os_str().as_bytes().to_vec();
             (Kind::Symlink { target: target.clone() }, 0o777, target)
         } else if file_type.is_file() {
-            let host_meta = item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
+            let host_meta =
+                item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
             tree.check_file_size(&format!("`{}`", host.display()), host_meta.len())?;
             let host_mode = host_meta.permissions().mode();
             let (sha256, size) = digest_file(host)?;

@@ -20,14 +20,11 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
     let (_, decoded) = crate::compress::decoder(input)
         .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
     let mut archive = tar::Archive::new(decoded);
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
+    let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            Error::input(format!("`{label}`: cannot read the member after {count} members: {e}"))
-        })?;
+        let mut entry =
+            entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         let name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&name).into_owned();
         let bad = |what: String| Error::input(format!("`{label}`: entry `{shown}`: {what}"));

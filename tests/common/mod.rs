@@ -62,10 +62,7 @@ pub fn image_in(out: &Path) -> PathBuf {
 /// Checks that an external tool exists, with a useful message when it does not.
 pub fn require_tool(tool: &str) {
     let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
-    assert!(
-        found.unwrap_or(false),
-        "`{tool}` is needed by the tests: install it (scripts/test.sh does, as root)"
-    );
+    assert!(found.unwrap_or(false), "`{tool}` is needed by the tests: install it (scripts/test.sh does, as root)");
 }
 
 /// Pipes `input` through `program args` and returns its standard output.
@@ -205,7 +202,15 @@ impl TarMaker {
         self.link(tar::EntryType::Link, name, target)
     }
 
-    pub fn device(&mut self, name: &str, kind: tar::EntryType, major: u32, minor: u32, mode: u32, gid: u64) -> &mut Self {
+    pub fn device(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+        mode: u32,
+        gid: u64,
+    ) -> &mut Self {
         let mut header = Self::header(kind, mode, 0, gid);
         header.set_device_major(major).unwrap();
         header.set_device_minor(minor).unwrap();

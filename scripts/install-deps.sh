@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the host programs the test suite uses as independent checkers of bake's output:
+# GNU cpio, and the zstd, gzip, xz and lz4 command-line programs. bake itself needs none of
+# them. Installs only what is missing; does nothing when all are present.
+set -euo pipefail
+
+declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=lz4 [sha256sum]=coreutils [mkfifo]=coreutils)
+missing=()
+for tool in "${!package_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing ${missing[*]}: run \`sudo apt-get install ${missing[*]}\`" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

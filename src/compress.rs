@@ -349,3 +349,33 @@ mod tests {
         assert_eq!(packed.len(), 12 + first + second);
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// The exact bytes each compressor gives for a fixed input at its default level. A failure
+    /// means users' images would change: a library was upgraded, or a dependency switched
+    /// flate2 to another backend through feature unification (flate2 is pinned to its pure-Rust
+    /// backend). Update these only on purpose, and say so in the release notes.
+    #[test]
+    fn compressed_bytes_are_pinned() {
+        let mut data = Vec::new();
+        for i in 0..40_000u32 {
+            data.extend_from_slice(format!("{i:08} bake reproducible image line {}\n", i % 97).as_bytes());
+        }
+        for (compression, expected) in [
+            (Compression::Zstd, "e94824a596d73e3773ae7b442144d24400225d130c01d2e62d7153cc19fcb1d6"),
+            (Compression::Gzip, "ed1a1abca6f60af9ca34d46b2ebbc7fc5b6df2edddc5fc39a01d29e708976079"),
+            (Compression::Xz, "f586455e50996404eb6724189ee3f811fe0631d21c9cc7c6ddeb7385216a1135"),
+            (Compression::Lz4, "191e33fdd7c54430d9600185c82cbeb175273da319c8349ac22d1ead3388b5c9"),
+            (Compression::None, "8e944cb8effa0d60f1997ac4071b1b7544063c990893bd0e180cec0fbed31090"),
+        ] {
+            let mut encoder = Encoder::new(Vec::new(), compression, None, 2).unwrap();
+            encoder.write_all(&data).unwrap();
+            let packed = encoder.finish().unwrap();
+            let digest = crate::hash::hex(&crate::hash::digest_bytes(&packed));
+            assert_eq!(digest, expected, "{} output changed", compression.name());
+        }
+    }
+}

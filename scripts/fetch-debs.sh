@@ -6,10 +6,16 @@
 # Debian replaces package versions at point releases, so this takes the current version rather
 # than one that may vanish; the recipes' outputs are reproducible for the same package bytes.
 # Usage: scripts/fetch-debs.sh [PACKAGE...]   (default: the packages the examples need)
+#        scripts/fetch-debs.sh --check-lists PACKAGE   (only make sure apt knows PACKAGE)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache="$top/cache/debs"
+check_only=
+if [ "${1:-}" = --check-lists ]; then
+  check_only=1
+  shift
+fi
 packages=("$@")
 [ ${#packages[@]} -gt 0 ] || packages=(busybox-static)
 mkdir -p "$cache"
@@ -24,6 +30,7 @@ if ! apt-cache show "${packages[0]}" >/dev/null 2>&1; then
     exit 1
   fi
 fi
+[ -z "$check_only" ] || exit 0
 
 for pkg in "${packages[@]}"; do
   version=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')

@@ -96,6 +96,14 @@ fn run(command: Command, ui: &Ui) -> Result<()> {
                 }
             }
             let image = &built.outputs[0];
+            if !image.file.contains(".cpio") {
+                return build::print(&format!(
+                    "{}: {} entries, no image asked for -> {}\n",
+                    built.name,
+                    built.entries,
+                    built.out_dir.join(&image.file).display()
+                ));
+            }
             build::print(&format!(
                 "{}: {} entries -> {} ({}, sha256 {}) in {:.2} s\n",
                 built.name,

@@ -262,6 +262,12 @@ pub fn decoder<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn R
             "bzip2 compression is not supported (use gzip, xz or zstd)",
         ));
     }
+    if prefix.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the LZ4 frame format is not supported (use gzip, xz or zstd, or LZ4's legacy format)",
+        ));
+    }
     let compression = Compression::detect(prefix);
     let decoded: Box<dyn Read + 'a> = match compression {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),

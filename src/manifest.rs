@@ -2,7 +2,7 @@
 //! digests of the outputs.
 //!
 //! The manifest is itself an output and reproducible: entries in image order, inputs by the
-//! paths the recipe wrote (never absolute host paths), no timestamps but the epoch. Names that
+//! paths exactly as the recipe wrote them (never resolved against the build folder), no timestamps but the epoch. Names that
 //! are not UTF-8 are also given as hex (`path_hex`, `target_hex`) so nothing is lost.
 
 use serde::Serialize;
@@ -137,7 +137,7 @@ pub fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
 
 /// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by file name.
 pub fn sha256sums(outputs: &[Output]) -> String {
-    let mut lines: Vec<String> = outputs.iter().map(|o| format!("{}  {}\n", hex(&o.sha256), o.file)).collect();
-    lines.sort();
-    lines.concat()
+    let mut sorted: Vec<&Output> = outputs.iter().collect();
+    sorted.sort_by(|a, b| a.file.cmp(&b.file));
+    sorted.iter().map(|o| format!("{}  {}\n", hex(&o.sha256), o.file)).collect()
 }

@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use crate::content::{Content, Spool};
 use crate::error::{Error, IoContext, Result};
-use crate::hash::{Digest, digest_file, hex, parse_hex};
+use crate::hash::{Digest, HashingReader, digest_file, hex, parse_hex};
 use crate::path::ImagePath;
 use crate::progress::{Event, Reporter};
 use crate::recipe::{Compression, DeviceKind, Mode, RecipeFile};
@@ -155,6 +155,11 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     // Check everything that can be checked without reading an input first, so a typo is
     // reported in a moment, not after minutes of unpacking.
+    if initramfs.is_some() && epoch > crate::cpio::FIELD_MAX {
+        return Err(Error::input(format!(
+            "epoch {epoch} is after 2106-02-07 06:28:15 UTC, the last time a cpio newc header can hold"
+        )));
+    }
     // The largest file the requested outputs can hold (cpio newc: below 4 GiB).
     let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };
     let layers = check_layers(recipe)?;
@@ -190,16 +195,21 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         let label = format!("layer {} (`{}`)", index + 1, layer.written);
         reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
         let origin = tree.origin(label);
-        match layer.kind {
-            "dir" => *sha256 = crate::source::dir::read(&layer.host, &mut tree, origin)?,
-            "tar" => {
-                let file = std::fs::File::open(&layer.host).reading(&layer.host)?;
-                let label = layer.host.display().to_string();
-                crate::source::tar::read(file, &label, &mut tree, spool, origin)?;
-            }
-            _ => {
-                crate::source::deb::read(&layer.host, &mut tree, spool, origin)?;
-            }
+        if layer.kind == "dir" {
+            *sha256 = crate::source::dir::read(&layer.host, &mut tree, origin)?;
+            continue;
+        }
+        // Archives are read a second time to lay them in: check it is still the same file.
+        let file = std::fs::File::open(&layer.host).reading(&layer.host)?;
+        let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+        let label = layer.host.display().to_string();
+        if layer.kind == "tar" {
+            crate::source::tar::read(&mut reader, &label, &mut tree, spool, origin)?;
+        } else {
+            crate::source::deb::read(&mut reader, &label, &mut tree, spool, origin)?;
+        }
+        if reader.finish().reading(&layer.host)? != *sha256 {
+            return Err(Error::input(format!("`{label}` changed while it was being read")));
         }
     }
     let mut all_inputs: Vec<Input> = layers
@@ -337,9 +347,7 @@ fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>
     }
     for s in &r.symlinks {
         let s = s.get_ref();
-        if s.target.get_ref().is_empty() || s.target.get_ref().contains('\0') {
-            return Err(recipe.error(&s.target, "a symlink target must be non-empty and without NUL"));
-        }
+        crate::tree::check_symlink_target(s.target.get_ref().as_bytes()).map_err(|e| recipe.error(&s.target, e))?;
         let meta = Meta { mode: 0o777, uid: s.uid, gid: s.gid };
         let kind = Kind::Symlink { target: s.target.get_ref().as_bytes().to_vec() };
         add(&s.path, Declaration::Entry(kind, meta), &mut out)?;
@@ -364,7 +372,10 @@ fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>
         let (major, minor) = match (entry.kind, entry.major, entry.minor) {
             (DeviceKind::Fifo, None, None) => (0, 0),
             (DeviceKind::Fifo, _, _) => return Err(recipe.error(d, "a `fifo` has no `major` or `minor` numbers")),
-            (_, Some(major), Some(minor)) => (major, minor),
+            (_, Some(major), Some(minor)) => {
+                crate::tree::check_device_numbers(major, minor).map_err(|e| recipe.error(d, e))?;
+                (major, minor)
+            }
             _ => return Err(recipe.error(d, "a `char` or `block` device needs both `major` and `minor`")),
         };
         let meta = Meta { mode: mode_or(entry.mode, 0o600), uid: entry.uid, gid: entry.gid };

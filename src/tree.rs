@@ -347,6 +347,27 @@ impl WalkError {
     }
 }
 
+/// Linux device numbers: 12 bits of major, 20 of minor.
+pub fn check_device_numbers(major: u32, minor: u32) -> std::result::Result<(), String> {
+    if major >= 1 << 12 || minor >= 1 << 20 {
+        return Err(format!(
+            "device {major}:{minor} is out of range: Linux majors are below 4096, minors below 1048576"
+        ));
+    }
+    Ok(())
+}
+
+/// A symlink target the kernel can create: not empty, no NUL, shorter than `PATH_MAX`.
+pub fn check_symlink_target(target: &[u8]) -> std::result::Result<(), String> {
+    if target.is_empty() || target.contains(&0) {
+        return Err("a symlink target must be non-empty and without NUL".to_string());
+    }
+    if target.len() >= crate::path::PATH_MAX {
+        return Err(format!("a symlink target of {} bytes is longer than the kernel allows", target.len()));
+    }
+    Ok(())
+}
+
 /// Refuses a file of `size` bytes when it is not smaller than `limit`; `what` names it.
 pub fn check_file_size(what: &str, size: u64, limit: u64) -> Result<()> {
     if size < limit {

@@ -455,3 +455,26 @@ fn quiet_prints_nothing_and_json_prints_the_outputs() {
     assert!(text(&out.stderr).contains("writing skeleton.cpio.zst"), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(SKELETON_CPIO_ZST_SHA256));
 }
+
+/// Regression: GNU tar leaves a FIFO's device fields empty, which was read as a bad number.
+#[test]
+fn a_fifo_archived_by_gnu_tar_is_laid_in() {
+    require_tool("tar");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    run_ok(std::process::Command::new("mkfifo").arg(src.join("pipe")));
+    run_ok(
+        std::process::Command::new("tar").arg("-cf").arg(tmp.path().join("fifo.tar")).arg("-C").arg(&src).arg("pipe"),
+    );
+    let recipe = write_recipe(
+        tmp.path(),
+        "[image]\nname = \"f\"\n[initramfs]\ncompression = \"none\"\n[[layer]]\ntar = \"fifo.tar\"\n",
+    );
+    let out = tmp.path().join("out");
+    build(&recipe, &out);
+    assert_eq!(manifest(&out, "f")["entries"][0]["type"], "fifo");
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let names: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+    assert_eq!(names, ["f.cpio", "f.manifest.json"], "SHA256SUMS is sorted by file name");
+}

@@ -234,3 +234,28 @@ fn a_failed_build_keeps_the_previous_outputs_and_leaves_no_temporary_files() {
     assert_eq!(result.status.code(), Some(2));
     assert_eq!(files_of(&out), before, "outputs changed or temporary files left behind");
 }
+
+#[test]
+fn device_numbers_beyond_what_linux_holds_are_refused() {
+    let t = tmp();
+    refused(
+        t.path(),
+        &format!("{HEAD}[[device]]\npath = \"/dev/x\"\ntype = \"char\"\nmajor = 4096\nminor = 0\n"),
+        &["recipe.toml:5:1:", "device 4096:0 is out of range"],
+    );
+    let mut tar = TarMaker::new();
+    tar.device("dev/big", tar::EntryType::Block, 1, 1 << 20, 0o600, 0);
+    std::fs::write(t.path().join("dev.tar"), tar.finish()).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"dev.tar\"\n"), &["dev.tar`: entry `dev/big`", "out of range"]);
+}
+
+#[test]
+fn an_lz4_frame_archive_is_refused_by_name() {
+    let t = tmp();
+    std::fs::write(t.path().join("a.tar.lz4"), [0x04, 0x22, 0x4d, 0x18, 0, 0, 0, 0]).unwrap();
+    refused(
+        t.path(),
+        &format!("{HEAD}[[layer]]\ntar = \"a.tar.lz4\"\n"),
+        &["a.tar.lz4`", "LZ4 frame format is not supported"],
+    );
+}

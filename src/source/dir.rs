@@ -47,6 +47,8 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(host).reading(host)?;
             let target = target.as_os_str().as_bytes().to_vec();
+            crate::tree::check_symlink_target(&target)
+                .map_err(|e| Error::input(format!("`{}`: {e}", host.display())))?;
             (Kind::Symlink { target: target.clone() }, 0o777, target)
         } else if file_type.is_file() {
             let host_meta =

@@ -48,6 +48,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
             tar::EntryType::Directory => Kind::Dir { implied: false },
             tar::EntryType::Symlink => {
                 let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target".into()))?;
+                crate::tree::check_symlink_target(&target).map_err(bad)?;
                 Kind::Symlink { target: target.into_owned() }
             }
             tar::EntryType::Link => {
@@ -58,15 +59,15 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
                 count += 1;
                 continue;
             }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            // GNU tar and Python leave the device fields of a FIFO empty: read them only for
+            // devices.
+            tar::EntryType::Fifo => Kind::Device { kind: DeviceKind::Fifo, major: 0, minor: 0 },
+            tar::EntryType::Char | tar::EntryType::Block => {
                 let number = |n: std::io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0));
                 let major = number(header.device_major()).map_err(|e| bad(format!("bad device major: {e}")))?;
                 let minor = number(header.device_minor()).map_err(|e| bad(format!("bad device minor: {e}")))?;
-                let kind = match entry_type {
-                    tar::EntryType::Char => DeviceKind::Char,
-                    tar::EntryType::Block => DeviceKind::Block,
-                    _ => DeviceKind::Fifo,
-                };
+                crate::tree::check_device_numbers(major, minor).map_err(bad)?;
+                let kind = if entry_type == tar::EntryType::Char { DeviceKind::Char } else { DeviceKind::Block };
                 Kind::Device { kind, major, minor }
             }
             other => return Err(bad(format!("unsupported member type {:?}", other.as_byte() as char))),

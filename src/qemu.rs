@@ -1,0 +1,315 @@
+//! Booting an image under `qemu-system-x86_64` and watching what it prints.
+//!
+//! Command lines come from small pure functions ([`args`], [`choose_accel`]) so they can be
+//! tested without QEMU. The console (first serial port) goes to a file that is read while the
+//! guest runs: a kernel panic stops the boot at once, and a hard timeout kills QEMU's whole
+//! process group. A second serial port is free for the guest as a clean transcript channel
+//! (`/dev/ttyS1`), and `isa-debug-exit` at port 0xf4 lets a guest report a real status: writing
+//! 0 means success (QEMU exits with status 1), writing N > 0 means failure N (status 2N+1).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::transcript::{self, Line};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// How the guest's CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// One boot.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub memory_mib: u32,
+    pub accel: Accel,
+    /// File receiving the console (ttyS0).
+    pub console: PathBuf,
+    /// File receiving the guest's transcript channel (ttyS1).
+    pub transcript: PathBuf,
+}
+
+/// The kernel command line for a test boot: the console on the first serial port, and a panic
+/// ends the boot at once (QEMU runs with `-no-reboot`) instead of waiting for the timeout.
+pub fn cmdline(extra: Option<&str>) -> String {
+    let mut line = String::from("console=ttyS0 panic=-1 quiet");
+    if let Some(extra) = extra.filter(|e| !e.trim().is_empty()) {
+        line.push(' ');
+        line.push_str(extra.trim());
+    }
+    line
+}
+
+/// QEMU's arguments for `machine`.
+pub fn args(machine: &Machine) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| out.extend(items.iter().map(OsString::from));
+    push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+    match machine.accel {
+        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
+    }
+    push(&["-m", &machine.memory_mib.to_string(), "-smp", "1"]);
+    push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    let mut serial = |path: &Path| {
+        out.push("-serial".into());
+        let mut spec = OsString::from("file:");
+        spec.push(path);
+        out.push(spec);
+    };
+    serial(&machine.console);
+    serial(&machine.transcript);
+    out.push("-kernel".into());
+    out.push(machine.kernel.clone().into());
+    out.push("-initrd".into());
+    out.push(machine.initrd.clone().into());
+    out.push("-append".into());
+    out.push(machine.cmdline.clone().into());
+    out
+}
+
+/// The whole command, quoted for a shell, for `-v` and failure reports.
+pub fn shell_line(args: &[OsString]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+".contains(&b)) {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(QEMU.to_string())
+        .chain(args.iter().map(|a| quote(&a.to_string_lossy())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Decides between KVM and TCG from what the host offers. `cpuinfo` is `/proc/cpuinfo`'s text,
+/// `kvm_usable` whether `/dev/kvm` opens for reading and writing. The caller still confirms a
+/// `Kvm` answer with a probe boot: a `/dev/kvm` can exist and open and yet be a slow software
+/// device on which guests crawl and then fail.
+pub fn choose_accel(cpuinfo: &str, kvm_usable: bool) -> (Accel, &'static str) {
+    let virt = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|flag| flag == "vmx" || flag == "svm"));
+    match (virt, kvm_usable) {
+        (false, _) => (Accel::Tcg, "the CPU has no vmx or svm flag"),
+        (true, false) => (Accel::Tcg, "/dev/kvm cannot be opened for reading and writing"),
+        (true, true) => (Accel::Kvm, "vmx/svm and /dev/kvm are present"),
+    }
+}
+
+/// How a boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// QEMU exited by itself with this status (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// The kernel panicked; QEMU was stopped.
+    Panicked,
+    /// The time ran out; QEMU was killed.
+    TimedOut,
+}
+
+/// A finished boot: how it ended, what the console and transcript channel showed, how long.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub ending: Ending,
+    pub console: Vec<Line>,
+    pub transcript: Vec<Line>,
+    pub elapsed: Duration,
+}
+
+/// Boots `machine` and waits for it to end, at most `timeout`.
+pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
+    use std::os::unix::process::CommandExt;
+    for path in [&machine.console, &machine.transcript] {
+        std::fs::write(path, b"").map_err(|e| Error::failure(format!("cannot create `{}`: {e}", path.display())))?;
+    }
+    let started = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(args(machine))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::input(format!("`{QEMU}` is not installed: install the `qemu-system-x86` package"))
+            }
+            _ => Error::failure(format!("cannot start `{QEMU}`: {e}")),
+        })?;
+    let pid = child.id() as i32;
+    let kill_group = || {
+        // SAFETY: kill(2) with a negative pid signals the process group QEMU leads (it was
+        // started with process_group(0)); it touches no memory of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    };
+    let ending = loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::failure(format!("cannot wait for QEMU: {e}")))? {
+            break Ending::Exited(status.code());
+        }
+        let console = std::fs::read(&machine.console).unwrap_or_default();
+        if transcript::panic_line(&transcript::normalise(&console)).is_some() {
+            // Let the panic message finish printing, then stop.
+            std::thread::sleep(Duration::from_millis(300));
+            kill_group();
+            let _ = child.wait();
+            break Ending::Panicked;
+        }
+        if started.elapsed() >= timeout {
+            kill_group();
+            let _ = child.wait();
+            break Ending::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    if let Ending::Exited(Some(code)) = ending {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        // QEMU's own failures (bad option, missing file) exit 1 with a message, which a guest's
+        // isa-debug-exit success (also 1) never has.
+        if code == 1 && !stderr.trim().is_empty() {
+            return Err(Error::failure(format!("QEMU failed: {}", stderr.trim())));
+        }
+    }
+    let read = |path: &Path| transcript::normalise(&std::fs::read(path).unwrap_or_default());
+    Ok(Boot { ending, console: read(&machine.console), transcript: read(&machine.transcript), elapsed })
+}
+
+/// Whether a boot passed, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+}
+
+/// Judges a boot against the `[test]` expectations: every expected line in order, and a clean
+/// ending (the kernel's power-off, or success through isa-debug-exit). QEMU's exit status 0
+/// alone proves nothing: a panic or a reboot with `-no-reboot` exits 0 as well.
+pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
+    let unmet = transcript::first_unmet(&boot.console, expect)
+        .map(|i| format!("expected line {} `{}` never appeared", i + 1, expect[i]));
+    let ending = match &boot.ending {
+        Ending::Panicked => {
+            Some(format!("kernel panic: {}", transcript::panic_line(&boot.console).unwrap_or("Kernel panic")))
+        }
+        Ending::TimedOut => Some(format!("timed out after {} s", timeout.as_secs())),
+        Ending::Exited(Some(0)) if transcript::powered_off(&boot.console) => None,
+        Ending::Exited(Some(0)) => Some("the guest stopped without powering off (reboot or halt?)".to_string()),
+        Ending::Exited(Some(1)) => None, // isa-debug-exit: the guest wrote 0
+        Ending::Exited(Some(code)) if code % 2 == 1 => {
+            Some(format!("the guest reported failure {} through isa-debug-exit", code >> 1))
+        }
+        Ending::Exited(code) => Some(format!("QEMU ended with status {code:?}")),
+    };
+    match (ending, unmet) {
+        (None, None) => Verdict::Pass,
+        (Some(ending), Some(unmet)) => Verdict::Fail(format!("{ending}; {unmet}")),
+        (Some(reason), None) | (None, Some(reason)) => Verdict::Fail(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(accel: Accel) -> Machine {
+        Machine {
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/o/hello.cpio.zst".into(),
+            cmdline: cmdline(Some("init=/init")),
+            memory_mib: 256,
+            accel,
+            console: "/t/console.log".into(),
+            transcript: "/t/transcript.log".into(),
+        }
+    }
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_isolates_the_guest_and_wires_both_serial_ports() {
+        let a = strings(&args(&machine(Accel::Tcg)));
+        for flag in ["-nodefaults", "-no-user-config", "-no-reboot"] {
+            assert!(a.contains(&flag.to_string()), "{flag} missing from {a:?}");
+        }
+        let joined = a.join(" ");
+        assert!(joined.contains("-display none"));
+        assert!(joined.contains("-accel tcg -cpu max"));
+        assert!(joined.contains("-m 256"));
+        assert!(joined.contains("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(joined.contains("-serial file:/t/console.log -serial file:/t/transcript.log"));
+        assert!(joined.contains("-kernel /k/vmlinuz -initrd /o/hello.cpio.zst"));
+        assert_eq!(a.last().unwrap(), "console=ttyS0 panic=-1 quiet init=/init");
+        let kvm = strings(&args(&machine(Accel::Kvm))).join(" ");
+        assert!(kvm.contains("-accel kvm -cpu host"));
+    }
+
+    #[test]
+    fn shell_lines_quote_what_needs_quoting() {
+        let line = shell_line(&[OsString::from("-append"), OsString::from("console=ttyS0 quiet")]);
+        assert_eq!(line, "qemu-system-x86_64 -append 'console=ttyS0 quiet'");
+    }
+
+    #[test]
+    fn kvm_needs_the_cpu_flag_and_a_usable_device() {
+        let with = "processor : 0\nflags : fpu vme vmx sse\n";
+        let without = "processor : 0\nflags : fpu vme sse hypervisor\n";
+        assert_eq!(choose_accel(with, true).0, Accel::Kvm);
+        assert_eq!(choose_accel(with, false).0, Accel::Tcg);
+        assert_eq!(choose_accel(without, true).0, Accel::Tcg);
+        // A flag's name inside another word does not count.
+        assert_eq!(choose_accel("flags : vmxnet\n", true).0, Accel::Tcg);
+    }
+
+    fn boot_with(ending: Ending, console: &[u8]) -> Boot {
+        Boot { ending, console: transcript::normalise(console), transcript: Vec::new(), elapsed: Duration::ZERO }
+    }
+
+    #[test]
+    fn only_expected_lines_and_a_clean_ending_pass() {
+        let expect = vec!["hello".to_string()];
+        let t = Duration::from_secs(9);
+        let good = b"hello\n[    2.0] reboot: Power down\n";
+        assert_eq!(verdict(&boot_with(Ending::Exited(Some(0)), good), &expect, t), Verdict::Pass);
+        // Status 0 without the power-off message is a reboot, halt or panic.
+        let v = verdict(&boot_with(Ending::Exited(Some(0)), b"hello\n"), &expect, t);
+        assert!(matches!(v, Verdict::Fail(ref r) if r.contains("without powering off")), "{v:?}");
+        let v = verdict(&boot_with(Ending::Exited(Some(0)), b"[    2.0] reboot: Power down\n"), &expect, t);
+        assert!(matches!(v, Verdict::Fail(ref r) if r.contains("`hello` never appeared")), "{v:?}");
+        let v = verdict(&boot_with(Ending::Panicked, b"hello\n[    1.0] Kernel panic - not syncing: x\n"), &expect, t);
+        assert!(matches!(v, Verdict::Fail(ref r) if r.starts_with("kernel panic: Kernel panic - not syncing: x")), "{v:?}");
+        let v = verdict(&boot_with(Ending::TimedOut, b""), &expect, t);
+        assert!(matches!(v, Verdict::Fail(ref r) if r.contains("timed out after 9 s") && r.contains("never appeared")));
+        assert_eq!(verdict(&boot_with(Ending::Exited(Some(1)), b"hello\n"), &expect, t), Verdict::Pass);
+        let v = verdict(&boot_with(Ending::Exited(Some(7)), b"hello\n"), &expect, t);
+        assert!(matches!(v, Verdict::Fail(ref r) if r.contains("failure 3 through isa-debug-exit")), "{v:?}");
+    }
+}

@@ -1,0 +1,118 @@
+//! What a guest printed, made comparable: line endings and kernel timestamps removed, and the
+//! rules for deciding whether a boot did what its recipe's `[test]` expects.
+
+/// The console output as lines: CR removed, the kernel's `[    1.234567] ` timestamps removed,
+/// invalid UTF-8 replaced. Kernel lines stay (they explain failures), marked by `kernel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub text: String,
+    /// Whether the line came from the kernel (it had a printk timestamp).
+    pub kernel: bool,
+}
+
+/// Splits and normalises raw serial output.
+pub fn normalise(raw: &[u8]) -> Vec<Line> {
+    let text = String::from_utf8_lossy(raw);
+    text.split('\n')
+        .map(|line| line.replace('\r', ""))
+        .filter(|line| !line.is_empty())
+        .map(|line| match strip_timestamp(&line) {
+            Some(rest) => Line { text: rest.to_string(), kernel: true },
+            None => Line { text: line, kernel: false },
+        })
+        .collect()
+}
+
+/// `[    1.234567] message` -> `message`; `None` when the line has no printk timestamp.
+fn strip_timestamp(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    let stamp = rest[..end].trim_start();
+    let (secs, micros) = stamp.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !digits(micros) {
+        return None;
+    }
+    Some(rest[end + 1..].strip_prefix(' ').unwrap_or(&rest[end + 1..]))
+}
+
+/// The lines that user space printed, which must be the same on every boot of the same image
+/// (kernel lines carry timings and addresses that legitimately vary).
+pub fn user_lines(lines: &[Line]) -> Vec<String> {
+    lines.iter().filter(|l| !l.kernel).map(|l| l.text.clone()).collect()
+}
+
+/// Checks that each of `expect` appears, in order, each within one line (as a substring), and
+/// returns the index of the first one that never did.
+pub fn first_unmet(lines: &[Line], expect: &[String]) -> Option<usize> {
+    let mut next = 0;
+    for line in lines {
+        if next < expect.len() && line.text.contains(&expect[next]) {
+            next += 1;
+        }
+    }
+    (next < expect.len()).then_some(next)
+}
+
+/// The kernel's panic line, if it panicked.
+pub fn panic_line(lines: &[Line]) -> Option<&str> {
+    lines.iter().find(|l| l.text.contains("Kernel panic")).map(|l| l.text.as_str())
+}
+
+/// Whether the kernel reports a power-off (what `poweroff` leads to), the only clean ending of a
+/// boot test without `isa-debug-exit`: a reboot, a halt and a panic with `-no-reboot` all make
+/// QEMU exit with status 0 too.
+pub fn powered_off(lines: &[Line]) -> bool {
+    lines.iter().any(|l| l.kernel && l.text.contains("reboot: Power down"))
+}
+
+/// The last `n` lines, for failure reports.
+pub fn tail(lines: &[Line], n: usize) -> Vec<String> {
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.text.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &[u8] = b"[    0.000000] Linux version 6.1.0\r\n\
+        [    1.910082] Run /init as init process\r\n\
+        hello from bake\r\n\
+        running Linux on 1 CPU(s)\r\n\
+        [    2.044684] reboot: Power down\r\n";
+
+    #[test]
+    fn normalising_removes_carriage_returns_and_timestamps() {
+        let lines = normalise(CONSOLE);
+        assert_eq!(lines[1], Line { text: "Run /init as init process".into(), kernel: true });
+        assert_eq!(lines[2], Line { text: "hello from bake".into(), kernel: false });
+        assert_eq!(user_lines(&lines), ["hello from bake", "running Linux on 1 CPU(s)"]);
+        assert!(powered_off(&lines));
+        assert_eq!(panic_line(&lines), None);
+    }
+
+    #[test]
+    fn a_bracketed_line_that_is_not_a_timestamp_is_user_output() {
+        let lines = normalise(b"[ok] started\n[ 12.5x] nope\n");
+        assert!(lines.iter().all(|l| !l.kernel), "{lines:?}");
+    }
+
+    #[test]
+    fn expectations_must_appear_in_order() {
+        let lines = normalise(CONSOLE);
+        let expect = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(first_unmet(&lines, &expect(&["hello", "1 CPU"])), None);
+        assert_eq!(first_unmet(&lines, &expect(&["1 CPU", "hello"])), Some(1));
+        assert_eq!(first_unmet(&lines, &expect(&["goodbye"])), Some(0));
+        assert_eq!(first_unmet(&lines, &[]), None);
+    }
+
+    #[test]
+    fn panics_and_reboots_are_not_clean_endings() {
+        let lines = normalise(b"[    3.1] Kernel panic - not syncing: Attempted to kill init!\n[    3.2] reboot: Restarting system\n");
+        assert_eq!(panic_line(&lines), Some("Kernel panic - not syncing: Attempted to kill init!"));
+        assert!(!powered_off(&lines));
+        // A user line cannot fake the kernel's power-off message.
+        assert!(!powered_off(&normalise(b"reboot: Power down\n")));
+    }
+}

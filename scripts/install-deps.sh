@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the host programs the test suite uses as independent checkers of bake's output:
-# GNU cpio, and the zstd, gzip, xz and lz4 command-line programs. bake itself needs none of
-# them. Installs only what is missing; does nothing when all are present.
+# Installs the host programs the test suite uses: GNU cpio and the zstd, gzip, xz and lz4
+# programs as independent checkers of bake's output, and QEMU for the boot tests. `bake build`
+# itself needs none of them. Installs only what is missing; does nothing when all are present.
 set -euo pipefail
 
-declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=lz4 [sha256sum]=coreutils [mkfifo]=coreutils)
+declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=lz4 [sha256sum]=coreutils [mkfifo]=coreutils [tar]=tar
+  [dpkg-deb]=dpkg [qemu-system-x86_64]=qemu-system-x86)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

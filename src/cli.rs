@@ -35,6 +35,28 @@ struct Global {
 enum Command {
     /// Build the images a recipe describes, with a manifest and SHA256SUMS.
     Build(BuildArgs),
+    /// Build each recipe, boot it under QEMU and check its `[test]` expectations.
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+struct TestArgs {
+    /// Recipes with a `[test]` section.
+    #[arg(required = true)]
+    recipes: Vec<PathBuf>,
+    /// The kernel to boot (default: $BAKE_KERNEL).
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Build twice under different conditions, boot both, and require the same image bytes
+    /// and the same transcript.
+    #[arg(long)]
+    twice: bool,
+    /// Compression threads for the builds.
+    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// Print the results as JSON on standard output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -71,7 +93,7 @@ pub fn main() -> i32 {
     };
     let ui = Ui::new(verbosity);
     match run(cli.command, &ui) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             drop(ui);
             eprintln!("error: {e}");
@@ -80,15 +102,53 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(command: Command, ui: &Ui) -> Result<()> {
+fn default_jobs() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
+}
+
+/// Runs a command; returns its exit status when it is not an error.
+fn run(command: Command, ui: &Ui) -> Result<i32> {
     match command {
+        Command::Test(args) => {
+            let options = crate::boot_test::TestOptions {
+                kernel: args.kernel,
+                twice: args.twice,
+                jobs: args.jobs.unwrap_or_else(default_jobs),
+                env: Environment::from_process(),
+            };
+            let results = crate::boot_test::run(&args.recipes, &options, ui)?;
+            if args.json {
+                build::print(&crate::boot_test::results_json(&results))?;
+            } else {
+                for r in &results {
+                    let boot: f64 = r.boots.iter().map(|b| b.seconds).sum();
+                    let head = format!(
+                        "{} {} ({}) in {:.1} s ({:.1} s booting, {})",
+                        if r.passed { "PASS" } else { "FAIL" },
+                        r.name,
+                        r.recipe.display(),
+                        r.seconds,
+                        boot,
+                        r.accel
+                    );
+                    if r.passed {
+                        build::print(&format!("{head}\n"))?;
+                    } else {
+                        let tail = r.boots.last().map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
+                        build::print(&format!("{head}: {}\n  last console lines:\n    {tail}\n", r.reason))?;
+                    }
+                }
+                let passed = results.iter().filter(|r| r.passed).count();
+                build::print(&format!("{passed} passed, {} failed\n", results.len() - passed))?;
+            }
+            Ok(if results.iter().all(|r| r.passed) { 0 } else { 1 })
+        }
         Command::Build(args) => {
-            let jobs =
-                args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+            let jobs = args.jobs.unwrap_or_else(default_jobs);
             let options = Options { out_dir: args.out, jobs, env: Environment::from_process() };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {
-                return build::print(&build::summary_json(&built));
+                return build::print(&build::summary_json(&built)).map(|_| 0);
             }
             if ui.verbosity() >= Verbosity::Verbose {
                 for output in &built.outputs {
@@ -102,7 +162,8 @@ fn run(command: Command, ui: &Ui) -> Result<()> {
                     built.name,
                     built.entries,
                     built.out_dir.join(&image.file).display()
-                ));
+                ))
+                .map(|_| 0);
             }
             build::print(&format!(
                 "{}: {} entries -> {} ({}, sha256 {}) in {:.2} s\n",
@@ -113,6 +174,7 @@ fn run(command: Command, ui: &Ui) -> Result<()> {
                 hex(&image.sha256),
                 built.elapsed.as_secs_f64()
             ))
+            .map(|_| 0)
         }
     }
 }

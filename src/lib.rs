@@ -3,8 +3,10 @@
 //! The pipeline reads top to bottom: [`recipe`] (TOML as written) -> [`plan`] (every entry and
 //! bit of metadata decided, built with [`tree`] from the [`source`] readers) -> writers
 //! ([`initramfs`] over [`cpio`], wrapped in [`compress`]) -> [`output`] (staged, atomically
-//! renamed) with a [`manifest`]. [`build`] runs it; [`cli`] is the command line.
+//! renamed) with a [`manifest`]. [`build`] runs it; [`boot_test`] boots what was built under
+//! [`qemu`] and judges the [`transcript`]; [`cli`] is the command line.
 
+pub mod boot_test;
 pub mod build;
 pub mod cli;
 pub mod compress;
@@ -18,7 +20,9 @@ pub mod output;
 pub mod path;
 pub mod plan;
 pub mod progress;
+pub mod qemu;
 pub mod recipe;
 pub mod source;
+pub mod transcript;
 pub mod tree;
 pub mod ui;

@@ -8,6 +8,10 @@ pub enum Event {
     Input { index: usize, total: usize, label: String },
     /// Not an error, but probably not what the recipe meant.
     Warning(String),
+    /// A step worth a line (`booting with tcg`, the digests of two builds).
+    Info(String),
+    /// A detail for `--verbose` only (a full QEMU command line).
+    Detail(String),
     /// Writing `output`, which will hold `entries` entries and `bytes` bytes of file data.
     WriteStart { output: String, entries: u64, bytes: u64 },
     /// So far `entries` entries and `bytes` bytes of file data of the current output are written.

@@ -305,7 +305,10 @@ mod tests {
         let v = verdict(&boot_with(Ending::Exited(Some(0)), b"[    2.0] reboot: Power down\n"), &expect, t);
         assert!(matches!(v, Verdict::Fail(ref r) if r.contains("`hello` never appeared")), "{v:?}");
         let v = verdict(&boot_with(Ending::Panicked, b"hello\n[    1.0] Kernel panic - not syncing: x\n"), &expect, t);
-        assert!(matches!(v, Verdict::Fail(ref r) if r.starts_with("kernel panic: Kernel panic - not syncing: x")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Fail(ref r) if r.starts_with("kernel panic: Kernel panic - not syncing: x")),
+            "{v:?}"
+        );
         let v = verdict(&boot_with(Ending::TimedOut, b""), &expect, t);
         assert!(matches!(v, Verdict::Fail(ref r) if r.contains("timed out after 9 s") && r.contains("never appeared")));
         assert_eq!(verdict(&boot_with(Ending::Exited(Some(1)), b"hello\n"), &expect, t), Verdict::Pass);

@@ -42,6 +42,23 @@ pub struct Recipe {
     pub devices: Vec<Spanned<DeviceEntry>>,
     /// `[remove]`: what to prune from the layers. Default: nothing.
     pub remove: Option<Remove>,
+    /// `[test]`: what `bake test` checks when it boots the image. Default: absent (the recipe
+    /// cannot be boot-tested).
+    pub test: Option<Spanned<Test>>,
+}
+
+/// `[test]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Test {
+    /// Lines the guest must print on its console, in this order; each is found as a substring
+    /// of one line. Default: none (the boot must still end cleanly).
+    #[serde(default)]
+    pub expect: Vec<String>,
+    /// Seconds the whole boot may take, generous enough for software emulation. Default: 60.
+    pub timeout: Option<Spanned<u64>>,
+    /// Guest memory in MiB. Default: 256.
+    pub memory: Option<Spanned<u32>>,
 }
 
 /// `[image]`.

@@ -109,7 +109,9 @@ mod tests {
 
     #[test]
     fn panics_and_reboots_are_not_clean_endings() {
-        let lines = normalise(b"[    3.1] Kernel panic - not syncing: Attempted to kill init!\n[    3.2] reboot: Restarting system\n");
+        let lines = normalise(
+            b"[    3.1] Kernel panic - not syncing: Attempted to kill init!\n[    3.2] reboot: Restarting system\n",
+        );
         assert_eq!(panic_line(&lines), Some("Kernel panic - not syncing: Attempted to kill init!"));
         assert!(!powered_off(&lines));
         // A user line cannot fake the kernel's power-off message.

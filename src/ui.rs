@@ -63,6 +63,12 @@ impl Reporter for Ui {
                 }
             }
             Event::Warning(text) => self.line(&format!("warning: {text}")),
+            Event::Info(text) => self.line(&text),
+            Event::Detail(text) => {
+                if self.verbosity >= Verbosity::Verbose {
+                    self.line(&text);
+                }
+            }
             Event::WriteStart { output, entries, bytes } => {
                 if self.bars() {
                     let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());

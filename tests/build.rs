@@ -391,16 +391,19 @@ fn sha256sums_is_accepted_by_sha256sum_and_names_every_output() {
 }
 
 #[test]
-fn every_example_recipe_builds_reproducibly() {
-    let mut recipes: Vec<PathBuf> = std::fs::read_dir(repo().join("recipes"))
-        .unwrap()
+fn every_recipe_and_boot_case_builds_reproducibly() {
+    let mut recipes: Vec<PathBuf> = ["recipes", "qemu-tests", "qemu-tests/must-fail"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     recipes.sort();
-    assert!(recipes.len() >= 2, "{recipes:?}");
-    let debs = repo().join("cache/debs/busybox-static.deb");
-    assert!(debs.exists(), "the example recipes need Debian packages: run scripts/fetch-debs.sh");
+    assert!(recipes.len() >= 7, "{recipes:?}");
+    for deb in ["busybox-static.deb", "linux-image-cloud-amd64.deb"] {
+        let path = repo().join("cache/debs").join(deb);
+        assert!(path.exists(), "the examples need `{deb}`: run scripts/fetch-debs.sh and scripts/fetch-kernel.sh");
+    }
     for recipe in recipes {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b/c"));

@@ -1,0 +1,352 @@
+//! `bake test`: build each recipe into a temporary folder, boot the image under QEMU, and judge
+//! the boot against the recipe's `[test]`. With `--twice`, build a second time under other
+//! conditions (another folder, umask, time zone, locale and worker count, in a separate
+//! process), require the same bytes, boot that image too and require the same transcript.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Options};
+use crate::error::{Error, Result};
+use crate::hash::hex;
+use crate::plan::Environment;
+use crate::progress::{Event, Reporter};
+use crate::qemu::{self, Accel, Boot, Machine, Verdict};
+use crate::recipe::RecipeFile;
+use crate::transcript;
+
+/// Default and allowed `[test]` values.
+const DEFAULT_TIMEOUT: u64 = 60;
+const DEFAULT_MEMORY: u32 = 256;
+
+pub struct TestOptions {
+    /// `--kernel`, else `BAKE_KERNEL`.
+    pub kernel: Option<PathBuf>,
+    pub twice: bool,
+    pub jobs: u32,
+    pub env: Environment,
+}
+
+/// The `[test]` of a recipe, checked.
+struct Expectations {
+    expect: Vec<String>,
+    timeout: Duration,
+    memory: u32,
+}
+
+/// One booted image.
+#[derive(Debug, Clone)]
+pub struct BootRecord {
+    /// sha256 of the image booted.
+    pub image_sha256: String,
+    pub verdict: Verdict,
+    pub seconds: f64,
+    /// The lines user space printed on the console, then those on the transcript channel.
+    pub transcript: Vec<String>,
+    /// The last console lines, for failure reports.
+    pub console_tail: Vec<String>,
+}
+
+/// The result for one recipe.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub recipe: PathBuf,
+    pub name: String,
+    pub passed: bool,
+    /// Why it failed (empty when it passed).
+    pub reason: String,
+    pub accel: &'static str,
+    pub command: String,
+    pub boots: Vec<BootRecord>,
+    pub seconds: f64,
+}
+
+/// Finds the kernel: `--kernel`, else `BAKE_KERNEL`.
+fn kernel(options: &TestOptions) -> Result<PathBuf> {
+    let kernel =
+        options.kernel.clone().or_else(|| std::env::var_os("BAKE_KERNEL").map(PathBuf::from)).ok_or_else(|| {
+            Error::input(
+                "no kernel to boot: pass `--kernel PATH` or set BAKE_KERNEL \
+                 (`scripts/fetch-kernel.sh` fetches Debian's cloud kernel and prints its path)",
+            )
+        })?;
+    if !kernel.is_file() {
+        return Err(Error::input(format!("kernel `{}` is not a file", kernel.display())));
+    }
+    Ok(kernel)
+}
+
+fn expectations(recipe: &RecipeFile) -> Result<Expectations> {
+    let Some(test) = &recipe.recipe.test else {
+        return Err(Error::input(format!(
+            "`{}` has no `[test]` section: there is nothing to check after booting it",
+            recipe.path.display()
+        )));
+    };
+    if recipe.recipe.initramfs.is_none() {
+        return Err(recipe.error(test, "`bake test` boots the initramfs, but the recipe has no `[initramfs]`"));
+    }
+    let t = test.get_ref();
+    let timeout = match &t.timeout {
+        Some(v) if !(1..=3600).contains(v.get_ref()) => {
+            return Err(recipe.error(v, "`timeout` is in seconds, from 1 to 3600"));
+        }
+        Some(v) => *v.get_ref(),
+        None => DEFAULT_TIMEOUT,
+    };
+    let memory = match &t.memory {
+        Some(v) if !(64..=65536).contains(v.get_ref()) => {
+            return Err(recipe.error(v, "`memory` is in MiB, from 64 to 65536"));
+        }
+        Some(v) => *v.get_ref(),
+        None => DEFAULT_MEMORY,
+    };
+    Ok(Expectations { expect: t.expect.clone(), timeout: Duration::from_secs(timeout), memory })
+}
+
+/// Chooses KVM only where it really works; otherwise TCG. Says why.
+pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let usable = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let (accel, why) = qemu::choose_accel(&cpuinfo, usable);
+    if accel == Accel::Tcg {
+        return (Accel::Tcg, why.to_string());
+    }
+    // Probe: a kernel with an empty initramfs panics at once (no init) on real KVM. A software
+    // /dev/kvm takes far longer, or fails.
+    let probe = scratch.join("probe");
+    let empty = probe.join("empty.cpio");
+    let made = std::fs::create_dir_all(&probe)
+        .and_then(|_| std::fs::write(&empty, crate::cpio::Writer::new(Vec::new()).finish().unwrap_or_default()));
+    if made.is_err() {
+        return (Accel::Tcg, "could not prepare the KVM probe".to_string());
+    }
+    let machine = Machine {
+        kernel: kernel.to_path_buf(),
+        initrd: empty,
+        cmdline: qemu::cmdline(None),
+        memory_mib: 128,
+        accel: Accel::Kvm,
+        console: probe.join("console.log"),
+        transcript: probe.join("transcript.log"),
+    };
+    match qemu::boot(&machine, Duration::from_secs(15)) {
+        Ok(Boot { ending: qemu::Ending::Panicked, elapsed, .. }) => {
+            (Accel::Kvm, format!("a KVM probe boot reached the kernel's end in {:.1} s", elapsed.as_secs_f64()))
+        }
+        _ => (Accel::Tcg, "a KVM probe boot did not finish in 15 s: /dev/kvm is not usable".to_string()),
+    }
+}
+
+/// Runs `bake test` on every recipe. Bad input (a missing recipe, no kernel) is an error; a boot
+/// that fails is a failed [`CaseResult`].
+pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) -> Result<Vec<CaseResult>> {
+    let kernel = kernel(options)?;
+    // Check every recipe before booting anything.
+    let loaded: Vec<(RecipeFile, Expectations)> = recipes
+        .iter()
+        .map(|path| {
+            let recipe = RecipeFile::load(path)?;
+            let expect = expectations(&recipe)?;
+            Ok((recipe, expect))
+        })
+        .collect::<Result<_>>()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("bake-test-")
+        .tempdir()
+        .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
+    let (accel, why) = detect_accel(&kernel, scratch.path());
+    reporter.report(Event::Info(format!("booting with {} ({why})", accel.name())));
+    let mut results = Vec::new();
+    for (index, (recipe, expect)) in loaded.iter().enumerate() {
+        let case = scratch.path().join(format!("case-{index}"));
+        results.push(run_case(recipe, expect, &kernel, accel, &case, options, reporter)?);
+    }
+    Ok(results)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_case(
+    recipe: &RecipeFile,
+    expect: &Expectations,
+    kernel: &Path,
+    accel: Accel,
+    dir: &Path,
+    options: &TestOptions,
+    reporter: &dyn Reporter,
+) -> Result<CaseResult> {
+    let say = |text: String| reporter.report(Event::Info(text));
+    let started = Instant::now();
+    let out_a = dir.join("a");
+    let built = build::build(
+        &recipe.path,
+        &Options { out_dir: out_a.clone(), jobs: options.jobs, env: options.env.clone() },
+        reporter,
+    )?;
+    let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
+    let machine = |out: &Path, tag: &str, file: &str| Machine {
+        kernel: kernel.to_path_buf(),
+        initrd: out.join(file),
+        cmdline: qemu::cmdline(None),
+        memory_mib: expect.memory,
+        accel,
+        console: dir.join(format!("console-{tag}.log")),
+        transcript: dir.join(format!("transcript-{tag}.log")),
+    };
+    let first = machine(&out_a, "a", &image.file);
+    let command = qemu::shell_line(&qemu::args(&first));
+    reporter.report(Event::Detail(format!("{}: {command}", built.name)));
+    let mut boots = vec![boot_and_judge(&first, expect, hex(&image.sha256))?];
+    let mut reason = failure_reason(&boots[0]);
+
+    if options.twice {
+        let out_b = dir.join("second build");
+        build_elsewhere(&recipe.path, &out_b)?;
+        let sums_a = std::fs::read(out_a.join("SHA256SUMS")).unwrap_or_default();
+        let sums_b = std::fs::read(out_b.join("SHA256SUMS")).unwrap_or_default();
+        let image_b = std::fs::read(out_b.join(&image.file)).unwrap_or_default();
+        let sha_b = hex(&crate::hash::digest_bytes(&image_b));
+        say(format!("{}: first build sha256 {}, second build sha256 {sha_b}", built.name, hex(&image.sha256)));
+        if sums_a != sums_b {
+            reason.get_or_insert_with(|| {
+                format!("the two builds differ: image sha256 {} and {sha_b}", hex(&image.sha256))
+            });
+        } else {
+            let second = boot_and_judge(&machine(&out_b, "b", &image.file), expect, sha_b)?;
+            if reason.is_none() {
+                reason = failure_reason(&second).map(|r| format!("second boot: {r}"));
+            }
+            if reason.is_none() {
+                reason = compare_transcripts(&boots[0].transcript, &second.transcript);
+            }
+            if reason.is_none() {
+                say(format!(
+                    "{}: the two boots' transcripts are identical ({} lines)",
+                    built.name,
+                    second.transcript.len()
+                ));
+            }
+            boots.push(second);
+        }
+    }
+    Ok(CaseResult {
+        recipe: recipe.path.clone(),
+        name: built.name,
+        passed: reason.is_none(),
+        reason: reason.unwrap_or_default(),
+        accel: accel.name(),
+        command,
+        boots,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String) -> Result<BootRecord> {
+    let boot = qemu::boot(machine, expect.timeout)?;
+    let verdict = qemu::verdict(&boot, &expect.expect, expect.timeout);
+    let mut lines = transcript::user_lines(&boot.console);
+    lines.extend(boot.transcript.iter().map(|l| l.text.clone()));
+    Ok(BootRecord {
+        image_sha256,
+        verdict,
+        seconds: boot.elapsed.as_secs_f64(),
+        transcript: lines,
+        console_tail: transcript::tail(&boot.console, 15),
+    })
+}
+
+fn failure_reason(boot: &BootRecord) -> Option<String> {
+    match &boot.verdict {
+        Verdict::Pass => None,
+        Verdict::Fail(reason) => Some(reason.clone()),
+    }
+}
+
+/// The first difference between two transcripts, if any.
+pub fn compare_transcripts(a: &[String], b: &[String]) -> Option<String> {
+    let differs = a.iter().zip(b).position(|(x, y)| x != y);
+    match differs {
+        Some(i) => Some(format!("the two boots' transcripts differ at line {}: `{}` and `{}`", i + 1, a[i], b[i])),
+        None if a.len() != b.len() => {
+            Some(format!("the two boots' transcripts differ in length: {} and {} lines", a.len(), b.len()))
+        }
+        None => None,
+    }
+}
+
+/// Builds `recipe` again in a separate bake process under other conditions: another output
+/// folder, umask 077, another time zone and locale, one worker, and the recipe named relative
+/// to its own folder.
+fn build_elsewhere(recipe: &Path, out: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| Error::failure(format!("cannot find the bake executable: {e}")))?;
+    let recipe = std::path::absolute(recipe).map_err(|e| Error::failure(format!("{e}")))?;
+    let out = std::path::absolute(out).map_err(|e| Error::failure(format!("{e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(recipe.parent().unwrap_or(Path::new("/")))
+        .arg("-q")
+        .arg("build")
+        .arg(recipe.file_name().unwrap_or_default())
+        .arg("-o")
+        .arg(&out)
+        .args(["-j", "1"])
+        .env("TZ", "Pacific/Chatham")
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(std::process::Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe and only changes the child's file mode mask.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let output = cmd.output().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::failure(format!(
+            "the second build failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The results as JSON (for `--json`).
+pub fn results_json(results: &[CaseResult]) -> String {
+    let cases: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "recipe": r.recipe.display().to_string(),
+                "name": r.name,
+                "result": if r.passed { "pass" } else { "fail" },
+                "reason": r.reason,
+                "accel": r.accel,
+                "seconds": r.seconds,
+                "command": r.command,
+                "boots": r.boots.iter().map(|b| serde_json::json!({
+                    "image_sha256": b.image_sha256,
+                    "seconds": b.seconds,
+                    "transcript": b.transcript,
+                    "console_tail": b.console_tail,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "cases": cases })).expect("plain data");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_must_match_line_for_line() {
+        let a = vec!["hello".to_string(), "2 CPUs".to_string()];
+        assert_eq!(compare_transcripts(&a, &a.clone()), None);
+        let b = vec!["hello".to_string(), "1 CPU".to_string()];
+        assert!(compare_transcripts(&a, &b).unwrap().contains("line 2: `2 CPUs` and `1 CPU`"));
+        assert!(compare_transcripts(&a, &a[..1]).unwrap().contains("2 and 1 lines"));
+    }
+}

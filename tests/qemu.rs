@@ -1,0 +1,152 @@
+//! `bake test` end to end: every boot case in `recipes/` and `qemu-tests/` boots under QEMU with
+//! Debian's cloud kernel (`scripts/fetch-kernel.sh`; `scripts/test.sh` sets BAKE_KERNEL), the
+//! positive cases pass, and the cases in `qemu-tests/must-fail/` fail for the right reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The kernel the boot tests use: BAKE_KERNEL, else the one `scripts/fetch-kernel.sh` caches.
+fn kernel() -> PathBuf {
+    let path =
+        std::env::var_os("BAKE_KERNEL").map(PathBuf::from).unwrap_or_else(|| repo().join("cache/kernel/vmlinuz"));
+    assert!(path.is_file(), "no kernel at `{}`: run scripts/fetch-kernel.sh (scripts/test.sh does)", path.display());
+    require_tool("qemu-system-x86_64");
+    path
+}
+
+/// Recipes with a `[test]` section in `dir` (not below it).
+fn boot_cases(dir: &Path) -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.trim() == "[test]"))
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Runs `bake test --json` on `recipes` and returns the exit status and the parsed results.
+fn bake_test(args: &[&str], recipes: &[PathBuf]) -> (i32, serde_json::Value, String) {
+    let out = run(bake().arg("test").arg("--json").args(args).args(recipes).env("BAKE_KERNEL", kernel()));
+    let stderr = text(&out.stderr);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bake test printed no JSON ({e}):\n{}\n{stderr}", text(&out.stdout)));
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+fn cases(json: &serde_json::Value) -> &Vec<serde_json::Value> {
+    json["cases"].as_array().unwrap()
+}
+
+#[test]
+fn every_positive_boot_case_passes() {
+    let mut recipes = boot_cases(&repo().join("recipes"));
+    recipes.extend(boot_cases(&repo().join("qemu-tests")));
+    assert!(recipes.len() >= 3, "{recipes:?}");
+    let (code, json, stderr) = bake_test(&[], &recipes);
+    for case in cases(&json) {
+        assert_eq!(
+            case["result"], "pass",
+            "{} failed: {}\n{:#}",
+            case["recipe"], case["reason"], case["boots"][0]["console_tail"]
+        );
+    }
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(cases(&json).len(), recipes.len());
+}
+
+#[test]
+fn the_guest_hashes_every_file_as_the_manifest_says() {
+    let recipe = repo().join("qemu-tests/manifest.toml");
+    let (code, json, stderr) = bake_test(&[], std::slice::from_ref(&recipe));
+    assert_eq!(code, 0, "{stderr}\n{json:#}");
+    // The guest wrote `SHA256  /path` for every regular file to its transcript channel.
+    let transcript = cases(&json)[0]["boots"][0]["transcript"].as_array().unwrap();
+    let mut seen: Vec<(String, String)> = transcript
+        .iter()
+        .filter_map(|l| l.as_str().unwrap().split_once("  "))
+        .map(|(sha, path)| (path.to_string(), sha.to_string()))
+        .collect();
+    seen.sort();
+    // The same recipe built again gives the same manifest (the build is reproducible).
+    let tmp = tempfile::tempdir().unwrap();
+    build(&recipe, tmp.path());
+    let manifest = manifest(tmp.path(), "manifest");
+    let mut expected: Vec<(String, String)> = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "file")
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["sha256"].as_str().unwrap().to_string()))
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 1000, "the image should hold the kernel's modules");
+    let bytes: u64 = manifest["entries"].as_array().unwrap().iter().filter_map(|e| e["size"].as_u64()).sum();
+    assert!(bytes > 50 << 20, "the image should hold at least 50 MB, not {bytes} bytes");
+    assert_eq!(seen.len(), expected.len(), "files hashed in the guest vs files in the manifest");
+    for (guest, manifest) in seen.iter().zip(&expected) {
+        assert_eq!(guest, manifest);
+    }
+}
+
+#[test]
+fn the_must_fail_cases_fail_for_the_right_reason() {
+    let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
+    assert_eq!(recipes.len(), 3, "{recipes:?}");
+    let (code, json, stderr) = bake_test(&[], &recipes);
+    assert_eq!(code, 1, "{stderr}");
+    for case in cases(&json) {
+        let reason = case["reason"].as_str().unwrap();
+        assert_eq!(case["result"], "fail", "{}", case["name"]);
+        match case["name"].as_str().unwrap() {
+            "panic" => {
+                assert!(
+                    reason.starts_with("kernel panic: Kernel panic - not syncing: Attempted to kill init!"),
+                    "{reason}"
+                );
+                // Stopped at the panic, not at the 60 s timeout.
+                assert!(case["seconds"].as_f64().unwrap() < 40.0, "{case:#}");
+            }
+            "silent" => assert_eq!(reason, "expected line 1 `hello from bake` never appeared"),
+            "hang" => {
+                assert_eq!(reason, "timed out after 12 s");
+                let seconds = case["seconds"].as_f64().unwrap();
+                assert!(seconds < 12.0 + 10.0, "killed {seconds} s after a 12 s timeout");
+            }
+            other => panic!("unexpected case `{other}`"),
+        }
+    }
+}
+
+#[test]
+fn twice_builds_identically_and_boots_the_same() {
+    let recipe = repo().join("recipes/hello.toml");
+    let out = run(bake().args(["test", "--twice"]).arg(&recipe).env("BAKE_KERNEL", kernel()));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("PASS hello"), "{stdout}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    let digests: Vec<&str> = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hello: first build sha256 "))
+        .expect("both digests are printed")
+        .split(", second build sha256 ")
+        .collect();
+    assert_eq!(digests.len(), 2);
+    assert_eq!(digests[0], digests[1]);
+    assert!(stderr.contains("hello: the two boots' transcripts are identical (2 lines)"), "{stderr}");
+}
+
+#[test]
+fn missing_kernel_and_missing_test_section_are_bad_input() {
+    let out = run(bake().args(["test", "recipes/hello.toml"]).current_dir(repo()).env_remove("BAKE_KERNEL"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no kernel to boot"), "{}", text(&out.stderr));
+    let out = run(bake().args(["test", "recipes/skeleton.toml"]).current_dir(repo()).env("BAKE_KERNEL", kernel()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("has no `[test]` section"), "{}", text(&out.stderr));
+}

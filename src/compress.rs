@@ -5,7 +5,7 @@
 //! are built from the sources pinned in `Cargo.lock`, never taken from the host, and no setting
 //! depends on the host (thread count, clock, file name).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use crate::recipe::Compression;
 
@@ -253,9 +253,13 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Wraps `reader` in the decompressor its first bytes call for, and says which it was.
 /// Concatenated streams (several gzip members, zstd frames or xz streams) are read to the end.
-pub fn decoder<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let prefix = reader.fill_buf()?;
+pub fn decoder<'a>(mut reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    // One read may return fewer bytes than a magic number has (a member of an `ar` archive can
+    // end a buffer early), so gather the longest magic first and put it back in front.
+    let mut magic = [0u8; 6];
+    let got = read_full(&mut reader, &mut magic)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, io::Cursor::new(magic[..got].to_vec()).chain(reader));
+    let prefix = &magic[..got];
     if prefix.starts_with(b"BZh") {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -321,6 +325,31 @@ mod tests {
             reader.read_to_end(&mut unpacked).unwrap();
             assert!(unpacked == data, "{} did not round-trip", compression.name());
         }
+    }
+
+    /// Hands out one byte per read, as a member of an `ar` archive can at a buffer's end.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Regression: the format was decided from one read, so a short read made xz look plain.
+    #[test]
+    fn formats_are_detected_from_short_reads() {
+        let packed = compress(b"hello", Compression::Xz, None, 1);
+        let (found, mut reader) = decoder(Trickle(&packed)).unwrap();
+        assert_eq!(found, Compression::Xz);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"hello");
+        let (found, _) = decoder(Trickle(b"ab")).unwrap();
+        assert_eq!(found, Compression::None);
     }
 
     #[test]

@@ -121,11 +121,23 @@ impl Spool {
         self.file.as_ref().ok_or_else(|| Error::failure(format!("spool `{}` was never written", self.path.display())))
     }
 
-    /// Copies exactly `size` bytes from `reader` into the spool. An archive that ends early is an
-    /// input error.
-    pub fn store(&mut self, reader: &mut dyn Read, size: u64) -> io::Result<Content> {
+    /// Copies exactly `size` bytes from `reader` into the spool. Failing to read (an archive
+    /// that ends early or is corrupt) is the input's fault; failing to write (a full disk) is
+    /// not, and the two come back apart.
+    pub fn store(&mut self, reader: &mut dyn Read, size: u64) -> Result<Content, StoreError> {
+        self.store_inner(reader, size).map_err(|e| match e {
+            StoreError::Write(e) => StoreError::Write(io::Error::new(
+                e.kind(),
+                format!("cannot write the spool `{}`: {}", self.path.display(), crate::error::io_cause(&e)),
+            )),
+            read => read,
+        })
+    }
+
+    fn store_inner(&mut self, reader: &mut dyn Read, size: u64) -> Result<Content, StoreError> {
         if self.file.is_none() {
-            self.file = Some(std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&self.path)?);
+            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&self.path);
+            self.file = Some(file.map_err(StoreError::Write)?);
         }
         let Some(file) = self.file.as_mut() else { unreachable!("opened above") };
         let offset = self.len;
@@ -137,26 +149,26 @@ impl Spool {
             let want = left.min(buf.len() as u64) as usize;
             let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => {
-                    return Err(io::Error::new(
+                    return Err(StoreError::Read(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("the data ends {left} bytes short of the {size} its header gives"),
-                    ));
+                    )));
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(StoreError::Read(e)),
             };
             hasher.update(&buf[..n]);
-            writer.write_all(&buf[..n])?;
+            writer.write_all(&buf[..n]).map_err(StoreError::Write)?;
             left -= n as u64;
         }
-        writer.flush()?;
+        writer.flush().map_err(StoreError::Write)?;
         drop(writer);
         let sha256: Digest = hasher.finalize().into();
         let offset = match self.by_digest.get(&sha256) {
             Some(&earlier) => {
                 // The same bytes are already spooled: forget this copy.
-                file.set_len(offset)?;
+                file.set_len(offset).map_err(StoreError::Write)?;
                 earlier
             }
             None => {
@@ -166,9 +178,18 @@ impl Spool {
             }
         };
         // The writer appended at the file's cursor; keep the cursor at the logical end.
-        std::io::Seek::seek(file, io::SeekFrom::Start(self.len))?;
+        std::io::Seek::seek(file, io::SeekFrom::Start(self.len)).map_err(StoreError::Write)?;
         Ok(Content { size, sha256, place: Place::Spool(offset) })
     }
+}
+
+/// Why [`Spool::store`] failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Reading the member failed: the input is at fault.
+    Read(io::Error),
+    /// Writing the spool failed: the build is.
+    Write(io::Error),
 }
 
 struct SpoolReader<'a> {
@@ -222,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::new(dir.path().join("spool"));
         let err = spool.store(&mut &b"abc"[..], 10).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(matches!(err, StoreError::Read(ref e) if e.kind() == io::ErrorKind::UnexpectedEof), "{err:?}");
     }
 
     #[test]

@@ -214,10 +214,11 @@ pub enum Verdict {
 pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
     let unmet = transcript::first_unmet(&boot.console, expect)
         .map(|i| format!("expected line {} `{}` never appeared", i + 1, expect[i]));
+    // With `panic=-1` QEMU may exit before the panic is noticed while it runs: look again.
+    let panic = transcript::panic_line(&boot.console);
     let ending = match &boot.ending {
-        Ending::Panicked => {
-            Some(format!("kernel panic: {}", transcript::panic_line(&boot.console).unwrap_or("Kernel panic")))
-        }
+        Ending::Panicked => Some(format!("kernel panic: {}", panic.unwrap_or("Kernel panic"))),
+        _ if panic.is_some() => Some(format!("kernel panic: {}", panic.unwrap_or_default())),
         Ending::TimedOut => Some(format!("timed out after {} s", timeout.as_secs())),
         Ending::Exited(Some(0)) if transcript::powered_off(&boot.console) => None,
         Ending::Exited(Some(0)) => Some("the guest stopped without powering off (reboot or halt?)".to_string()),
@@ -307,6 +308,12 @@ mod tests {
         let v = verdict(&boot_with(Ending::Panicked, b"hello\n[    1.0] Kernel panic - not syncing: x\n"), &expect, t);
         assert!(
             matches!(v, Verdict::Fail(ref r) if r.starts_with("kernel panic: Kernel panic - not syncing: x")),
+            "{v:?}"
+        );
+        // QEMU can exit (panic=-1, -no-reboot) before the panic is seen while it runs.
+        let v = verdict(&boot_with(Ending::Exited(Some(0)), b"[    1.0] Kernel panic - not syncing: y\n"), &expect, t);
+        assert!(
+            matches!(v, Verdict::Fail(ref r) if r.starts_with("kernel panic: Kernel panic - not syncing: y")),
             "{v:?}"
         );
         let v = verdict(&boot_with(Ending::TimedOut, b""), &expect, t);

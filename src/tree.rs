@@ -170,9 +170,11 @@ impl Tree {
             };
         }
         let parent = self
-            .walk(&ImagePath::root(), path.parent().components(), path, entry.origin, Walk::Create, 0)
+            .walk(&ImagePath::root(), path.parent().components(), path, entry.origin, Walk::Create, &mut 0)
             .map_err(|e| e.into_error(path))?;
         let Some(parent) = parent else { unreachable!("Walk::Create always yields a directory") };
+        // Following symlinks can lengthen a path beyond what the kernel unpacks.
+        self.check_length(&parent.join(path.file_name()), path, entry.origin)?;
         let physical = parent.join(path.file_name());
         let Some(existing) = self.entries.get(&physical) else {
             self.entries.insert(physical.clone(), entry);
@@ -209,7 +211,9 @@ impl Tree {
 
     /// Gives the regular file at `target` the further name `path` (a hard link).
     pub fn link(&mut self, path: &ImagePath, target: &ImagePath, origin: Origin) -> Result<ImagePath> {
-        let target_dir = self.lookup_dir(&target.parent(), path, origin);
+        let target_dir = self
+            .walk(&ImagePath::root(), target.parent().components(), path, origin, Walk::Lookup, &mut 0)
+            .map_err(|e| e.into_error(path))?;
         let found = target_dir.map(|dir| dir.join(target.file_name())).and_then(|t| self.entries.get(&t));
         let file = match found {
             Some(entry @ Entry { kind: Kind::File { .. }, .. }) => entry.clone(),
@@ -233,6 +237,17 @@ impl Tree {
         self.insert(path, Entry { origin, ..file })
     }
 
+    /// Refuses a path reached by following symlinks that the kernel could not create.
+    fn check_length(&self, physical: &ImagePath, for_path: &ImagePath, origin: Origin) -> Result<()> {
+        match ImagePath::normalise(physical.as_bytes()) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::input(format!(
+                "`{for_path}` from {} cannot be placed: through symlinks it lands at `{physical}`: {e}",
+                self.origin_label(origin)
+            ))),
+        }
+    }
+
     /// Removes `path` and, for a directory, everything below it. Returns how many entries went.
     pub fn remove(&mut self, path: &ImagePath) -> usize {
         let below: Vec<ImagePath> =
@@ -247,13 +262,14 @@ impl Tree {
     /// The physical path of the directory at `dir`, following symlinks, or `None` when there is
     /// no such directory. `for_path` and `origin` name the entry that asked, for messages.
     fn lookup_dir(&mut self, dir: &ImagePath, for_path: &ImagePath, origin: Origin) -> Option<ImagePath> {
-        self.walk(&ImagePath::root(), dir.components(), for_path, origin, Walk::Lookup, 0).ok().flatten()
+        self.walk(&ImagePath::root(), dir.components(), for_path, origin, Walk::Lookup, &mut 0).ok().flatten()
     }
 
     /// Walks `components` (which may hold `..` and `.` when they come from a symlink target) from
     /// the directory `start`, following symlinks, and returns the physical directory reached.
     /// With [`Walk::Create`] missing directories are created (implied); with [`Walk::Lookup`] a
-    /// missing one gives `None`.
+    /// missing one gives `None`. `follows` counts the symlinks followed in the whole lookup, which
+    /// Linux caps at 40: that bounds loops and also chains that double at every step.
     fn walk<'c>(
         &mut self,
         start: &ImagePath,
@@ -261,7 +277,7 @@ impl Tree {
         for_path: &ImagePath,
         origin: Origin,
         mode: Walk,
-        depth: u32,
+        follows: &mut u32,
     ) -> std::result::Result<Option<ImagePath>, WalkError> {
         let mut current = start.clone();
         for name in components {
@@ -283,6 +299,7 @@ impl Tree {
                     if mode == Walk::Lookup {
                         return Ok(None);
                     }
+                    self.check_length(&next, for_path, origin).map_err(WalkError::Error)?;
                     let implied = Entry { kind: Kind::Dir { implied: true }, meta: Meta::root(0o755), origin };
                     self.entries.insert(next.clone(), implied);
                     current = next;
@@ -292,7 +309,8 @@ impl Tree {
             current = match kind {
                 Kind::Dir { .. } => next,
                 Kind::Symlink { target } => {
-                    if depth >= MAX_SYMLINKS {
+                    *follows += 1;
+                    if *follows > MAX_SYMLINKS {
                         return Err(WalkError::Error(Error::input(format!(
                             "`{for_path}` from {} cannot be placed: too many levels of symlinks at \
                              `{next}` from {} (a symlink loop?)",
@@ -302,7 +320,7 @@ impl Tree {
                     }
                     let base = if target.first() == Some(&b'/') { ImagePath::root() } else { current.clone() };
                     let parts: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
-                    match self.walk(&base, parts.into_iter(), for_path, origin, mode, depth + 1) {
+                    match self.walk(&base, parts.into_iter(), for_path, origin, mode, follows) {
                         Ok(Some(dir)) => dir,
                         Ok(None) => return Ok(None),
                         Err(WalkError::Escape) => {
@@ -469,6 +487,42 @@ mod tests {
         let f = file(&mut tree, "x", o);
         let err = tree.insert(&p("/loop1/x"), f).unwrap_err();
         assert!(err.message().contains("too many levels of symlinks"), "{err}");
+    }
+
+    /// Regression: symlinks that each point twice at the next made one lookup take 2^39 steps.
+    #[test]
+    fn a_chain_of_doubling_symlinks_is_refused_quickly() {
+        let mut tree = Tree::new();
+        let o = tree.origin("test".into());
+        tree.insert(&p("/s39"), symlink(".", o)).unwrap();
+        for i in (0..39).rev() {
+            let next = format!("s{}", i + 1);
+            tree.insert(&p(&format!("/s{i}")), symlink(&format!("{next}/{next}"), o)).unwrap();
+        }
+        let f = file(&mut tree, "x", o);
+        let err = tree.insert(&p("/s0/x"), f).unwrap_err();
+        assert!(err.message().contains("too many levels of symlinks"), "{err}");
+    }
+
+    #[test]
+    fn a_hard_link_through_an_escaping_symlink_names_the_symlink() {
+        let mut tree = Tree::new();
+        let o = tree.origin("test".into());
+        tree.insert(&p("/up"), symlink("../..", o)).unwrap();
+        let err = tree.link(&p("/x"), &p("/up/etc/shadow"), o).unwrap_err();
+        assert!(err.message().contains("`/up` is a symlink to `../..`"), "{err}");
+    }
+
+    #[test]
+    fn a_path_made_too_long_by_a_symlink_is_refused() {
+        let mut tree = Tree::new();
+        let o = tree.origin("test".into());
+        let long = "d".repeat(250);
+        let target = [long.as_str(); 17].join("/");
+        tree.insert(&p("/l"), symlink(&target, o)).unwrap();
+        let f = file(&mut tree, "x", o);
+        let err = tree.insert(&p("/l/x"), f).unwrap_err();
+        assert!(err.message().contains("through symlinks it lands at"), "{err}");
     }
 
     #[test]

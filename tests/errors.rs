@@ -259,3 +259,28 @@ fn an_lz4_frame_archive_is_refused_by_name() {
         &["a.tar.lz4`", "LZ4 frame format is not supported"],
     );
 }
+
+/// Regression: the tar crate ends quietly at an end of file between two members.
+#[test]
+fn an_archive_cut_between_two_members_is_refused() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("a", 0o644, 0, 0, &noise(1000, 1)).file("b", 0o644, 0, 0, b"b");
+    let whole = tar.finish();
+    // header (512) + data (1000, padded to 1024): the cut falls exactly before `b`'s header.
+    std::fs::write(t.path().join("cut.tar"), &whole[..1536]).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"cut.tar\"\n"), &["cut.tar`", "truncated"]);
+}
+
+/// Regression: the compressed stream was not read to its end, so its checksum went unchecked.
+#[test]
+fn a_corrupt_gzip_checksum_is_refused() {
+    let t = tmp();
+    let mut tar = TarMaker::new();
+    tar.file("a", 0o644, 0, 0, b"some data");
+    let mut packed = gzip(&tar.finish());
+    let crc = packed.len() - 8;
+    packed[crc] ^= 0xff;
+    std::fs::write(t.path().join("bad.tar.gz"), &packed).unwrap();
+    refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"bad.tar.gz\"\n"), &["bad.tar.gz`", "end of the archive"]);
+}

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use crate::content::Spool;
+use crate::content::{Spool, StoreError};
 use crate::error::{Error, Result};
 use crate::path::ImagePath;
 use crate::recipe::DeviceKind;
@@ -19,7 +19,7 @@ use crate::tree::{Entry, Kind, Meta, Origin, Tree};
 pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, origin: Origin) -> Result<usize> {
     let (_, decoded) = crate::compress::decoder(input)
         .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
-    let mut archive = tar::Archive::new(decoded);
+    let mut archive = tar::Archive::new(EndMarker { inner: decoded, last_block: Vec::with_capacity(512) });
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
@@ -38,11 +38,17 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
         let (uid, gid) = owner(&mut entry).map_err(bad)?;
         let meta = Meta { mode, uid, gid };
         let header = entry.header();
+        // Pre-POSIX archives mark directories only by a trailing `/` on a regular member.
+        let old_style_dir = entry_type == tar::EntryType::Regular && name.ends_with(b"/") && entry.size() == 0;
         let kind = match entry_type {
+            _ if old_style_dir => Kind::Dir { implied: false },
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
                 tree.check_file_size(&format!("`{label}`: entry `{shown}`"), size)?;
-                let content = spool.store(&mut entry, size).map_err(|e| bad(e.to_string()))?;
+                let content = spool.store(&mut entry, size).map_err(|e| match e {
+                    StoreError::Read(e) => bad(e.to_string()),
+                    StoreError::Write(e) => Error::failure(e.to_string()),
+                })?;
                 Kind::File { content, inode: tree.new_inode() }
             }
             tar::EntryType::Directory => Kind::Dir { implied: false },
@@ -79,7 +85,47 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
         tree.insert(&path, Entry { kind, meta, origin }).map_err(|e| e.context(format!("`{label}`")))?;
         count += 1;
     }
+    // The tar crate stops quietly at an end of file between members, which is also what a
+    // truncated archive looks like: insist on the end-of-archive block. Then read the rest, so
+    // the compressor's own checksum (gzip CRC, xz check, zstd checksum) is verified too.
+    let mut rest = archive.into_inner();
+    if !rest.saw_end_block() {
+        return Err(Error::input(format!(
+            "`{label}`: the archive ends after {count} members without an end-of-archive block: it is truncated"
+        )));
+    }
+    std::io::copy(&mut rest, &mut std::io::sink())
+        .map_err(|e| Error::input(format!("`{label}`: cannot read the end of the archive: {e}")))?;
     Ok(count)
+}
+
+/// Remembers the last 512-byte block read, to tell an archive that ended with its
+/// end-of-archive block (zeros) from one cut off between two members.
+struct EndMarker<R> {
+    inner: R,
+    last_block: Vec<u8>,
+}
+
+impl<R> EndMarker<R> {
+    fn saw_end_block(&self) -> bool {
+        self.last_block.len() == 512 && self.last_block.iter().all(|&b| b == 0)
+    }
+}
+
+impl<R: Read> Read for EndMarker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = &buf[..n];
+        if read.len() >= 512 {
+            self.last_block.clear();
+            self.last_block.extend_from_slice(&read[read.len() - 512..]);
+        } else {
+            self.last_block.extend_from_slice(read);
+            let excess = self.last_block.len().saturating_sub(512);
+            self.last_block.drain(..excess);
+        }
+        Ok(n)
+    }
 }
 
 /// The numeric owner, from PAX records when present (they hold ids too large for the header).

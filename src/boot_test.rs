@@ -1,7 +1,8 @@
 //! `bake test`: build each recipe into a temporary folder, boot the image under QEMU, and judge
 //! the boot against the recipe's `[test]`. With `--twice`, build a second time under other
-//! conditions (another folder, umask, time zone, locale and worker count, in a separate
-//! process), require the same bytes, boot that image too and require the same transcript.
+//! conditions (as `bake verify` does: a copy of the inputs, another folder, umask, time zone,
+//! locale and worker count, in a separate process), require the same bytes, boot that image
+//! too and require the same transcript.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -177,42 +178,44 @@ fn run_case(
 ) -> Result<CaseResult> {
     let say = |text: String| reporter.report(Event::Info(text));
     let started = Instant::now();
-    let out_a = dir.join("a");
-    let built = build::build(
-        &recipe.path,
-        &Options { out_dir: out_a.clone(), jobs: options.jobs, env: options.env.clone() },
-        reporter,
-    )?;
-    let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
-    let machine = |out: &Path, tag: &str, file: &str| Machine {
+    let build_options = Options { out_dir: dir.join("a"), jobs: options.jobs, env: options.env.clone() };
+    let (name, image, out_a, second) = if options.twice {
+        let twice = crate::verify::build_twice(&recipe.path, &dir.join("twice"), options.jobs, &options.env, reporter)?;
+        let image = twice.outputs.iter().find(|(o, _)| o.file.contains(".cpio")).expect("an initramfs was asked for");
+        let second = (twice.second_dir.clone(), image.1, twice.identical());
+        (twice.name.clone(), image.0.clone(), twice.first_dir.clone(), Some(second))
+    } else {
+        let built = build::build(&recipe.path, &build_options, reporter)?;
+        let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
+        (built.name.clone(), image.clone(), build_options.out_dir.clone(), None)
+    };
+    let machine = |out: &Path, tag: &str| Machine {
         kernel: kernel.to_path_buf(),
-        initrd: out.join(file),
+        initrd: out.join(&image.file),
         cmdline: qemu::cmdline(None),
         memory_mib: expect.memory,
         accel,
         console: dir.join(format!("console-{tag}.log")),
         transcript: dir.join(format!("transcript-{tag}.log")),
     };
-    let first = machine(&out_a, "a", &image.file);
+    let first = machine(&out_a, "a");
     let command = qemu::shell_line(&qemu::args(&first));
-    reporter.report(Event::Detail(format!("{}: {command}", built.name)));
+    reporter.report(Event::Detail(format!("{name}: {command}")));
     let mut boots = vec![boot_and_judge(&first, expect, hex(&image.sha256))?];
     let mut reason = failure_reason(&boots[0]);
 
-    if options.twice {
-        let out_b = dir.join("second build");
-        build_elsewhere(&recipe.path, &out_b)?;
-        let sums_a = std::fs::read(out_a.join("SHA256SUMS")).unwrap_or_default();
-        let sums_b = std::fs::read(out_b.join("SHA256SUMS")).unwrap_or_default();
-        let image_b = std::fs::read(out_b.join(&image.file)).unwrap_or_default();
-        let sha_b = hex(&crate::hash::digest_bytes(&image_b));
-        say(format!("{}: first build sha256 {}, second build sha256 {sha_b}", built.name, hex(&image.sha256)));
-        if sums_a != sums_b {
+    if let Some((out_b, sha_b, identical)) = second {
+        let sha_b = sha_b.map(|d| hex(&d)).unwrap_or_else(|| "(missing)".to_string());
+        say(format!("{name}: first build sha256 {}, second build sha256 {sha_b}", hex(&image.sha256)));
+        if !identical {
             reason.get_or_insert_with(|| {
-                format!("the two builds differ: image sha256 {} and {sha_b}", hex(&image.sha256))
+                format!(
+                    "the two builds differ (image sha256 {} and {sha_b}): run `bake verify` to see how",
+                    hex(&image.sha256)
+                )
             });
         } else {
-            let second = boot_and_judge(&machine(&out_b, "b", &image.file), expect, sha_b)?;
+            let second = boot_and_judge(&machine(&out_b, "b"), expect, sha_b)?;
             if reason.is_none() {
                 reason = failure_reason(&second).map(|r| format!("second boot: {r}"));
             }
@@ -220,18 +223,14 @@ fn run_case(
                 reason = compare_transcripts(&boots[0].transcript, &second.transcript);
             }
             if reason.is_none() {
-                say(format!(
-                    "{}: the two boots' transcripts are identical ({} lines)",
-                    built.name,
-                    second.transcript.len()
-                ));
+                say(format!("{name}: the two boots' transcripts are identical ({} lines)", second.transcript.len()));
             }
             boots.push(second);
         }
     }
     Ok(CaseResult {
         recipe: recipe.path.clone(),
-        name: built.name,
+        name,
         passed: reason.is_none(),
         reason: reason.unwrap_or_default(),
         accel: accel.name(),
@@ -272,42 +271,6 @@ pub fn compare_transcripts(a: &[String], b: &[String]) -> Option<String> {
         }
         None => None,
     }
-}
-
-/// Builds `recipe` again in a separate bake process under other conditions: another output
-/// folder, umask 077, another time zone and locale, one worker, and the recipe named relative
-/// to its own folder.
-fn build_elsewhere(recipe: &Path, out: &Path) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| Error::failure(format!("cannot find the bake executable: {e}")))?;
-    let recipe = std::path::absolute(recipe).map_err(|e| Error::failure(format!("{e}")))?;
-    let out = std::path::absolute(out).map_err(|e| Error::failure(format!("{e}")))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.current_dir(recipe.parent().unwrap_or(Path::new("/")))
-        .arg("-q")
-        .arg("build")
-        .arg(recipe.file_name().unwrap_or_default())
-        .arg("-o")
-        .arg(&out)
-        .args(["-j", "1"])
-        .env("TZ", "Pacific/Chatham")
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(std::process::Stdio::null());
-    // SAFETY: umask(2) is async-signal-safe and only changes the child's file mode mask.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::umask(0o077);
-            Ok(())
-        });
-    }
-    let output = cmd.output().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
-    if !output.status.success() {
-        return Err(Error::failure(format!(
-            "the second build failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 /// The results as JSON (for `--json`).

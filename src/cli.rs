@@ -37,6 +37,39 @@ enum Command {
     Build(BuildArgs),
     /// Build each recipe, boot it under QEMU and check its `[test]` expectations.
     Test(TestArgs),
+    /// List every entry of an image (cpio, compressed or not, one or several archives).
+    Inspect(InspectArgs),
+    /// Explain, entry by entry, how two images differ (exit 0 same content, 1 different).
+    Diff(DiffArgs),
+    /// Build a recipe twice under different conditions and check the outputs are identical.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// The image.
+    image: PathBuf,
+    /// Print the entries as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    a: PathBuf,
+    b: PathBuf,
+    /// Print the differences as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The recipe.
+    recipe: PathBuf,
+    /// Compression threads for the first build (the second uses one).
+    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +142,23 @@ fn default_jobs() -> u32 {
 /// Runs a command; returns its exit status when it is not an error.
 fn run(command: Command, ui: &Ui) -> Result<i32> {
     match command {
+        Command::Inspect(args) => {
+            let segments = crate::image::read_file(&args.image)?;
+            let text =
+                if args.json { crate::inspect::listing_json(&segments) } else { crate::inspect::listing(&segments) };
+            build::print(&text).map(|_| 0)
+        }
+        Command::Diff(args) => {
+            let report = crate::diff::compare_files(&args.a, &args.b)?;
+            let text = if args.json {
+                crate::diff::json(&report)
+            } else {
+                crate::diff::text(&report, &args.a.display().to_string(), &args.b.display().to_string())
+            };
+            build::print(&text)?;
+            Ok(if report.same_content() { 0 } else { 1 })
+        }
+        Command::Verify(args) => verify(args, ui),
         Command::Test(args) => {
             let options = crate::boot_test::TestOptions {
                 kernel: args.kernel,
@@ -177,4 +227,43 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
             .map(|_| 0)
         }
     }
+}
+
+fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
+    let scratch = tempfile::Builder::new()
+        .prefix("bake-verify-")
+        .tempdir()
+        .map_err(|e| crate::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let twice = crate::verify::build_twice(&args.recipe, scratch.path(), jobs, &Environment::from_process(), ui)?;
+    let mut text = format!(
+        "first build:  {jobs} workers, here\nsecond build: 1 worker, from a copy of the inputs made in reverse \
+         order with other mtimes, umask 077, TZ=Pacific/Chatham, LC_ALL=C.UTF-8, another TMPDIR\n"
+    );
+    let width = twice.outputs.iter().map(|(o, _)| o.file.len()).max().unwrap_or(0);
+    for (output, second) in &twice.outputs {
+        let verdict = match second {
+            Some(d) if *d == output.sha256 => "identical".to_string(),
+            Some(d) => format!("DIFFERENT: second build {}", hex(d)),
+            None => "MISSING from the second build".to_string(),
+        };
+        text.push_str(&format!("  {:<width$}  {}  {verdict}\n", output.file, hex(&output.sha256)));
+    }
+    if twice.identical() {
+        text.push_str(&format!("reproducible: {}, {} outputs identical\n", twice.name, twice.outputs.len()));
+        build::print(&text)?;
+        return Ok(0);
+    }
+    for (output, second) in &twice.outputs {
+        if second.is_some_and(|d| d != output.sha256) && output.file.contains(".cpio") {
+            let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
+            let report = crate::diff::compare_files(&a, &b)?;
+            text.push_str(&format!("bake diff of the two `{}`:\n", output.file));
+            text.push_str(&crate::diff::text(&report, "first", "second"));
+        }
+    }
+    let differ = twice.outputs.iter().filter(|(o, d)| *d != Some(o.sha256)).count();
+    text.push_str(&format!("not reproducible: {}, {differ} of {} outputs differ\n", twice.name, twice.outputs.len()));
+    build::print(&text)?;
+    Ok(1)
 }

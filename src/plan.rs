@@ -29,11 +29,18 @@ use crate::tree::{Entry, Kind, Meta, Tree};
 pub struct Environment {
     /// `SOURCE_DATE_EPOCH`, the epoch when the recipe sets none.
     pub source_date_epoch: Option<String>,
+    /// For tests of `bake verify` only (`BAKE_TEST_LEAK_INPUT_MTIME=1`): make the build
+    /// deliberately non-reproducible by taking the epoch from the recipe file's mtime, so a test
+    /// can prove that verify notices and explains such a leak.
+    pub leak_input_mtime: bool,
 }
 
 impl Environment {
     pub fn from_process() -> Environment {
-        Environment { source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok() }
+        Environment {
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            leak_input_mtime: std::env::var_os("BAKE_TEST_LEAK_INPUT_MTIME").is_some_and(|v| v == "1"),
+        }
     }
 }
 
@@ -252,6 +259,10 @@ fn check_name(recipe: &RecipeFile, name: &Spanned<String>) -> Result<String> {
 }
 
 fn epoch(recipe: &RecipeFile, env: &Environment) -> Result<u64> {
+    if env.leak_input_mtime {
+        let modified = std::fs::metadata(&recipe.path).and_then(|m| m.modified()).reading(&recipe.path)?;
+        return Ok(modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    }
     if let Some(epoch) = &recipe.recipe.image.epoch {
         return u64::try_from(*epoch.get_ref())
             .map_err(|_| recipe.error(epoch, "`epoch` is seconds since 1970 and cannot be negative"));

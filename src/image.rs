@@ -1,0 +1,237 @@
+//! Reading built images back: any newc cpio archive, compressed or not, and the common layout
+//! of several archives one after another (an uncompressed early archive with CPU microcode,
+//! then a compressed main one), as the kernel unpacks them.
+//!
+//! The same reader serves `bake inspect`, `bake diff`, `bake verify` and the tests. It streams:
+//! file data is hashed as it passes and never held, so an image of any size is read in little
+//! memory, and every size a header claims is checked before anything is allocated.
+
+use std::io::{self, BufRead, Read};
+use std::path::Path;
+
+use crate::compress;
+use crate::cpio::{self, ReadHeader};
+use crate::error::{Error, Result};
+use crate::hash::{Digest, digest_reader};
+use crate::recipe::Compression;
+
+/// Longest symlink target read into memory.
+const MAX_TARGET: u32 = 64 * 1024;
+
+/// One archive of an image.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// How this archive was compressed.
+    pub compression: Compression,
+    /// Where its (compressed) bytes start in the image file.
+    pub offset: u64,
+    pub entries: Vec<ImageEntry>,
+}
+
+/// One entry of an archive, with its data summarised.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    pub header: ReadHeader,
+    /// The sha256 of a regular file's data (of the data this entry carries).
+    pub sha256: Option<Digest>,
+    /// A symlink's target.
+    pub target: Option<Vec<u8>>,
+}
+
+impl ImageEntry {
+    pub fn file_type(&self) -> u32 {
+        self.header.mode & cpio::S_IFMT
+    }
+
+    /// The path in the image, as the kernel resolves it: without `./`, leading or trailing `/`
+    /// (`.` is the root, shown as `/`).
+    pub fn path(&self) -> String {
+        let name = String::from_utf8_lossy(&self.header.name);
+        let trimmed = name.trim_start_matches("./").trim_matches('/');
+        if trimmed.is_empty() || trimmed == "." { "/".to_string() } else { format!("/{trimmed}") }
+    }
+
+    /// The type word of manifests and listings.
+    pub fn type_name(&self) -> &'static str {
+        match self.file_type() {
+            cpio::S_IFDIR => "dir",
+            cpio::S_IFREG => "file",
+            cpio::S_IFLNK => "symlink",
+            cpio::S_IFCHR => "char",
+            cpio::S_IFBLK => "block",
+            cpio::S_IFIFO => "fifo",
+            0o140000 => "socket",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A reader that can look ahead any number of bytes without losing them, and lends itself to
+/// the decompressors as a `BufRead` so they take exactly the bytes of their own stream.
+struct Peekable<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    consumed: u64,
+}
+
+impl<R: Read> Peekable<R> {
+    fn new(inner: R) -> Peekable<R> {
+        Peekable { inner, buf: Vec::new(), pos: 0, consumed: 0 }
+    }
+
+    /// Up to `n` bytes from the current position, fewer only at the end of the input.
+    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        while self.buf.len() - self.pos < n {
+            if self.pos > 0 {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            let have = self.buf.len();
+            self.buf.resize(have + 64 * 1024, 0);
+            let got = self.inner.read(&mut self.buf[have..])?;
+            self.buf.truncate(have + got);
+            if got == 0 {
+                break;
+            }
+        }
+        let end = (self.pos + n).min(self.buf.len());
+        Ok(&self.buf[self.pos..end])
+    }
+}
+
+impl<R: Read> Read for Peekable<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Peekable<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            self.buf.resize(64 * 1024, 0);
+            let got = self.inner.read(&mut self.buf)?;
+            self.buf.truncate(got);
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        self.consumed += n as u64;
+    }
+}
+
+/// Skips zero bytes (the padding between concatenated archives); false at the end of input.
+fn skip_zeros(input: &mut impl BufRead) -> io::Result<bool> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let zeros = buf.iter().take_while(|&&b| b == 0).count();
+        let more = zeros < buf.len();
+        input.consume(zeros);
+        if more {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads every archive in `input` (uncompressed cpio data) until it ends.
+fn read_archives(input: &mut impl BufRead, entries: &mut Vec<ImageEntry>) -> io::Result<()> {
+    loop {
+        read_archive(&mut *input, entries)?;
+        if !skip_zeros(input)? {
+            return Ok(());
+        }
+        if !cpio::is_magic(input.fill_buf()?) {
+            // Not another archive: the caller decides what it is.
+            return Ok(());
+        }
+    }
+}
+
+/// Reads one archive up to its trailer.
+fn read_archive(input: impl Read, entries: &mut Vec<ImageEntry>) -> io::Result<()> {
+    let mut reader = cpio::Reader::new(input);
+    while let Some((header, (sha256, target))) = reader.next_with(|header, data| {
+        let kind = header.mode & cpio::S_IFMT;
+        if kind == cpio::S_IFLNK {
+            if header.size > MAX_TARGET {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("symlink `{}` claims a {} byte target", String::from_utf8_lossy(&header.name), header.size),
+                ));
+            }
+            let mut target = Vec::with_capacity(header.size as usize);
+            data.read_to_end(&mut target)?;
+            return Ok((None, Some(target)));
+        }
+        if kind == cpio::S_IFREG {
+            let (digest, _) = digest_reader(data)?;
+            return Ok((Some(digest), None));
+        }
+        Ok((None, None))
+    })? {
+        entries.push(ImageEntry { header, sha256, target });
+    }
+    Ok(())
+}
+
+/// Reads every segment of the image in `input`.
+pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
+    let mut input = Peekable::new(input);
+    let mut segments = Vec::new();
+    loop {
+        if !skip_zeros(&mut input)? {
+            break;
+        }
+        let offset = input.consumed;
+        let magic = input.peek(6)?.to_vec();
+        let mut entries = Vec::new();
+        let compression = if cpio::is_magic(&magic) {
+            read_archives(&mut input, &mut entries)?;
+            Compression::None
+        } else {
+            let compression = Compression::detect(&magic);
+            if compression == Compression::None {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "unrecognised data at byte {offset} (starts {:02x?}): not a cpio archive nor a \
+                         zstd, gzip, xz or lz4 stream",
+                        &magic
+                    ),
+                ));
+            }
+            let mut decoded = io::BufReader::new(compress::single_stream(&mut input, compression)?);
+            read_archives(&mut decoded, &mut entries)?;
+            if skip_zeros(&mut decoded)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the {} stream at byte {offset} holds data after its archives", compression.name()),
+                ));
+            }
+            compression
+        };
+        segments.push(Segment { compression, offset, entries });
+    }
+    if segments.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "the image is empty"));
+    }
+    Ok(segments)
+}
+
+/// Reads the image file at `path`; any problem is an input error naming it.
+pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::input(format!("cannot read `{}`: {}", path.display(), crate::error::io_cause(&e))))?;
+    read(file).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
+}

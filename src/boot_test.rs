@@ -33,6 +33,20 @@ struct Expectations {
     expect: Vec<String>,
     timeout: Duration,
     memory: u32,
+    /// MiB of blank virtio disk to attach.
+    scratch_disk: Option<u32>,
+    /// Extra kernel command line (`[kernel] cmdline`).
+    cmdline: Option<String>,
+    kernel: KernelSource,
+}
+
+/// Where the kernel to boot comes from.
+#[derive(Debug, Clone)]
+enum KernelSource {
+    /// `--kernel`, or BAKE_KERNEL.
+    Given(PathBuf),
+    /// The recipe's `[kernel]`: the `NAME.vmlinuz` its build writes.
+    Built,
 }
 
 /// One booted image.
@@ -62,22 +76,33 @@ pub struct CaseResult {
     pub seconds: f64,
 }
 
-/// Finds the kernel: `--kernel`, else `BAKE_KERNEL`.
-fn kernel(options: &TestOptions) -> Result<PathBuf> {
-    let kernel =
-        options.kernel.clone().or_else(|| std::env::var_os("BAKE_KERNEL").map(PathBuf::from)).ok_or_else(|| {
-            Error::input(
-                "no kernel to boot: pass `--kernel PATH` or set BAKE_KERNEL \
-                 (`scripts/fetch-kernel.sh` fetches Debian's cloud kernel and prints its path)",
-            )
-        })?;
-    if !kernel.is_file() {
-        return Err(Error::input(format!("kernel `{}` is not a file", kernel.display())));
+/// Finds the kernel: `--kernel`, else the recipe's `[kernel]` (its modules are built for that
+/// kernel, so it beats the environment), else `BAKE_KERNEL`.
+fn kernel_source(options: &TestOptions, recipe: &RecipeFile) -> Result<KernelSource> {
+    let given = |path: PathBuf| {
+        if path.is_file() {
+            Ok(KernelSource::Given(path))
+        } else {
+            Err(Error::input(format!("kernel `{}` is not a file", path.display())))
+        }
+    };
+    if let Some(path) = &options.kernel {
+        return given(path.clone());
     }
-    Ok(kernel)
+    if recipe.recipe.kernel.is_some() {
+        return Ok(KernelSource::Built);
+    }
+    match std::env::var_os("BAKE_KERNEL") {
+        Some(path) => given(PathBuf::from(path)),
+        None => Err(Error::input(format!(
+            "no kernel to boot `{}`: pass `--kernel PATH`, set BAKE_KERNEL, or add a `[kernel]` to the \
+             recipe (`scripts/fetch-kernel.sh` fetches Debian's cloud kernel and prints its path)",
+            recipe.path.display()
+        ))),
+    }
 }
 
-fn expectations(recipe: &RecipeFile) -> Result<Expectations> {
+fn expectations(recipe: &RecipeFile, options: &TestOptions) -> Result<Expectations> {
     let Some(test) = &recipe.recipe.test else {
         return Err(Error::input(format!(
             "`{}` has no `[test]` section: there is nothing to check after booting it",
@@ -102,7 +127,21 @@ fn expectations(recipe: &RecipeFile) -> Result<Expectations> {
         Some(v) => *v.get_ref(),
         None => DEFAULT_MEMORY,
     };
-    Ok(Expectations { expect: t.expect.clone(), timeout: Duration::from_secs(timeout), memory })
+    let scratch_disk = match &t.scratch_disk {
+        Some(v) if !(1..=65536).contains(v.get_ref()) => {
+            return Err(recipe.error(v, "`scratch-disk` is in MiB, from 1 to 65536"));
+        }
+        Some(v) => Some(*v.get_ref()),
+        None => None,
+    };
+    Ok(Expectations {
+        expect: t.expect.clone(),
+        timeout: Duration::from_secs(timeout),
+        memory,
+        scratch_disk,
+        cmdline: recipe.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
+        kernel: kernel_source(options, recipe)?,
+    })
 }
 
 /// Chooses KVM only where it really works; otherwise TCG. Says why.
@@ -125,8 +164,9 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
     let machine = Machine {
         kernel: kernel.to_path_buf(),
         initrd: empty,
-        cmdline: qemu::cmdline(None),
+        cmdline: qemu::cmdline(Some("quiet")),
         memory_mib: 128,
+        disks: Vec::new(),
         accel: Accel::Kvm,
         console: probe.join("console.log"),
         transcript: probe.join("transcript.log"),
@@ -142,13 +182,12 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
 /// Runs `bake test` on every recipe. Bad input (a missing recipe, no kernel) is an error; a boot
 /// that fails is a failed [`CaseResult`].
 pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) -> Result<Vec<CaseResult>> {
-    let kernel = kernel(options)?;
     // Check every recipe before booting anything.
     let loaded: Vec<(RecipeFile, Expectations)> = recipes
         .iter()
         .map(|path| {
             let recipe = RecipeFile::load(path)?;
-            let expect = expectations(&recipe)?;
+            let expect = expectations(&recipe, options)?;
             Ok((recipe, expect))
         })
         .collect::<Result<_>>()?;
@@ -156,22 +195,27 @@ pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) 
         .prefix("bake-test-")
         .tempdir()
         .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
-    let (accel, why) = detect_accel(&kernel, scratch.path());
-    reporter.report(Event::Info(format!("booting with {} ({why})", accel.name())));
+    // Chosen at the first boot, with its kernel (the KVM probe boots it).
+    let accel = std::cell::OnceCell::new();
+    let choose = |kernel: &Path| {
+        *accel.get_or_init(|| {
+            let (accel, why) = detect_accel(kernel, scratch.path());
+            reporter.report(Event::Info(format!("booting with {} ({why})", accel.name())));
+            accel
+        })
+    };
     let mut results = Vec::new();
     for (index, (recipe, expect)) in loaded.iter().enumerate() {
         let case = scratch.path().join(format!("case-{index}"));
-        results.push(run_case(recipe, expect, &kernel, accel, &case, options, reporter)?);
+        results.push(run_case(recipe, expect, &choose, &case, options, reporter)?);
     }
     Ok(results)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_case(
     recipe: &RecipeFile,
     expect: &Expectations,
-    kernel: &Path,
-    accel: Accel,
+    choose_accel: &dyn Fn(&Path) -> Accel,
     dir: &Path,
     options: &TestOptions,
     reporter: &dyn Reporter,
@@ -189,11 +233,31 @@ fn run_case(
         let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
         (built.name.clone(), image.clone(), build_options.out_dir.clone(), None)
     };
+    let kernel = match &expect.kernel {
+        KernelSource::Given(path) => path.clone(),
+        KernelSource::Built => out_a.join(format!("{name}.vmlinuz")),
+    };
+    let accel = choose_accel(&kernel);
+    let disks = match expect.scratch_disk {
+        Some(mib) => {
+            let disk = dir.join("scratch.img");
+            let file = std::fs::File::create(&disk)
+                .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", disk.display())))?;
+            file.set_len(u64::from(mib) << 20)
+                .map_err(|e| Error::failure(format!("cannot size `{}`: {e}", disk.display())))?;
+            vec![disk]
+        }
+        None => Vec::new(),
+    };
     let machine = |out: &Path, tag: &str| Machine {
-        kernel: kernel.to_path_buf(),
+        kernel: match &expect.kernel {
+            KernelSource::Given(path) => path.clone(),
+            KernelSource::Built => out.join(format!("{name}.vmlinuz")),
+        },
         initrd: out.join(&image.file),
-        cmdline: qemu::cmdline(None),
+        cmdline: qemu::cmdline(Some(expect.cmdline.as_deref().unwrap_or("quiet"))),
         memory_mib: expect.memory,
+        disks: disks.clone(),
         accel,
         console: dir.join(format!("console-{tag}.log")),
         transcript: dir.join(format!("transcript-{tag}.log")),

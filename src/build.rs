@@ -74,6 +74,15 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
         )));
     }
 
+    if let Some(kernel) = &plan.kernel {
+        let file = format!("{}.vmlinuz", plan.name);
+        staged.push(out.stage(&file, |mut w| {
+            let mut data = kernel.vmlinuz.open(&spool)?;
+            std::io::copy(&mut data, &mut w).writing(&out.path().join(&file))?;
+            Ok(w)
+        })?);
+    }
+
     let images: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
     let manifest_file = format!("{}.manifest.json", plan.name);
     staged.push(out.stage_bytes(&manifest_file, manifest::manifest_json(&plan, &images).as_bytes())?);

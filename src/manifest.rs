@@ -24,9 +24,22 @@ struct Manifest<'a> {
     manifest_version: u32,
     name: &'a str,
     epoch: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: Option<KernelRecord<'a>>,
     outputs: Vec<OutputRecord<'a>>,
     inputs: Vec<InputRecord<'a>>,
     entries: Vec<EntryRecord>,
+}
+
+#[derive(Serialize)]
+struct KernelRecord<'a> {
+    version: &'a str,
+    package: &'a str,
+    vmlinuz_sha256: String,
+    /// Installed modules, in load order.
+    modules: &'a [String],
+    /// Requested modules that are built into the kernel.
+    builtin: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -122,6 +135,13 @@ pub fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
         manifest_version: 1,
         name: &plan.name,
         epoch: plan.epoch,
+        kernel: plan.kernel.as_ref().map(|k| KernelRecord {
+            version: &k.version,
+            package: &k.package,
+            vmlinuz_sha256: hex(&k.vmlinuz.sha256),
+            modules: &k.modules,
+            builtin: &k.builtin,
+        }),
         outputs: outputs.iter().map(|o| OutputRecord { file: &o.file, size: o.size, sha256: hex(&o.sha256) }).collect(),
         inputs: plan
             .inputs

@@ -51,10 +51,27 @@ pub struct Plan {
     /// Modification time of every entry, in seconds since 1970.
     pub epoch: u64,
     pub initramfs: Option<InitramfsPlan>,
+    /// The kernel, when the recipe has `[kernel]`.
+    pub kernel: Option<KernelPlan>,
     /// Every entry in path order (parents before children). The root is not an entry.
     pub entries: Vec<PlanEntry>,
     /// Every input, in recipe order.
     pub inputs: Vec<Input>,
+}
+
+/// The recipe's kernel, read and resolved.
+#[derive(Debug, Clone)]
+pub struct KernelPlan {
+    pub version: String,
+    pub vmlinuz: Content,
+    /// The package as the recipe names it.
+    pub package: String,
+    /// Installed modules, in load order.
+    pub modules: Vec<String>,
+    /// Requested modules that are built into the kernel.
+    pub builtin: Vec<String>,
+    /// `[kernel] cmdline`, for `bake test`.
+    pub cmdline: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -228,6 +245,17 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     prune(&mut tree, &patterns, reporter);
 
+    // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
+    // the recipe asked for.
+    let kernel = match &recipe.recipe.kernel {
+        Some(section) => {
+            let (plan, input) = kernel(recipe, section, &mut tree, spool, reporter)?;
+            all_inputs.push(input);
+            Some(plan)
+        }
+        None => None,
+    };
+
     for item in declared {
         let origin = tree.origin(item.label);
         match item.what {
@@ -240,7 +268,74 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         };
     }
 
-    Ok(Plan { name, epoch, initramfs, entries: freeze(&tree), inputs: all_inputs })
+    Ok(Plan { name, epoch, initramfs, kernel, entries: freeze(&tree), inputs: all_inputs })
+}
+
+/// Reads the `[kernel]` package, resolves its modules and lays them into `tree` under
+/// `/lib/modules/VERSION/` with `modules.dep` and `modules.load-order`.
+fn kernel(
+    recipe: &RecipeFile,
+    section: &Spanned<crate::recipe::KernelSection>,
+    tree: &mut Tree,
+    spool: &mut Spool,
+    reporter: &dyn Reporter,
+) -> Result<(KernelPlan, Input)> {
+    let k = section.get_ref();
+    let host = recipe.host_path(k.deb.get_ref());
+    if !host.is_file() {
+        return Err(recipe.error(&k.deb, format!("`{}` is not a readable file", host.display())));
+    }
+    let (sha256, _) = digest_file(&host)?;
+    if let Some(pin) = &k.sha256 {
+        let expected = parse_hex(pin.get_ref())
+            .ok_or_else(|| recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref())))?;
+        if expected != sha256 {
+            return Err(recipe.error(
+                pin,
+                format!("`{}` has sha256 {}, but the recipe pins {}", host.display(), hex(&sha256), pin.get_ref()),
+            ));
+        }
+    }
+    reporter.report(Event::Info(format!("reading the kernel package `{}`", k.deb.get_ref())));
+    let package = crate::kernel::read_package(&host, spool)?;
+    let requested: &[String] = k.modules.as_ref().map_or(&[], |m| m.get_ref());
+    let resolution = crate::kernel::resolve(&package, requested).map_err(|e| match &k.modules {
+        Some(span) => recipe.error(span, e),
+        None => recipe.error(section, e),
+    })?;
+    for missing in &resolution.missing_softdeps {
+        reporter.report(Event::Warning(format!(
+            "soft dependency `{missing}` names no module of the kernel package (aliases are not followed): skipped"
+        )));
+    }
+    let origin = tree.origin(format!("the kernel package (`{}`)", k.deb.get_ref()));
+    let base = format!("/lib/modules/{}", package.version);
+    let place = |tree: &mut Tree, relative: &str, content: Content| -> Result<()> {
+        let path = ImagePath::from_recipe(&format!("{base}/{relative}"))
+            .map_err(|e| Error::input(format!("`{}`: module path `{relative}`: {e}", host.display())))?;
+        let kind = Kind::File { content, inode: tree.new_inode() };
+        tree.insert(&path, Entry { kind, meta: Meta::root(0o644), origin }).map(|_| ())
+    };
+    for name in &resolution.load_order {
+        let module = &package.modules[name];
+        place(tree, &module.path, module.content.clone())?;
+    }
+    for (name, content) in &package.index_files {
+        place(tree, name, content.clone())?;
+    }
+    let dep = crate::kernel::modules_dep(&package, &resolution.load_order);
+    place(tree, "modules.dep", Content::inline(dep.as_bytes()))?;
+    let order = crate::kernel::load_order_file(&package, &resolution.load_order);
+    place(tree, "modules.load-order", Content::inline(order.as_bytes()))?;
+    let plan = KernelPlan {
+        version: package.version.clone(),
+        vmlinuz: package.vmlinuz.clone(),
+        package: k.deb.get_ref().clone(),
+        modules: resolution.load_order,
+        builtin: resolution.builtin,
+        cmdline: k.cmdline.clone(),
+    };
+    Ok((plan, Input { kind: "kernel", path: k.deb.get_ref().clone(), sha256 }))
 }
 
 fn check_name(recipe: &RecipeFile, name: &Spanned<String>) -> Result<String> {

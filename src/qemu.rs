@@ -40,6 +40,8 @@ pub struct Machine {
     pub initrd: PathBuf,
     pub cmdline: String,
     pub memory_mib: u32,
+    /// Raw disk images attached as virtio-blk devices (`/dev/vda`, `/dev/vdb`, ...).
+    pub disks: Vec<PathBuf>,
     pub accel: Accel,
     /// File receiving the console (ttyS0).
     pub console: PathBuf,
@@ -48,9 +50,10 @@ pub struct Machine {
 }
 
 /// The kernel command line for a test boot: the console on the first serial port, and a panic
-/// ends the boot at once (QEMU runs with `-no-reboot`) instead of waiting for the timeout.
+/// ends the boot at once (QEMU runs with `-no-reboot`) instead of waiting for the timeout;
+/// then `extra` (the recipe's, or `quiet`).
 pub fn cmdline(extra: Option<&str>) -> String {
-    let mut line = String::from("console=ttyS0 panic=-1 quiet");
+    let mut line = String::from("console=ttyS0 panic=-1");
     if let Some(extra) = extra.filter(|e| !e.trim().is_empty()) {
         line.push(' ');
         line.push_str(extra.trim());
@@ -77,6 +80,16 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
     };
     serial(&machine.console);
     serial(&machine.transcript);
+    for (i, disk) in machine.disks.iter().enumerate() {
+        let mut spec = OsString::from("file=");
+        // QEMU's option syntax doubles commas inside values.
+        spec.push(disk.to_string_lossy().replace(',', ",,"));
+        spec.push(format!(",format=raw,if=none,id=disk{i}"));
+        out.push("-drive".into());
+        out.push(spec);
+        out.push("-device".into());
+        out.push(format!("virtio-blk-pci,drive=disk{i}").into());
+    }
     out.push("-kernel".into());
     out.push(machine.kernel.clone().into());
     out.push("-initrd".into());
@@ -243,8 +256,9 @@ mod tests {
         Machine {
             kernel: "/k/vmlinuz".into(),
             initrd: "/o/hello.cpio.zst".into(),
-            cmdline: cmdline(Some("init=/init")),
+            cmdline: cmdline(Some("quiet init=/init")),
             memory_mib: 256,
+            disks: vec!["/t/scratch,1.img".into()],
             accel,
             console: "/t/console.log".into(),
             transcript: "/t/transcript.log".into(),
@@ -269,6 +283,11 @@ mod tests {
         assert!(joined.contains("-serial file:/t/console.log -serial file:/t/transcript.log"));
         assert!(joined.contains("-kernel /k/vmlinuz -initrd /o/hello.cpio.zst"));
         assert_eq!(a.last().unwrap(), "console=ttyS0 panic=-1 quiet init=/init");
+        assert!(
+            joined.contains(
+                "-drive file=/t/scratch,,1.img,format=raw,if=none,id=disk0 -device virtio-blk-pci,drive=disk0"
+            )
+        );
         let kvm = strings(&args(&machine(Accel::Kvm))).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
     }

@@ -42,9 +42,28 @@ pub struct Recipe {
     pub devices: Vec<Spanned<DeviceEntry>>,
     /// `[remove]`: what to prune from the layers. Default: nothing.
     pub remove: Option<Remove>,
+    /// `[kernel]`: the kernel to boot and the modules the image carries. Default: absent.
+    pub kernel: Option<Spanned<KernelSection>>,
     /// `[test]`: what `bake test` checks when it boots the image. Default: absent (the recipe
     /// cannot be boot-tested).
     pub test: Option<Spanned<Test>>,
+}
+
+/// `[kernel]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSection {
+    /// The kernel package (a Debian `linux-image-*` `.deb`), relative to the recipe's folder.
+    /// Required.
+    pub deb: Spanned<String>,
+    /// The expected sha256 of the `.deb`. Default: not checked.
+    pub sha256: Option<Spanned<String>>,
+    /// Modules to install under `/lib/modules/VERSION/`, with everything they depend on.
+    /// Default: none.
+    pub modules: Option<Spanned<Vec<String>>>,
+    /// Kernel command line for `bake test`, after bake's `console=ttyS0 panic=-1`.
+    /// Default: `quiet`.
+    pub cmdline: Option<String>,
 }
 
 /// `[test]`.
@@ -59,6 +78,9 @@ pub struct Test {
     pub timeout: Option<Spanned<u64>>,
     /// Guest memory in MiB. Default: 256.
     pub memory: Option<Spanned<u32>>,
+    /// MiB of blank disk attached to the guest as a virtio-blk device (`/dev/vda`). Default: none.
+    #[serde(rename = "scratch-disk")]
+    pub scratch_disk: Option<Spanned<u32>>,
 }
 
 /// `[image]`.

@@ -17,9 +17,7 @@ use crate::tree::{Entry, Kind, Meta, Origin, Tree};
 /// Lays every member of the tar stream `input` into `tree`. `label` names the archive in
 /// messages. Returns how many members were read.
 pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, origin: Origin) -> Result<usize> {
-    let (_, decoded) = crate::compress::decoder(input)
-        .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
-    let mut archive = tar::Archive::new(EndMarker { inner: decoded, last_block: Vec::with_capacity(512) });
+    let mut archive = open(input, label)?;
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
@@ -85,9 +83,24 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
         tree.insert(&path, Entry { kind, meta, origin }).map_err(|e| e.context(format!("`{label}`")))?;
         count += 1;
     }
-    // The tar crate stops quietly at an end of file between members, which is also what a
-    // truncated archive looks like: insist on the end-of-archive block. Then read the rest, so
-    // the compressor's own checksum (gzip CRC, xz check, zstd checksum) is verified too.
+    finish(archive, label, count)?;
+    Ok(count)
+}
+
+type Archive<'a> = tar::Archive<EndMarker<Box<dyn Read + 'a>>>;
+
+/// Opens the tar stream `input`, whatever its compression.
+fn open<'a>(input: impl Read + 'a, label: &str) -> Result<Archive<'a>> {
+    let (_, decoded) = crate::compress::decoder(input)
+        .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
+    Ok(tar::Archive::new(EndMarker { inner: decoded, last_block: Vec::with_capacity(512) }))
+}
+
+/// Checks that the archive really ended: the tar crate stops quietly at an end of file between
+/// members, which is also what a truncated archive looks like, so insist on the end-of-archive
+/// block. Then reads the rest, so the compressor's own checksum (gzip CRC, xz check, zstd
+/// checksum) is verified too.
+fn finish(archive: Archive<'_>, label: &str, count: usize) -> Result<()> {
     let mut rest = archive.into_inner();
     if !rest.saw_end_block() {
         return Err(Error::input(format!(
@@ -96,7 +109,33 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
     }
     std::io::copy(&mut rest, &mut std::io::sink())
         .map_err(|e| Error::input(format!("`{label}`: cannot read the end of the archive: {e}")))?;
-    Ok(count)
+    Ok(())
+}
+
+/// Calls `each` with the normalised name (no leading `./` or `/`), size and data of every
+/// regular file in the tar stream `input`; other members are skipped.
+pub fn for_each_file(
+    input: impl Read,
+    label: &str,
+    mut each: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    let mut archive = open(input, label)?;
+    let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
+    let mut count = 0;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
+        count += 1;
+        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+            continue;
+        }
+        let name = entry.path_bytes().into_owned();
+        let path = ImagePath::from_member(&name)
+            .map_err(|e| Error::input(format!("`{label}`: entry `{}`: {e}", String::from_utf8_lossy(&name))))?;
+        let size = entry.size();
+        each(&String::from_utf8_lossy(path.as_bytes()), size, &mut entry)?;
+    }
+    finish(archive, label, count)
 }
 
 /// Remembers the last 512-byte block read, to tell an archive that ended with its

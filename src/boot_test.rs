@@ -233,6 +233,7 @@ fn run_case(
         let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
         (built.name.clone(), image.clone(), build_options.out_dir.clone(), None)
     };
+    check_memory(recipe, expect, &out_a, &name, image.size)?;
     let kernel = match &expect.kernel {
         KernelSource::Given(path) => path.clone(),
         KernelSource::Built => out_a.join(format!("{name}.vmlinuz")),
@@ -302,6 +303,48 @@ fn run_case(
         boots,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Memory the kernel needs beside the initramfs, roughly, for a small guest.
+const KERNEL_MIB: u64 = 48;
+
+/// Refuses, before booting, an image the guest's memory cannot hold: the kernel keeps the
+/// compressed archive in memory while it unpacks every file into RAM, and would otherwise fail
+/// with an obscure unpacking error or an out-of-memory panic.
+fn check_memory(recipe: &RecipeFile, expect: &Expectations, out: &Path, name: &str, compressed: u64) -> Result<()> {
+    let manifest_path = out.join(format!("{name}.manifest.json"));
+    let manifest: serde_json::Value = std::fs::read(&manifest_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::failure(format!("cannot read `{}`", manifest_path.display())))?;
+    // Hard links share their data: count each file's bytes once.
+    let unpacked: u64 = manifest["entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["type"] == "file" && e["hardlink"].is_null())
+                .filter_map(|e| e["size"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0);
+    let mib = |bytes: u64| bytes.div_ceil(1 << 20);
+    let needed = mib(compressed) + mib(unpacked) + KERNEL_MIB;
+    if needed > u64::from(expect.memory) {
+        let message = format!(
+            "the image needs about {needed} MiB of guest memory ({} MiB compressed, {} MiB unpacked, \
+             {KERNEL_MIB} MiB for the kernel), but `[test] memory` is {} MiB: raise it",
+            mib(compressed),
+            mib(unpacked),
+            expect.memory
+        );
+        let at = recipe.recipe.test.as_ref().map(|t| t.get_ref().memory.as_ref().map_or(t.span(), |m| m.span()));
+        return Err(match at {
+            Some(span) => Error::input(format!("{}: {message}", recipe.at(span.start))),
+            None => Error::input(message),
+        });
+    }
+    Ok(())
 }
 
 fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String) -> Result<BootRecord> {

@@ -124,13 +124,23 @@ pub fn main() -> i32 {
     } else {
         Verbosity::Normal
     };
+    crate::interrupt::install();
     let ui = Ui::new(verbosity);
     match run(cli.command, &ui) {
         Ok(code) => code,
         Err(e) => {
             drop(ui);
-            eprintln!("error: {e}");
-            e.exit_code()
+            // Whatever was cut short by a signal, say only that.
+            match crate::interrupt::check() {
+                Err(stop) => {
+                    eprintln!("error: {stop}");
+                    1
+                }
+                Ok(()) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+            }
         }
     }
 }

@@ -146,6 +146,7 @@ impl Spool {
         let mut left = size;
         let mut writer = io::BufWriter::with_capacity(256 * 1024, &*file);
         while left > 0 {
+            crate::interrupt::check().map_err(StoreError::Write)?;
             let want = left.min(buf.len() as u64) as usize;
             let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => {

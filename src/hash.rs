@@ -44,6 +44,7 @@ pub fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
+        crate::interrupt::check()?;
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

@@ -62,6 +62,7 @@ pub fn write<W: Write>(
     let mtime = plan.epoch as u32;
     let mut bytes = 0u64;
     for (done, entry) in plan.entries.iter().enumerate() {
+        crate::interrupt::check().map_err(|e| io("stopping", e))?;
         let name = entry.path.as_bytes();
         let (type_bits, rdev) = match &entry.node {
             Node::Dir => (cpio::S_IFDIR, (0, 0)),
@@ -116,6 +117,7 @@ struct Counted<'a, R> {
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         const STEP: u64 = 4 << 20;
+        crate::interrupt::check()?;
         let n = self.inner.read(buf)?;
         let before = self.bytes;
         self.bytes += n as u64;

@@ -18,6 +18,7 @@ pub mod hash;
 pub mod image;
 pub mod initramfs;
 pub mod inspect;
+pub mod interrupt;
 pub mod kernel;
 pub mod manifest;
 pub mod output;

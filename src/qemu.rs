@@ -190,6 +190,11 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
             let _ = child.wait();
             break Ending::Panicked;
         }
+        if crate::interrupt::requested() {
+            kill_group();
+            let _ = child.wait();
+            crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        }
         if started.elapsed() >= timeout {
             kill_group();
             let _ = child.wait();

@@ -301,10 +301,8 @@ impl RecipeFile {
         let bytes = std::fs::read(path).reading(path)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::input(format!("`{}`: a recipe must be UTF-8 text", path.display())))?;
-        let recipe = toml::from_str::<Recipe>(&text).map_err(|e| {
-            let at = e.span().map(|span| span.start).unwrap_or(0);
-            Error::input(format!("{}: {}", location(path, &text, at), one_line(e.message())))
-        })?;
+        let recipe =
+            parse(&text).map_err(|(at, message)| Error::input(format!("{}: {message}", location(path, &text, at))))?;
         let base = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
@@ -326,6 +324,11 @@ impl RecipeFile {
     pub fn host_path(&self, relative: &str) -> PathBuf {
         self.base.join(relative)
     }
+}
+
+/// Decodes recipe text; an error comes with the byte offset it is about.
+pub fn parse(text: &str) -> std::result::Result<Recipe, (usize, String)> {
+    toml::from_str::<Recipe>(text).map_err(|e| (e.span().map(|span| span.start).unwrap_or(0), one_line(e.message())))
 }
 
 /// `path:LINE:COLUMN`, both counted from 1, the column in characters.

@@ -29,6 +29,7 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
     }
     let mut summary = Sha256::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
+        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             Error::input(format!(

@@ -6,6 +6,7 @@
 //! honoured; the archive's own timestamps are not (every entry gets the image epoch). Member
 //! names must be relative and free of `..`, and so must hard-link targets.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use crate::content::{Spool, StoreError};
@@ -20,7 +21,11 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
     let mut archive = open(input, label)?;
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
+    // What each path was earlier in this archive: one archive naming a path twice as different
+    // kinds of thing is malformed or hostile, not a layer over a layer.
+    let mut kinds: HashMap<ImagePath, &'static str> = HashMap::new();
     for entry in entries {
+        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         let name = entry.path_bytes().into_owned();
@@ -59,6 +64,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
                 let target = entry.link_name_bytes().ok_or_else(|| bad("hard link without a target".into()))?;
                 let target = ImagePath::from_member(&target)
                     .map_err(|e| bad(format!("hard-link target `{}`: {e}", String::from_utf8_lossy(&target))))?;
+                same_kind(&mut kinds, &path, "regular file").map_err(bad)?;
                 tree.link(&path, &target, origin).map_err(|e| e.context(format!("`{label}`")))?;
                 count += 1;
                 continue;
@@ -80,11 +86,26 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
             Kind::Symlink { .. } => Meta { mode: 0o777, ..meta },
             _ => meta,
         };
+        same_kind(&mut kinds, &path, kind.noun()).map_err(bad)?;
         tree.insert(&path, Entry { kind, meta, origin }).map_err(|e| e.context(format!("`{label}`")))?;
         count += 1;
     }
     finish(archive, label, count)?;
     Ok(count)
+}
+
+/// Records that `path` is a `noun` in this archive; refuses a second entry of another kind.
+fn same_kind(
+    kinds: &mut HashMap<ImagePath, &'static str>,
+    path: &ImagePath,
+    noun: &'static str,
+) -> std::result::Result<(), String> {
+    match kinds.insert(path.clone(), noun) {
+        Some(earlier) if earlier != noun && !path.is_root() => {
+            Err(format!("the archive has this path twice, as a {earlier} and as a {noun}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 type Archive<'a> = tar::Archive<EndMarker<Box<dyn Read + 'a>>>;
@@ -123,6 +144,7 @@ pub fn for_each_file(
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
+        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         count += 1;

@@ -1,0 +1,11 @@
+//! The recipe decoder: any text must give a recipe or an error with a place, never a panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Err((at, message)) = bake::recipe::parse(text)
+    {
+        assert!(at <= text.len(), "an error offset past the end");
+        assert!(!message.is_empty());
+    }
+});

@@ -58,7 +58,8 @@ fn unpack(segments: &[Segment]) -> Tree {
             let path = entry.path();
             let mut links = BTreeSet::new();
             let mut content = entry.sha256.map(|sha| (u64::from(h.size), sha));
-            if let Some(group) = groups.get(&(h.dev_major, h.dev_minor, h.ino)).filter(|_| h.nlink > 1) {
+            let linked = entry.file_type() == cpio::S_IFREG && h.nlink > 1;
+            if let Some(group) = groups.get(&(h.dev_major, h.dev_minor, h.ino)).filter(|_| linked) {
                 // The data travels with one name of the group (GNU cpio: the last).
                 if let Some(carrier) = group.iter().rev().find(|e| e.header.size > 0).or(group.last()) {
                     content = carrier.sha256.map(|sha| (u64::from(carrier.header.size), sha));
@@ -163,8 +164,21 @@ fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String>
     if ta.order == tb.order && headers(a) != headers(b) {
         notes.push("header fields that do not reach the unpacked files differ (inode numbers, link counts, which name of a hard link carries the data)".to_string());
     }
+    let names = |s: &[Segment]| s.iter().flat_map(|x| &x.entries).map(|e| e.header.name.clone()).collect::<Vec<_>>();
+    if ta.order == tb.order && names(a) != names(b) {
+        notes.push("the entries' names are written differently (such as `./etc` and `etc`)".to_string());
+    }
     if notes.is_empty() {
-        notes.push("the archives hold the same entries in the same order: only the compressed bytes differ (another compression level or compressor version)".to_string());
+        let compressed = a.iter().chain(b).any(|s| s.compression != crate::recipe::Compression::None);
+        notes.push(if compressed {
+            "the archives hold the same entries in the same order: the bytes differ in the compression \
+             (another level or compressor version) or in the archive's framing (header magic, padding)"
+                .to_string()
+        } else {
+            "the archives hold the same entries in the same order: the bytes differ in the archive's framing \
+             (header magic, check fields, padding between archives)"
+                .to_string()
+        });
     }
     notes
 }

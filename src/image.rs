@@ -144,20 +144,6 @@ fn skip_zeros(input: &mut impl BufRead) -> io::Result<bool> {
     }
 }
 
-/// Reads every archive in `input` (uncompressed cpio data) until it ends.
-fn read_archives(input: &mut impl BufRead, entries: &mut Vec<ImageEntry>) -> io::Result<()> {
-    loop {
-        read_archive(&mut *input, entries)?;
-        if !skip_zeros(input)? {
-            return Ok(());
-        }
-        if !cpio::is_magic(input.fill_buf()?) {
-            // Not another archive: the caller decides what it is.
-            return Ok(());
-        }
-    }
-}
-
 /// Reads one archive up to its trailer.
 fn read_archive(input: impl Read, entries: &mut Vec<ImageEntry>) -> io::Result<()> {
     let mut reader = cpio::Reader::new(input);
@@ -195,33 +181,41 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
         }
         let offset = input.consumed;
         let magic = input.peek(6)?.to_vec();
-        let mut entries = Vec::new();
-        let compression = if cpio::is_magic(&magic) {
-            read_archives(&mut input, &mut entries)?;
-            Compression::None
-        } else {
-            let compression = Compression::detect(&magic);
-            if compression == Compression::None {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "unrecognised data at byte {offset} (starts {:02x?}): not a cpio archive nor a \
-                         zstd, gzip, xz or lz4 stream",
-                        &magic
-                    ),
-                ));
+        if cpio::is_magic(&magic) {
+            // Each archive is its own segment, as the kernel treats it: hard links do not reach
+            // across a `TRAILER!!!`.
+            let mut entries = Vec::new();
+            read_archive(&mut input, &mut entries)?;
+            segments.push(Segment { compression: Compression::None, offset, entries });
+            continue;
+        }
+        let compression = Compression::detect(&magic);
+        if compression == Compression::None {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "unrecognised data at byte {offset} (starts {:02x?}): not a cpio archive nor a zstd, gzip, xz or \
+                     lz4 stream",
+                    &magic
+                ),
+            ));
+        }
+        // One compressed stream may hold several archives.
+        let mut decoded = Peekable::new(compress::single_stream(&mut input, compression)?);
+        loop {
+            let mut entries = Vec::new();
+            read_archive(&mut decoded, &mut entries)?;
+            segments.push(Segment { compression, offset, entries });
+            if !skip_zeros(&mut decoded)? {
+                break;
             }
-            let mut decoded = io::BufReader::new(compress::single_stream(&mut input, compression)?);
-            read_archives(&mut decoded, &mut entries)?;
-            if skip_zeros(&mut decoded)? {
+            if !cpio::is_magic(decoded.peek(6)?) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("the {} stream at byte {offset} holds data after its archives", compression.name()),
                 ));
             }
-            compression
-        };
-        segments.push(Segment { compression, offset, entries });
+        }
     }
     if segments.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "the image is empty"));

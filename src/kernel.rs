@@ -5,9 +5,10 @@
 //! reads the package itself: the kernel image, every module's `.modinfo` section (`depends=`,
 //! `softdep=`), and `modules.builtin`; it computes the closure of what the recipe asks for and
 //! writes the modules (decompressed, never stripped: they may be signed) under
-//! `/lib/modules/VERSION/` with a `modules.dep` in depmod's format, so `modprobe` (busybox's or
-//! kmod's) works in the guest, and `modules.load-order`, one module path per line in an order
-//! that loads every module after what it needs, for inits without modprobe.
+//! `/lib/modules/VERSION/` with a `modules.dep` in depmod's format, so busybox's `modprobe` works
+//! in the guest, and `modules.load-order`, one module path per line in an order that loads every
+//! module after what it needs, for inits without modprobe. (kmod's `modprobe` reads only
+//! depmod's binary indexes, `modules.dep.bin`, which bake does not write.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -47,7 +48,7 @@ pub struct KernelPackage {
     pub modules: BTreeMap<String, Module>,
     /// Names of the modules built into the kernel.
     pub builtin: BTreeSet<String>,
-    /// `modules.builtin`, `modules.builtin.modinfo` and `modules.order`, kept for kmod.
+    /// `modules.builtin`, `modules.builtin.modinfo` and `modules.order`, kept as the package ships them.
     pub index_files: Vec<(String, Content)>,
 }
 
@@ -249,7 +250,16 @@ fn soft_visit(
     out: &mut Resolution,
 ) -> std::result::Result<(), String> {
     if package.modules.contains_key(name) && !stack.iter().any(|s| s == name) {
-        visit(package, name, stack, done, out)
+        // A soft dependency that cannot be loaded (it closes a cycle through a hard dependency,
+        // or lacks one of its own) is skipped, as modprobe skips it.
+        let depth = stack.len();
+        if visit(package, name, stack, done, out).is_err() {
+            stack.truncate(depth);
+            if !out.missing_softdeps.iter().any(|m| m == name) {
+                out.missing_softdeps.push(name.to_string());
+            }
+        }
+        Ok(())
     } else {
         if !package.modules.contains_key(name)
             && !package.builtin.contains(name)
@@ -263,7 +273,7 @@ fn soft_visit(
 
 /// `modules.dep` as depmod writes it, for the installed modules: `path: dep dep ...`, every
 /// hard dependency (transitively), listed so that loading from the last to the first works,
-/// which is how busybox and kmod `modprobe` read it.
+/// which is how busybox `modprobe` reads it.
 pub fn modules_dep(package: &KernelPackage, installed: &[String]) -> String {
     let mut lines: Vec<String> = installed
         .iter()

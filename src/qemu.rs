@@ -157,66 +157,115 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
         std::fs::write(path, b"").map_err(|e| Error::failure(format!("cannot create `{}`: {e}", path.display())))?;
     }
     let started = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(args(machine))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::input(format!("`{QEMU}` is not installed: install the `qemu-system-x86` package"))
-            }
-            _ => Error::failure(format!("cannot start `{QEMU}`: {e}")),
-        })?;
-    let pid = child.id() as i32;
-    let kill_group = || {
-        // SAFETY: kill(2) with a negative pid signals the process group QEMU leads (it was
-        // started with process_group(0)); it touches no memory of ours.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+    let mut command = Command::new(QEMU);
+    command.args(args(machine)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    // SAFETY: prctl(2) is async-signal-safe; it makes the kernel kill QEMU if bake dies, so no
+    // guest outlives a killed test run.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::input(format!("`{QEMU}` is not installed: install the `qemu-system-x86` package"))
         }
-    };
+        _ => Error::failure(format!("cannot start `{QEMU}`: {e}")),
+    })?;
+    let mut guest = Guest { child };
+    // QEMU's messages are read on the side, so a chatty QEMU never blocks on a full pipe.
+    let mut stderr_pipe = guest.child.stderr.take();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = stderr_pipe.as_mut() {
+            let _ = std::io::Read::read_to_string(pipe, &mut text);
+        }
+        text
+    });
+    let mut console = ConsoleWatch::default();
     let ending = loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::failure(format!("cannot wait for QEMU: {e}")))? {
+        if let Some(status) =
+            guest.child.try_wait().map_err(|e| Error::failure(format!("cannot wait for QEMU: {e}")))?
+        {
             break Ending::Exited(status.code());
         }
-        let console = std::fs::read(&machine.console).unwrap_or_default();
-        if transcript::panic_line(&transcript::normalise(&console)).is_some() {
+        if console.panicked(&machine.console) {
             // Let the panic message finish printing, then stop.
             std::thread::sleep(Duration::from_millis(300));
-            kill_group();
-            let _ = child.wait();
+            guest.stop();
             break Ending::Panicked;
         }
         if crate::interrupt::requested() {
-            kill_group();
-            let _ = child.wait();
+            guest.stop();
             crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         }
         if started.elapsed() >= timeout {
-            kill_group();
-            let _ = child.wait();
+            guest.stop();
             break Ending::TimedOut;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let elapsed = started.elapsed();
-    if let Ending::Exited(Some(code)) = ending {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
+    let stderr = stderr.join().unwrap_or_default();
+    let read = |path: &Path| transcript::normalise(&std::fs::read(path).unwrap_or_default());
+    let boot = Boot { ending, console: read(&machine.console), transcript: read(&machine.transcript), elapsed };
+    // QEMU's own failures (a bad option, a missing file) exit 1, as a guest's isa-debug-exit
+    // success does; they differ in that the guest never printed anything.
+    if boot.ending == Ending::Exited(Some(1)) && boot.console.is_empty() {
+        return Err(Error::input(format!("QEMU failed before the guest started: {}", stderr.trim())));
+    }
+    Ok(boot)
+}
+
+/// QEMU, killed with its whole process group when dropped: no guest outlives an error.
+struct Guest {
+    child: std::process::Child,
+}
+
+impl Guest {
+    fn stop(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals the process group QEMU leads (it was
+        // started with process_group(0)); it touches no memory of ours.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
         }
-        // QEMU's own failures (bad option, missing file) exit 1 with a message, which a guest's
-        // isa-debug-exit success (also 1) never has.
-        if code == 1 && !stderr.trim().is_empty() {
-            return Err(Error::failure(format!("QEMU failed: {}", stderr.trim())));
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
         }
     }
-    let read = |path: &Path| transcript::normalise(&std::fs::read(path).unwrap_or_default());
-    Ok(Boot { ending, console: read(&machine.console), transcript: read(&machine.transcript), elapsed })
+}
+
+/// Reads the console file as it grows, looking only at what is new.
+#[derive(Default)]
+struct ConsoleWatch {
+    offset: u64,
+    tail: Vec<u8>,
+}
+
+impl ConsoleWatch {
+    /// Whether the kernel has reported a panic by now.
+    fn panicked(&mut self, path: &Path) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(path) else { return false };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return false;
+        }
+        let mut new = Vec::new();
+        let Ok(n) = file.read_to_end(&mut new) else { return false };
+        self.offset += n as u64;
+        // Keep the last unfinished line: a panic message may arrive in pieces.
+        self.tail.extend_from_slice(&new);
+        let done = self.tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let lines: Vec<u8> = self.tail.drain(..done).collect();
+        transcript::panic_line(&transcript::normalise(&lines)).is_some()
+    }
 }
 
 /// Whether a boot passed, and if not, why.

@@ -10,20 +10,40 @@ pub struct Line {
     pub kernel: bool,
 }
 
-/// Splits and normalises raw serial output.
+/// Splits and normalises raw serial output. A user line that did not end before the kernel
+/// printed (no newline) is split from the kernel's message.
 pub fn normalise(raw: &[u8]) -> Vec<Line> {
     let text = String::from_utf8_lossy(raw);
-    text.split('\n')
-        .map(|line| line.replace('\r', ""))
-        .filter(|line| !line.is_empty())
-        .map(|line| match strip_timestamp(&line) {
-            Some(rest) => Line { text: rest.to_string(), kernel: true },
-            None => Line { text: line, kernel: false },
-        })
-        .collect()
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let line = line.replace('\r', "");
+        let mut rest = line.as_str();
+        while !rest.is_empty() {
+            match find_timestamp(rest) {
+                Some(0) => {
+                    let after = strip_timestamp(rest).unwrap_or(rest);
+                    // A later timestamp on the same line starts another kernel message.
+                    let end = find_timestamp(after).unwrap_or(after.len());
+                    out.push(Line { text: after[..end].to_string(), kernel: true });
+                    rest = &after[end..];
+                }
+                Some(at) => {
+                    out.push(Line { text: rest[..at].to_string(), kernel: false });
+                    rest = &rest[at..];
+                }
+                None => {
+                    out.push(Line { text: rest.to_string(), kernel: false });
+                    rest = "";
+                }
+            }
+        }
+    }
+    out.retain(|l| !l.text.is_empty());
+    out
 }
 
-/// `[    1.234567] message` -> `message`; `None` when the line has no printk timestamp.
+/// `[    1.234567] message` -> `message`; `None` when the text does not start with a printk
+/// timestamp.
 fn strip_timestamp(line: &str) -> Option<&str> {
     let rest = line.strip_prefix('[')?;
     let end = rest.find(']')?;
@@ -34,6 +54,11 @@ fn strip_timestamp(line: &str) -> Option<&str> {
         return None;
     }
     Some(rest[end + 1..].strip_prefix(' ').unwrap_or(&rest[end + 1..]))
+}
+
+/// Where the first printk timestamp (`[    1.234567]`) in `text` starts.
+fn find_timestamp(text: &str) -> Option<usize> {
+    text.match_indices('[').map(|(i, _)| i).find(|&i| strip_timestamp(&text[i..]).is_some())
 }
 
 /// The lines that user space printed, which must be the same on every boot of the same image
@@ -54,9 +79,9 @@ pub fn first_unmet(lines: &[Line], expect: &[String]) -> Option<usize> {
     (next < expect.len()).then_some(next)
 }
 
-/// The kernel's panic line, if it panicked.
+/// The kernel's panic line, if it panicked (a user line saying "Kernel panic" does not count).
 pub fn panic_line(lines: &[Line]) -> Option<&str> {
-    lines.iter().find(|l| l.text.contains("Kernel panic")).map(|l| l.text.as_str())
+    lines.iter().find(|l| l.kernel && l.text.starts_with("Kernel panic")).map(|l| l.text.as_str())
 }
 
 /// Whether the kernel reports a power-off (what `poweroff` leads to), the only clean ending of a
@@ -89,6 +114,16 @@ mod tests {
         assert_eq!(user_lines(&lines), ["hello from bake", "running Linux on 1 CPU(s)"]);
         assert!(powered_off(&lines));
         assert_eq!(panic_line(&lines), None);
+    }
+
+    /// Regression: output without a final newline ran into the kernel's next message.
+    #[test]
+    fn a_kernel_message_after_unfinished_output_is_still_the_kernels() {
+        let lines = normalise(b"no newline here[    2.0] reboot: Power down\n");
+        assert_eq!(lines[0], Line { text: "no newline here".into(), kernel: false });
+        assert_eq!(lines[1], Line { text: "reboot: Power down".into(), kernel: true });
+        assert!(powered_off(&lines));
+        assert_eq!(panic_line(&normalise(b"echo: no Kernel panic here\n")), None);
     }
 
     #[test]

@@ -73,7 +73,10 @@ fn inputs_of(recipe: &RecipeFile) -> Vec<String> {
         l.dir.as_ref().or(l.tar.as_ref()).or(l.deb.as_ref()).map(|v| v.get_ref().clone())
     });
     let sources = r.files.iter().filter_map(|f| f.get_ref().source.as_ref().map(|s| s.get_ref().clone()));
-    layers.chain(sources).collect()
+    let kernel = r.kernel.iter().map(|k| k.get_ref().deb.get_ref().clone());
+    let mut all: Vec<String> = layers.chain(sources).chain(kernel).collect();
+    all.dedup();
+    all
 }
 
 /// Copies the recipe and its inputs below `root`, keeping their places relative to each other,
@@ -87,12 +90,8 @@ fn copy_inputs(recipe: &RecipeFile, root: &Path) -> Result<PathBuf> {
     // name in the copy.
     let mut top = recipe_dir.clone();
     for input in &relative {
-        let up = Path::new(input).components().take_while(|c| matches!(c, std::path::Component::ParentDir)).count();
-        if let Some(ancestor) = recipe_dir.ancestors().nth(up)
-            && ancestor.components().count() < top.components().count()
-        {
-            top = ancestor.to_path_buf();
-        }
+        let lexical = lexical_join(&recipe_dir, Path::new(input));
+        while !lexical.starts_with(&top) && top.pop() {}
     }
     let place = |host: &Path| -> Result<PathBuf> {
         // Never write outside the copy: an input that climbs above `top` by a later `..` is not
@@ -142,9 +141,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             std::fs::create_dir_all(parent).writing(parent)?;
         }
         std::fs::copy(from, to).writing(to)?;
+        set_other_mtime(to)?;
         let mode = meta.permissions().mode() & 0o700;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).writing(to)?;
-        return set_other_mtime(to);
+        return std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).writing(to);
     }
     let mut items: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(from)
         .follow_links(false)
@@ -162,6 +161,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let target = to.join(item.path().strip_prefix(from).unwrap_or(item.path()));
         if item.file_type().is_symlink() {
             let link = std::fs::read_link(item.path()).reading(item.path())?;
+            if target.symlink_metadata().is_ok() {
+                continue; // an input named twice, or inside another input: copied already
+            }
             std::os::unix::fs::symlink(&link, &target).writing(&target)?;
         } else {
             copy_tree(item.path(), &target)?;
@@ -171,7 +173,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 }
 
 fn set_other_mtime(path: &Path) -> Result<()> {
-    let file = std::fs::File::options().write(true).open(path).writing(path)?;
+    // futimens(2) needs ownership, not write access: a read-only input copies too.
+    let file = std::fs::File::open(path).writing(path)?;
     file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(OTHER_MTIME)).writing(path)
 }
 

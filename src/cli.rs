@@ -77,7 +77,7 @@ struct TestArgs {
     /// Recipes with a `[test]` section.
     #[arg(required = true)]
     recipes: Vec<PathBuf>,
-    /// The kernel to boot (default: $BAKE_KERNEL).
+    /// The kernel to boot (default: the recipe's `[kernel]`, else $BAKE_KERNEL).
     #[arg(long)]
     kernel: Option<PathBuf>,
     /// Build twice under different conditions, boot both, and require the same image bytes

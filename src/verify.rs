@@ -131,7 +131,7 @@ fn lexical_join(base: &Path, relative: &Path) -> PathBuf {
 /// An mtime unlike any a checkout has: 2001-09-09 01:46:40 UTC.
 const OTHER_MTIME: u64 = 1_000_000_000;
 
-/// Copies a file or a folder tree (symlinks inside a folder stay symlinks), newest names first,
+/// Copies a file or a folder tree (symlinks inside a folder stay symlinks) in reverse name order,
 /// with other mtimes and with group and other permission bits cleared.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -70,6 +70,9 @@ struct VerifyArgs {
     /// Compression threads for the first build (the second uses one).
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
+    /// Print the result as JSON: every output's two digests, and the diff of differing images.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -246,6 +249,41 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
         .map_err(|e| crate::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     let twice = crate::verify::build_twice(&args.recipe, scratch.path(), jobs, &Environment::from_process(), ui)?;
+    // The images that differ, with how.
+    let mut reports = Vec::new();
+    for (output, second) in &twice.outputs {
+        if second.is_some_and(|d| d != output.sha256) && output.file.contains(".cpio") {
+            let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
+            reports.push((output.file.clone(), crate::diff::compare_files(&a, &b)?));
+        }
+    }
+    let code = if twice.identical() { 0 } else { 1 };
+    if args.json {
+        let outputs: Vec<serde_json::Value> = twice
+            .outputs
+            .iter()
+            .map(|(o, second)| {
+                serde_json::json!({
+                    "file": o.file,
+                    "first_sha256": hex(&o.sha256),
+                    "second_sha256": second.map(|d| hex(&d)),
+                    "identical": *second == Some(o.sha256),
+                })
+            })
+            .collect();
+        let diffs: serde_json::Map<String, serde_json::Value> = reports
+            .iter()
+            .map(|(file, report)| (file.clone(), serde_json::from_str(&crate::diff::json(report)).unwrap_or_default()))
+            .collect();
+        let value = serde_json::json!({
+            "name": twice.name,
+            "reproducible": twice.identical(),
+            "outputs": outputs,
+            "diffs": diffs,
+        });
+        build::print(&format!("{}\n", serde_json::to_string_pretty(&value).expect("plain data")))?;
+        return Ok(code);
+    }
     let mut text = format!(
         "first build:  {jobs} workers, here\nsecond build: 1 worker, from a copy of the inputs made in reverse \
          order with other mtimes, umask 077, TZ=Pacific/Chatham, LC_ALL=C.UTF-8, another TMPDIR\n"
@@ -264,16 +302,12 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
         build::print(&text)?;
         return Ok(0);
     }
-    for (output, second) in &twice.outputs {
-        if second.is_some_and(|d| d != output.sha256) && output.file.contains(".cpio") {
-            let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
-            let report = crate::diff::compare_files(&a, &b)?;
-            text.push_str(&format!("bake diff of the two `{}`:\n", output.file));
-            text.push_str(&crate::diff::text(&report, "first", "second"));
-        }
+    for (file, report) in &reports {
+        text.push_str(&format!("bake diff of the two `{file}`:\n"));
+        text.push_str(&crate::diff::text(report, "first", "second"));
     }
     let differ = twice.outputs.iter().filter(|(o, d)| *d != Some(o.sha256)).count();
     text.push_str(&format!("not reproducible: {}, {differ} of {} outputs differ\n", twice.name, twice.outputs.len()));
     build::print(&text)?;
-    Ok(1)
+    Ok(code)
 }

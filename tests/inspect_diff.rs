@@ -311,4 +311,12 @@ fn verify_fails_with_a_useful_diff_when_the_build_leaks_an_input_mtime() {
     assert!(stdout.contains("leak.cpio.gz") && stdout.contains("DIFFERENT: second build"), "{stdout}");
     assert!(stdout.contains("~ /etc/motd: mtime: "), "the diff names the entry and the field: {stdout}");
     assert!(stdout.contains("not reproducible: leak, 3 of 3 outputs differ"), "{stdout}");
+    let out = run(bake().args(["verify", "--json"]).arg(&recipe).env("BAKE_TEST_LEAK_INPUT_MTIME", "1"));
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["reproducible"], false);
+    assert_eq!(json["outputs"][0]["identical"], false);
+    let changed = &json["diffs"]["leak.cpio.gz"]["changed"][0];
+    assert_eq!(changed["path"], "/etc");
+    assert_eq!(changed["changes"][0]["field"], "mtime");
 }

@@ -268,21 +268,15 @@ impl<R: Read> Reader<R> {
 mod tests {
     use super::*;
 
+    /// A header for `name` with `mode` and `size`; every other field 0 (nlink 1).
+    fn header(name: &[u8], mode: u32, size: u32) -> Header<'_> {
+        Header { name, ino: 1, mode, uid: 0, gid: 0, nlink: 1, mtime: 0, size, rdev_major: 0, rdev_minor: 0 }
+    }
+
     #[test]
     fn header_layout_matches_the_kernel_documentation() {
         let mut writer = Writer::new(Vec::new());
-        let header = Header {
-            name: b"init",
-            ino: 1,
-            mode: S_IFREG | 0o755,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0x6553_f100,
-            size: 3,
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
+        let header = Header { mtime: 0x6553_f100, ..header(b"init", S_IFREG | 0o755, 3) };
         writer.append(&header, &mut &b"hi\n"[..]).unwrap();
         let out = writer.finish().unwrap();
         let fields = [1, 0o100755, 0, 0, 1, 0x6553_f100, 3, 0, 0, 0, 0, 5, 0];
@@ -302,18 +296,7 @@ mod tests {
     #[test]
     fn short_data_is_an_error_not_a_corrupt_archive() {
         let mut writer = Writer::new(Vec::new());
-        let header = Header {
-            name: b"f",
-            ino: 1,
-            mode: S_IFREG | 0o644,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            size: 10,
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
+        let header = header(b"f", S_IFREG | 0o644, 10);
         let err = writer.append(&header, &mut &b"short"[..]).unwrap_err();
         assert!(err.to_string().contains("gave 5 bytes where its header promises 10"), "{err}");
     }
@@ -322,16 +305,13 @@ mod tests {
     fn the_reader_reads_what_the_writer_wrote() {
         let mut writer = Writer::new(Vec::new());
         let header = Header {
-            name: b"caf\xe9",
             ino: 7,
-            mode: S_IFCHR | 0o600,
             uid: 1,
             gid: 2,
-            nlink: 1,
             mtime: 3,
-            size: 5,
             rdev_major: 4,
             rdev_minor: 64,
+            ..header(b"caf\xe9", S_IFCHR | 0o600, 5)
         };
         writer.append(&header, &mut &b"abcde"[..]).unwrap();
         let out = writer.finish().unwrap();
@@ -355,19 +335,7 @@ mod tests {
     #[test]
     fn malformed_archives_are_errors_not_panics_or_huge_allocations() {
         let mut good = Writer::new(Vec::new());
-        let h = Header {
-            name: b"f",
-            ino: 1,
-            mode: S_IFREG,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            size: 4,
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
-        good.append(&h, &mut &b"data"[..]).unwrap();
+        good.append(&header(b"f", S_IFREG, 4), &mut &b"data"[..]).unwrap();
         let good = good.finish().unwrap();
         let read_all = |bytes: &[u8]| -> io::Result<usize> {
             let mut reader = Reader::new(bytes);
@@ -403,16 +371,11 @@ mod tests {
         for (i, name) in [&b"a"[..], b"a/bb", b"a/ccc"].into_iter().enumerate() {
             let data = name.repeat(i + 1);
             let header = Header {
-                name,
                 ino: i as u32 + 1,
-                mode: S_IFREG | 0o600,
                 uid: 1000,
                 gid: 100,
-                nlink: 1,
                 mtime: 42,
-                size: data.len() as u32,
-                rdev_major: 0,
-                rdev_minor: 0,
+                ..header(name, S_IFREG | 0o600, data.len() as u32)
             };
             writer.append(&header, &mut &data[..]).unwrap();
         }

@@ -186,88 +186,85 @@ pub struct Resolution {
 
 /// Computes the closure of `requested` over `depends` (required) and `softdep` (when present).
 pub fn resolve(package: &KernelPackage, requested: &[String]) -> std::result::Result<Resolution, String> {
-    let mut out = Resolution { load_order: Vec::new(), builtin: Vec::new(), missing_softdeps: Vec::new() };
-    let mut done = BTreeSet::new();
+    let mut closure = Closure {
+        package,
+        stack: Vec::new(),
+        done: BTreeSet::new(),
+        out: Resolution { load_order: Vec::new(), builtin: Vec::new(), missing_softdeps: Vec::new() },
+    };
     for name in requested {
         let name = name.replace('-', "_");
         if package.modules.contains_key(&name) {
-            visit(package, &name, &mut Vec::new(), &mut done, &mut out)?;
+            closure.visit(&name)?;
         } else if package.builtin.contains(&name) {
-            out.builtin.push(name);
+            closure.out.builtin.push(name);
         } else {
             let hint = suggest(&name, package.modules.keys().chain(&package.builtin));
             return Err(format!("unknown module `{name}`: the kernel {} has no such module{hint}", package.version));
         }
     }
-    Ok(out)
+    Ok(closure.out)
 }
 
-fn visit(
-    package: &KernelPackage,
-    name: &str,
-    stack: &mut Vec<String>,
-    done: &mut BTreeSet<String>,
-    out: &mut Resolution,
-) -> std::result::Result<(), String> {
-    if done.contains(name) {
-        return Ok(());
-    }
-    if let Some(at) = stack.iter().position(|s| s == name) {
-        let cycle = stack[at..].iter().chain([&name.to_string()]).cloned().collect::<Vec<_>>().join(" -> ");
-        return Err(format!("modules depend on each other in a cycle: {cycle}"));
-    }
-    let module = &package.modules[name];
-    stack.push(name.to_string());
-    for soft in &module.info.pre {
-        soft_visit(package, soft, stack, done, out)?;
-    }
-    for dep in &module.info.depends {
-        if package.modules.contains_key(dep) {
-            visit(package, dep, stack, done, out)?;
-        } else if !package.builtin.contains(dep) {
-            return Err(format!(
-                "module `{name}` depends on `{dep}`, which the kernel {} does not have",
-                package.version
-            ));
+/// A depth-first walk over module dependencies that emits each module after what it needs.
+struct Closure<'a> {
+    package: &'a KernelPackage,
+    /// The modules being visited, outermost first (to report cycles).
+    stack: Vec<String>,
+    done: BTreeSet<String>,
+    out: Resolution,
+}
+
+impl Closure<'_> {
+    fn visit(&mut self, name: &str) -> std::result::Result<(), String> {
+        if self.done.contains(name) {
+            return Ok(());
         }
-    }
-    stack.pop();
-    done.insert(name.to_string());
-    out.load_order.push(name.to_string());
-    for soft in &module.info.post {
-        soft_visit(package, soft, stack, done, out)?;
-    }
-    Ok(())
-}
-
-/// A soft dependency: loaded when the package has it, skipped (like modprobe) when it does not
-/// or when it would close a cycle.
-fn soft_visit(
-    package: &KernelPackage,
-    name: &str,
-    stack: &mut Vec<String>,
-    done: &mut BTreeSet<String>,
-    out: &mut Resolution,
-) -> std::result::Result<(), String> {
-    if package.modules.contains_key(name) && !stack.iter().any(|s| s == name) {
-        // A soft dependency that cannot be loaded (it closes a cycle through a hard dependency,
-        // or lacks one of its own) is skipped, as modprobe skips it.
-        let depth = stack.len();
-        if visit(package, name, stack, done, out).is_err() {
-            stack.truncate(depth);
-            if !out.missing_softdeps.iter().any(|m| m == name) {
-                out.missing_softdeps.push(name.to_string());
+        if let Some(at) = self.stack.iter().position(|s| s == name) {
+            let cycle = self.stack[at..].iter().chain([&name.to_string()]).cloned().collect::<Vec<_>>().join(" -> ");
+            return Err(format!("modules depend on each other in a cycle: {cycle}"));
+        }
+        let package = self.package;
+        let module = &package.modules[name];
+        self.stack.push(name.to_string());
+        for soft in &module.info.pre {
+            self.soft_visit(soft);
+        }
+        for dep in &module.info.depends {
+            if package.modules.contains_key(dep) {
+                self.visit(dep)?;
+            } else if !package.builtin.contains(dep) {
+                return Err(format!(
+                    "module `{name}` depends on `{dep}`, which the kernel {} does not have",
+                    package.version
+                ));
             }
         }
-        Ok(())
-    } else {
-        if !package.modules.contains_key(name)
-            && !package.builtin.contains(name)
-            && !out.missing_softdeps.iter().any(|m| m == name)
-        {
-            out.missing_softdeps.push(name.to_string());
+        self.stack.pop();
+        self.done.insert(name.to_string());
+        self.out.load_order.push(name.to_string());
+        for soft in &module.info.post {
+            self.soft_visit(soft);
         }
         Ok(())
+    }
+
+    /// A soft dependency: loaded when the package has it; skipped, as modprobe skips it, when it
+    /// does not, when it would close a cycle, or when it cannot be loaded itself.
+    fn soft_visit(&mut self, name: &str) {
+        let package = self.package;
+        if package.modules.contains_key(name) && !self.stack.iter().any(|s| s == name) {
+            let depth = self.stack.len();
+            if self.visit(name).is_ok() {
+                return;
+            }
+            self.stack.truncate(depth);
+        } else if package.builtin.contains(name) {
+            return;
+        }
+        if !self.out.missing_softdeps.iter().any(|m| m == name) {
+            self.out.missing_softdeps.push(name.to_string());
+        }
     }
 }
 

@@ -305,7 +305,7 @@ fn kernel(
     })?;
     for missing in &resolution.missing_softdeps {
         reporter.report(Event::Warning(format!(
-            "soft dependency `{missing}` names no module of the kernel package (aliases are not followed): skipped"
+            "soft dependency `{missing}` skipped: the kernel package has no module of that name (aliases are not followed), or it cannot be loaded"
         )));
     }
     let origin = tree.origin(format!("the kernel package (`{}`)", k.deb.get_ref()));

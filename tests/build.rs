@@ -392,13 +392,7 @@ fn sha256sums_is_accepted_by_sha256sum_and_names_every_output() {
 
 #[test]
 fn every_recipe_and_boot_case_builds_reproducibly() {
-    let mut recipes: Vec<PathBuf> = ["recipes", "qemu-tests", "qemu-tests/must-fail"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(repo().join(dir)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    recipes.sort();
+    let recipes = all_recipes();
     assert!(recipes.len() >= 7, "{recipes:?}");
     for deb in ["busybox-static.deb", "linux-image-cloud-amd64.deb"] {
         let path = repo().join("cache/debs").join(deb);

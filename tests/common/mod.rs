@@ -14,6 +14,19 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every recipe the repository holds: the examples in `recipes/` and the boot cases in
+/// `qemu-tests/` (the ones that must fail included), sorted.
+pub fn all_recipes() -> Vec<PathBuf> {
+    let mut recipes: Vec<PathBuf> = ["recipes", "qemu-tests", "qemu-tests/must-fail"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo().join(dir)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    recipes.sort();
+    recipes
+}
+
 /// A `bake` command with a clean environment: no `SOURCE_DATE_EPOCH` leaks in from the caller.
 pub fn bake() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));

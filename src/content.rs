@@ -193,6 +193,16 @@ pub enum StoreError {
     Write(io::Error),
 }
 
+impl StoreError {
+    /// An input error worded by `bad` for a failed read; a build failure for a failed write.
+    pub fn into_error(self, bad: impl FnOnce(String) -> crate::error::Error) -> crate::error::Error {
+        match self {
+            StoreError::Read(e) => bad(e.to_string()),
+            StoreError::Write(e) => crate::error::Error::failure(e.to_string()),
+        }
+    }
+}
+
 struct SpoolReader<'a> {
     file: &'a File,
     pos: u64,

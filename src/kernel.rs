@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
-use crate::content::{Content, Spool, StoreError};
+use crate::content::{Content, Spool};
 use crate::error::{Error, IoContext, Result};
 
 /// Largest module file read into memory to find its `.modinfo` (the biggest real ones are a few
@@ -116,10 +116,7 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
         crate::source::tar::for_each_file(data, &label, |name, size, reader| {
             let bad = |what: String| Error::input(format!("`{label}`: entry `{name}`: {what}"));
             let store = |spool: &mut Spool, reader: &mut dyn Read, size: u64| {
-                spool.store(reader, size).map_err(|e| match e {
-                    StoreError::Read(e) => bad(e.to_string()),
-                    StoreError::Write(e) => Error::failure(e.to_string()),
-                })
+                spool.store(reader, size).map_err(|e| e.into_error(bad))
             };
             if let Some(version) = name.strip_prefix("boot/vmlinuz-") {
                 if vmlinuz.is_some() {

@@ -8,6 +8,7 @@
 
 pub mod boot_test;
 pub mod build;
+pub mod child;
 pub mod cli;
 pub mod compress;
 pub mod content;

@@ -195,20 +195,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     for layer in &layers {
         let (sha256, _) = if layer.kind == "dir" { ([0; 32], 0) } else { digest_file(&layer.host)? };
         if let Some(pin) = layer.pin {
-            let expected = parse_hex(pin.get_ref())
-                .ok_or_else(|| recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref())))?;
-            if expected != sha256 {
-                return Err(recipe.error(
-                    pin,
-                    format!(
-                        "`{}` has sha256 {}, but the recipe pins {}: the file is not the one the \
-                         recipe was written for",
-                        layer.host.display(),
-                        hex(&sha256),
-                        pin.get_ref()
-                    ),
-                ));
-            }
+            check_pin(recipe, pin, &layer.host, &sha256)?;
         }
         layer_inputs.push(sha256);
     }
@@ -271,6 +258,24 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     Ok(Plan { name, epoch, initramfs, kernel, entries: freeze(&tree), inputs: all_inputs })
 }
 
+/// Refuses an input whose digest is not the `sha256` the recipe pins for it.
+fn check_pin(recipe: &RecipeFile, pin: &Spanned<String>, host: &Path, sha256: &Digest) -> Result<()> {
+    let expected = parse_hex(pin.get_ref())
+        .ok_or_else(|| recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref())))?;
+    if expected != *sha256 {
+        return Err(recipe.error(
+            pin,
+            format!(
+                "`{}` has sha256 {}, but the recipe pins {}: the file is not the one the recipe was written for",
+                host.display(),
+                hex(sha256),
+                pin.get_ref()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the `[kernel]` package, resolves its modules and lays them into `tree` under
 /// `/lib/modules/VERSION/` with `modules.dep` and `modules.load-order`.
 fn kernel(
@@ -287,14 +292,7 @@ fn kernel(
     }
     let (sha256, _) = digest_file(&host)?;
     if let Some(pin) = &k.sha256 {
-        let expected = parse_hex(pin.get_ref())
-            .ok_or_else(|| recipe.error(pin, format!("`sha256` must be 64 hex digits, not `{}`", pin.get_ref())))?;
-        if expected != sha256 {
-            return Err(recipe.error(
-                pin,
-                format!("`{}` has sha256 {}, but the recipe pins {}", host.display(), hex(&sha256), pin.get_ref()),
-            ));
-        }
+        check_pin(recipe, pin, &host, &sha256)?;
     }
     reporter.report(Event::Info(format!("reading the kernel package `{}`", k.deb.get_ref())));
     let package = crate::kernel::read_package(&host, spool)?;

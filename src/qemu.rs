@@ -175,14 +175,7 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     })?;
     let mut guest = Guest { child };
     // QEMU's messages are read on the side, so a chatty QEMU never blocks on a full pipe.
-    let mut stderr_pipe = guest.child.stderr.take();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(pipe) = stderr_pipe.as_mut() {
-            let _ = std::io::Read::read_to_string(pipe, &mut text);
-        }
-        text
-    });
+    let stderr = crate::child::drain(guest.child.stderr.take());
     let mut console = ConsoleWatch::default();
     let ending = loop {
         if let Some(status) =

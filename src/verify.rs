@@ -190,7 +190,9 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path) -> Result<()
         .env("TZ", "Pacific/Chatham")
         .env("LC_ALL", "C.UTF-8")
         .env("TMPDIR", tmpdir)
-        .stdin(std::process::Stdio::null());
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
     // SAFETY: umask(2) is async-signal-safe and only changes the child's file mode mask.
     unsafe {
         cmd.pre_exec(|| {
@@ -198,12 +200,28 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path) -> Result<()
             Ok(())
         });
     }
-    let output = cmd.output().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
-    if !output.status.success() {
-        return Err(Error::failure(format!(
-            "the second build failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+    let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
+    let messages = crate::child::drain(child.stderr.take());
+    // Wait, but pass Ctrl-C or SIGTERM on: the child is not in the terminal's way of them.
+    let status = loop {
+        if let Some(status) =
+            child.try_wait().map_err(|e| Error::failure(format!("cannot wait for the second build: {e}")))?
+        {
+            break status;
+        }
+        if crate::interrupt::requested() {
+            // SAFETY: signals the child we started; touches no memory of ours.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+            crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let messages = messages.join().unwrap_or_default();
+    if !status.success() {
+        return Err(Error::failure(format!("the second build failed: {}", messages.trim())));
     }
     Ok(())
 }

@@ -285,3 +285,46 @@ fn a_device_node_in_a_dir_layer_is_refused() {
     assert!(stderr.contains("rootfs/null` is a character device"), "{stderr}");
     assert!(!t.path().join("out").exists());
 }
+
+/// Regression: verify waited for its second build to finish before it noticed SIGTERM.
+#[test]
+fn sigterm_stops_verify_and_its_second_build() {
+    let t = tempfile::tempdir().unwrap();
+    let recipe = slow_recipe(t.path());
+    let scratch = t.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let child = bake()
+        .arg("verify")
+        .arg(&recipe)
+        .env("TMPDIR", &scratch)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the second build is writing its image.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let second_writing = || {
+        walkdir::WalkDir::new(&scratch).into_iter().filter_map(|e| e.ok()).any(|e| {
+            e.path().to_string_lossy().contains("second/out/.bake-") && e.path().to_string_lossy().ends_with(".part")
+        })
+    };
+    while !second_writing() {
+        assert!(Instant::now() < deadline, "the second build never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    // SAFETY: sends a signal to the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let output = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(took < Duration::from_secs(3), "took {took:?} to stop");
+    // The second build was stopped too: nothing is left in the scratch folder.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "{:?}", snapshot(&scratch));
+}

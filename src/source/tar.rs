@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::content::{Spool, StoreError};
+use crate::content::Spool;
 use crate::error::{Error, Result};
 use crate::path::ImagePath;
 use crate::recipe::DeviceKind;
@@ -48,10 +48,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
                 tree.check_file_size(&format!("`{label}`: entry `{shown}`"), size)?;
-                let content = spool.store(&mut entry, size).map_err(|e| match e {
-                    StoreError::Read(e) => bad(e.to_string()),
-                    StoreError::Write(e) => Error::failure(e.to_string()),
-                })?;
+                let content = spool.store(&mut entry, size).map_err(|e| e.into_error(bad))?;
                 Kind::File { content, inode: tree.new_inode() }
             }
             tar::EntryType::Directory => Kind::Dir { implied: false },

@@ -16,8 +16,9 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # Seeds: real archives of each kind, so the fuzzer starts from valid structure.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds"/{recipe,tar,deb,image}
+mkdir -p "$seeds"/{recipe,tar,deb,image,packages}
 cp recipes/*.toml qemu-tests/*.toml "$seeds/recipe/"
+cp tests/fixtures/debian/Packages "$seeds/packages/"
 tar -cf "$seeds/tar/recipes.tar" recipes
 gzip -n -c "$seeds/tar/recipes.tar" > "$seeds/tar/recipes.tar.gz"
 xz -c "$seeds/tar/recipes.tar" > "$seeds/tar/recipes.tar.xz"
@@ -34,7 +35,7 @@ for c in none zstd gzip xz lz4; do
 done
 
 status=0
-for target in recipe tar deb image; do
+for target in recipe tar deb image packages; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   if ! cargo fuzz run --release "$target" "fuzz/corpus/$target" "$seeds/$target" -- \

@@ -11,6 +11,7 @@ use crate::output::OutputDir;
 use crate::plan::{self, Environment};
 use crate::progress::{Event, Reporter};
 use crate::recipe::RecipeFile;
+use crate::sbom::SbomPackage;
 
 /// How to build, beyond the recipe.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct Options {
 pub struct Built {
     pub name: String,
     pub entries: usize,
-    /// Every output, images first, then the manifest and `SHA256SUMS`.
+    /// Every output: images first, then the SBOM, the manifest and `SHA256SUMS`.
     pub outputs: Vec<Output>,
     pub out_dir: PathBuf,
     pub elapsed: Duration,
@@ -84,6 +85,24 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     }
 
     let images: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
+    if !plan.packages.is_empty() {
+        let file = format!("{}.spdx.json", plan.name);
+        let packages: Vec<SbomPackage> = plan
+            .packages
+            .iter()
+            .map(|p| SbomPackage {
+                name: p.package.name.clone(),
+                version: p.package.version.clone(),
+                architecture: p.package.architecture.clone(),
+                sha256: p.package.sha256.clone(),
+                source: p.package.source.clone(),
+                source_version: p.package.source_version.clone(),
+                license: p.license.clone(),
+            })
+            .collect();
+        let sbom = crate::sbom::spdx_json(&plan.name, plan.epoch, &packages, &images);
+        staged.push(out.stage_bytes(&file, sbom.as_bytes())?);
+    }
     let manifest_file = format!("{}.manifest.json", plan.name);
     staged.push(out.stage_bytes(&manifest_file, manifest::manifest_json(&plan, &images).as_bytes())?);
     let summed: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::build::{self, Options};
 use crate::error::Result;
 use crate::hash::hex;
+use crate::packages::LockPolicy;
 use crate::plan::Environment;
 use crate::ui::{Ui, Verbosity, human_size};
 
@@ -43,6 +44,45 @@ enum Command {
     Diff(DiffArgs),
     /// Build a recipe twice under different conditions and check the outputs are identical.
     Verify(VerifyArgs),
+    /// Resolve and pin every input of a recipe (packages, archives, files) in NAME.lock.
+    Lock(LockArgs),
+}
+
+/// Where Debian packages are cached, and how the lock file is used.
+#[derive(Args, Debug)]
+struct PackageArgs {
+    /// Cache folder for Debian packages (default: $XDG_CACHE_HOME/bake, else ~/.cache/bake).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Refuse to build unless the recipe's lock file exists and pins every input (for CI).
+    #[arg(long)]
+    locked: bool,
+}
+
+impl PackageArgs {
+    fn environment(self) -> Environment {
+        let mut env = Environment::from_process();
+        if let Some(cache) = self.cache {
+            env.packages.cache = Some(cache);
+        }
+        if self.locked {
+            env.packages.policy = LockPolicy::Require;
+        }
+        env
+    }
+}
+
+#[derive(Args, Debug)]
+struct LockArgs {
+    /// The recipe; the lock is written beside it (`hello.lock` for `hello.toml`).
+    recipe: PathBuf,
+    /// Resolve every package again from apt's current lists, instead of keeping the versions
+    /// the lock already pins.
+    #[arg(long)]
+    update: bool,
+    /// Cache folder for Debian packages (default: $XDG_CACHE_HOME/bake, else ~/.cache/bake).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +113,8 @@ struct VerifyArgs {
     /// Print the result as JSON: every output's two digests, and the diff of differing images.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    packages: PackageArgs,
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +135,8 @@ struct TestArgs {
     /// Print the results as JSON on standard output.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    packages: PackageArgs,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +152,8 @@ struct BuildArgs {
     /// Print the result as JSON on standard output.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    packages: PackageArgs,
 }
 
 /// Runs bake with the process's arguments and returns the exit status.
@@ -172,12 +218,24 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
             Ok(if report.same_content() { 0 } else { 1 })
         }
         Command::Verify(args) => verify(args, ui),
+        Command::Lock(args) => {
+            let env = PackageArgs { cache: args.cache, locked: false }.environment();
+            let locked = crate::lock::lock_recipe(&args.recipe, args.update, &env, ui)?;
+            let state = if locked.changed { "written" } else { "unchanged" };
+            build::print(&format!(
+                "{}: {state}: {} packages, {} other inputs pinned\n",
+                locked.path.display(),
+                locked.packages,
+                locked.inputs
+            ))
+            .map(|_| 0)
+        }
         Command::Test(args) => {
             let options = crate::boot_test::TestOptions {
                 kernel: args.kernel,
                 twice: args.twice,
                 jobs: args.jobs.unwrap_or_else(default_jobs),
-                env: Environment::from_process(),
+                env: args.packages.environment(),
             };
             let results = crate::boot_test::run(&args.recipes, &options, ui)?;
             if args.json {
@@ -208,7 +266,7 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
         }
         Command::Build(args) => {
             let jobs = args.jobs.unwrap_or_else(default_jobs);
-            let options = Options { out_dir: args.out, jobs, env: Environment::from_process() };
+            let options = Options { out_dir: args.out, jobs, env: args.packages.environment() };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {
                 return build::print(&build::summary_json(&built)).map(|_| 0);
@@ -248,7 +306,7 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
         .tempdir()
         .map_err(|e| crate::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let twice = crate::verify::build_twice(&args.recipe, scratch.path(), jobs, &Environment::from_process(), ui)?;
+    let twice = crate::verify::build_twice(&args.recipe, scratch.path(), jobs, &args.packages.environment(), ui)?;
     // The images that differ, with how.
     let mut reports = Vec::new();
     for (output, second) in &twice.outputs {

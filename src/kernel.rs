@@ -304,11 +304,15 @@ pub fn load_order_file(package: &KernelPackage, order: &[String]) -> String {
 }
 
 /// ` (did you mean `a`, `b`?)` with the closest known names, or nothing.
-fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
-    let mut scored: Vec<(usize, &String)> = known.map(|k| (distance(name, k), k)).collect();
+pub(crate) fn suggest<K: AsRef<str> + Ord>(name: &str, known: impl Iterator<Item = K>) -> String {
+    let mut scored: Vec<(usize, K)> = known.map(|k| (distance(name, k.as_ref()), k)).collect();
     scored.sort();
-    let close: Vec<String> =
-        scored.iter().take_while(|(d, _)| *d <= name.len().max(3) / 2).take(3).map(|(_, k)| format!("`{k}`")).collect();
+    let close: Vec<String> = scored
+        .iter()
+        .take_while(|(d, _)| *d <= name.len().max(3) / 2)
+        .take(3)
+        .map(|(_, k)| format!("`{}`", k.as_ref()))
+        .collect();
     if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", close.join(", ")) }
 }
 

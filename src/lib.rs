@@ -6,6 +6,7 @@
 //! renamed) with a [`manifest`]. [`build`] runs it; [`boot_test`] boots what was built under
 //! [`qemu`] and judges the [`transcript`]; [`cli`] is the command line.
 
+pub mod apt;
 pub mod boot_test;
 pub mod build;
 pub mod child;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod compress;
 pub mod content;
 pub mod cpio;
+pub mod debian;
 pub mod diff;
 pub mod error;
 pub mod hash;
@@ -21,13 +23,16 @@ pub mod initramfs;
 pub mod inspect;
 pub mod interrupt;
 pub mod kernel;
+pub mod lock;
 pub mod manifest;
 pub mod output;
+pub mod packages;
 pub mod path;
 pub mod plan;
 pub mod progress;
 pub mod qemu;
 pub mod recipe;
+pub mod sbom;
 pub mod source;
 pub mod transcript;
 pub mod tree;

@@ -19,6 +19,8 @@ use toml::Spanned;
 use crate::content::{Content, Spool};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{Digest, HashingReader, digest_file, hex, parse_hex};
+use crate::lock::{LockedKernel, LockedLayer, LockedPackage};
+use crate::packages::{LockPolicy, LockState, PackageSettings, PackagesLayer};
 use crate::path::ImagePath;
 use crate::progress::{Event, Reporter};
 use crate::recipe::{Compression, DeviceKind, Mode, RecipeFile};
@@ -33,6 +35,8 @@ pub struct Environment {
     /// deliberately non-reproducible by taking the epoch from the recipe file's mtime, so a test
     /// can prove that verify notices and explains such a leak.
     pub leak_input_mtime: bool,
+    /// Where packages are cached and how the lock file is used.
+    pub packages: PackageSettings,
 }
 
 impl Environment {
@@ -40,6 +44,7 @@ impl Environment {
         Environment {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
             leak_input_mtime: std::env::var_os("BAKE_TEST_LEAK_INPUT_MTIME").is_some_and(|v| v == "1"),
+            packages: PackageSettings { cache: crate::apt::default_cache(), policy: LockPolicy::Honour },
         }
     }
 }
@@ -57,6 +62,20 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     /// Every input, in recipe order.
     pub inputs: Vec<Input>,
+    /// The `packages` layers, resolved.
+    pub package_layers: Vec<LockedLayer>,
+    /// The `[kernel] package`, resolved.
+    pub kernel_package: Option<LockedKernel>,
+    /// Every package laid in, in order, with its licence (for the SBOM).
+    pub packages: Vec<PlannedPackage>,
+}
+
+/// A Debian package in the image.
+#[derive(Debug, Clone)]
+pub struct PlannedPackage {
+    pub package: LockedPackage,
+    /// What its machine-readable copyright file declares, if it has one.
+    pub license: Option<crate::debian::copyright::Declared>,
 }
 
 /// The recipe's kernel, read and resolved.
@@ -84,7 +103,7 @@ pub struct InitramfsPlan {
 /// An input the image was made from.
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// `dir`, `tar`, `deb` or `file`.
+    /// `dir`, `tar`, `deb`, `package`, `kernel` or `file`.
     pub kind: &'static str,
     /// The path as written in the recipe (relative to it), so the manifest does not depend on
     /// where the recipe was built.
@@ -157,11 +176,19 @@ enum Declaration {
 
 /// An input layer, checked but not yet read.
 struct LayerInput<'r> {
+    /// The layer's number in the recipe, from 1 (the packages of one `packages` layer share it).
+    number: usize,
+    /// `dir`, `tar`, `deb`, `package` (one package of a `packages` layer, a `.deb` in the cache)
+    /// or `packages` (a request not yet resolved).
     kind: &'static str,
     written: String,
     host: PathBuf,
     /// The recipe's `sha256` for it.
     pin: Option<&'r Spanned<String>>,
+    /// For a `package`: the package it is.
+    package: Option<LockedPackage>,
+    /// For `packages`: the request.
+    request: Option<PackagesLayer<'r>>,
 }
 
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
@@ -190,6 +217,15 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     let (declared, mut inputs) = check_declared(recipe, file_limit)?;
     let patterns = check_patterns(recipe)?;
 
+    // Package names become pinned `.deb` files in the cache.
+    let lock = LockState::load(recipe, env.packages.policy)?;
+    let mut lists = crate::apt::Lists::default();
+    let (layers, package_layers) = resolve_packages(recipe, layers, &lock, &env.packages, &mut lists, reporter)?;
+    let kernel_source = match &r.kernel {
+        Some(section) => Some(kernel_source(recipe, section, &lock, &env.packages, &mut lists, reporter)?),
+        None => None,
+    };
+
     // Hash every archive before reading any, so a pin mismatch stops the build before work.
     let mut layer_inputs = Vec::with_capacity(layers.len());
     for layer in &layers {
@@ -197,13 +233,28 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         if let Some(pin) = layer.pin {
             check_pin(recipe, pin, &layer.host, &sha256)?;
         }
+        if let Some(package) = &layer.package
+            && hex(&sha256) != package.sha256
+        {
+            return Err(Error::input(format!(
+                "`{}` in the cache has sha256 {}, not the {} pinned for {}: delete it so it is downloaded again",
+                layer.host.display(),
+                hex(&sha256),
+                package.sha256,
+                package.label()
+            )));
+        }
         layer_inputs.push(sha256);
     }
 
     let mut tree = Tree::with_file_limit(file_limit);
+    let mut packages = Vec::new();
     let total = layers.len();
     for (index, (layer, sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
-        let label = format!("layer {} (`{}`)", index + 1, layer.written);
+        let label = match &layer.package {
+            Some(package) => format!("layer {} (package {})", layer.number, package.label()),
+            None => format!("layer {} (`{}`)", layer.number, layer.written),
+        };
         reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
         let origin = tree.origin(label);
         if layer.kind == "dir" {
@@ -222,6 +273,10 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         if reader.finish().reading(&layer.host)? != *sha256 {
             return Err(Error::input(format!("`{label}` changed while it was being read")));
         }
+        if let Some(package) = &layer.package {
+            let license = declared_license(&tree, spool, &package.name, origin)?;
+            packages.push(PlannedPackage { package: package.clone(), license });
+        }
     }
     let mut all_inputs: Vec<Input> = layers
         .iter()
@@ -234,14 +289,18 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
     // the recipe asked for.
-    let kernel = match &recipe.recipe.kernel {
-        Some(section) => {
-            let (plan, input) = kernel(recipe, section, &mut tree, spool, reporter)?;
+    let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel_source) {
+        (Some(section), Some(source)) => {
+            let (plan, input) = kernel(recipe, section, &source, &mut tree, spool, reporter)?;
             all_inputs.push(input);
-            Some(plan)
+            (Some(plan), source.package)
         }
-        None => None,
+        _ => (None, None),
     };
+    if let Some(locked) = &kernel_package {
+        // Its licence is not read: bake lays in modules, not the package's documentation.
+        packages.push(PlannedPackage { package: locked.package.clone(), license: None });
+    }
 
     for item in declared {
         let origin = tree.origin(item.label);
@@ -255,7 +314,143 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         };
     }
 
-    Ok(Plan { name, epoch, initramfs, kernel, entries: freeze(&tree), inputs: all_inputs })
+    check_locked_inputs(recipe, &lock, &all_inputs, reporter)?;
+    Ok(Plan {
+        name,
+        epoch,
+        initramfs,
+        kernel,
+        entries: freeze(&tree),
+        inputs: all_inputs,
+        package_layers,
+        kernel_package,
+        packages,
+    })
+}
+
+/// Replaces each `packages` layer by the packages it resolves to, fetched into the cache.
+fn resolve_packages<'r>(
+    recipe: &'r RecipeFile,
+    layers: Vec<LayerInput<'r>>,
+    lock: &LockState,
+    settings: &PackageSettings,
+    lists: &mut crate::apt::Lists,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<LayerInput<'r>>, Vec<LockedLayer>)> {
+    let mut out = Vec::with_capacity(layers.len());
+    let mut resolved = Vec::new();
+    for layer in layers {
+        let Some(request) = &layer.request else {
+            out.push(layer);
+            continue;
+        };
+        let locked = crate::packages::resolve_layer(recipe, request, lock, lists, reporter)?;
+        let cache = settings.cache()?;
+        for package in &locked.resolved {
+            let host = crate::apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
+            out.push(LayerInput {
+                number: layer.number,
+                kind: "package",
+                written: package.deb_name(),
+                host,
+                pin: None,
+                package: Some(package.clone()),
+                request: None,
+            });
+        }
+        resolved.push(locked);
+    }
+    Ok((out, resolved))
+}
+
+/// Where the `[kernel]` package comes from.
+struct KernelSource {
+    host: PathBuf,
+    /// As the manifest names it: the recipe's `deb`, or the package's file name.
+    written: String,
+    /// For `package`: what it resolved to.
+    package: Option<LockedKernel>,
+}
+
+fn kernel_source(
+    recipe: &RecipeFile,
+    section: &Spanned<crate::recipe::KernelSection>,
+    lock: &LockState,
+    settings: &PackageSettings,
+    lists: &mut crate::apt::Lists,
+    reporter: &dyn Reporter,
+) -> Result<KernelSource> {
+    let k = section.get_ref();
+    match (&k.deb, &k.package) {
+        (Some(deb), None) => {
+            let host = recipe.host_path(deb.get_ref());
+            if !host.is_file() {
+                return Err(recipe.error(deb, format!("`{}` is not a readable file", host.display())));
+            }
+            Ok(KernelSource { host, written: deb.get_ref().clone(), package: None })
+        }
+        (None, Some(name)) => {
+            if let Some(pin) = &k.sha256 {
+                return Err(recipe.error(pin, "`sha256` pins a `deb`; a kernel `package` is pinned in the lock file"));
+            }
+            let locked = crate::packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
+            let host = crate::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+            Ok(KernelSource { host, written: locked.package.deb_name(), package: Some(locked) })
+        }
+        _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),
+    }
+}
+
+/// The licence a package's machine-readable copyright file declares, read from what the
+/// package itself laid into `tree` (before `[remove]` prunes documentation).
+fn declared_license(
+    tree: &Tree,
+    spool: &Spool,
+    name: &str,
+    origin: crate::tree::Origin,
+) -> Result<Option<crate::debian::copyright::Declared>> {
+    let Ok(path) = ImagePath::from_recipe(&format!("/usr/share/doc/{name}/copyright")) else { return Ok(None) };
+    let Some(Entry { kind: Kind::File { content, .. }, origin: from, .. }) = tree.get(&path) else { return Ok(None) };
+    if *from != origin || content.size > 1 << 20 {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut content.open(spool)?, &mut bytes)
+        .map_err(|e| Error::failure(format!("cannot read the copyright file of `{name}`: {e}")))?;
+    Ok(crate::debian::copyright::declared_license(&String::from_utf8_lossy(&bytes)))
+}
+
+/// Holds every input other than packages to the digest the lock pins for it.
+fn check_locked_inputs(recipe: &RecipeFile, lock: &LockState, inputs: &[Input], reporter: &dyn Reporter) -> Result<()> {
+    let Some(locked) = &lock.lock else { return Ok(()) };
+    if matches!(lock.policy, LockPolicy::Relock | LockPolicy::Update) {
+        return Ok(());
+    }
+    let relock = format!("run `bake lock {}` if the change is intended", recipe.path.display());
+    let mut seen = vec![false; locked.inputs.len()];
+    for input in inputs.iter().filter(|i| i.kind != "package") {
+        let pinned = locked.inputs.iter().position(|l| l.kind == input.kind && l.path == input.path);
+        match pinned {
+            Some(i) => {
+                seen[i] = true;
+                if locked.inputs[i].sha256 != hex(&input.sha256) {
+                    return Err(Error::input(format!(
+                        "{} `{}` has sha256 {}, but `{}` pins {}: it changed since it was locked; {relock}",
+                        input.kind,
+                        input.path,
+                        hex(&input.sha256),
+                        lock.path.display(),
+                        locked.inputs[i].sha256
+                    )));
+                }
+            }
+            None => lock.uncovered(recipe, &format!("{} `{}`", input.kind, input.path), reporter)?,
+        }
+    }
+    for (input, _) in locked.inputs.iter().zip(seen).filter(|(_, seen)| !seen) {
+        lock.uncovered(recipe, &format!("{} `{}` (the recipe no longer uses it)", input.kind, input.path), reporter)?;
+    }
+    Ok(())
 }
 
 /// Refuses an input whose digest is not the `sha256` the recipe pins for it.
@@ -281,21 +476,29 @@ fn check_pin(recipe: &RecipeFile, pin: &Spanned<String>, host: &Path, sha256: &D
 fn kernel(
     recipe: &RecipeFile,
     section: &Spanned<crate::recipe::KernelSection>,
+    source: &KernelSource,
     tree: &mut Tree,
     spool: &mut Spool,
     reporter: &dyn Reporter,
 ) -> Result<(KernelPlan, Input)> {
     let k = section.get_ref();
-    let host = recipe.host_path(k.deb.get_ref());
-    if !host.is_file() {
-        return Err(recipe.error(&k.deb, format!("`{}` is not a readable file", host.display())));
-    }
-    let (sha256, _) = digest_file(&host)?;
+    let host = &source.host;
+    let (sha256, _) = digest_file(host)?;
     if let Some(pin) = &k.sha256 {
-        check_pin(recipe, pin, &host, &sha256)?;
+        check_pin(recipe, pin, host, &sha256)?;
     }
-    reporter.report(Event::Info(format!("reading the kernel package `{}`", k.deb.get_ref())));
-    let package = crate::kernel::read_package(&host, spool)?;
+    if let Some(locked) = &source.package
+        && hex(&sha256) != locked.package.sha256
+    {
+        return Err(Error::input(format!(
+            "`{}` in the cache is not the {} pinned for {}: delete it so it is downloaded again",
+            host.display(),
+            locked.package.sha256,
+            locked.package.label()
+        )));
+    }
+    reporter.report(Event::Info(format!("reading the kernel package `{}`", source.written)));
+    let package = crate::kernel::read_package(host, spool)?;
     let requested: &[String] = k.modules.as_ref().map_or(&[], |m| m.get_ref());
     let resolution = crate::kernel::resolve(&package, requested).map_err(|e| match &k.modules {
         Some(span) => recipe.error(span, e),
@@ -306,7 +509,7 @@ fn kernel(
             "soft dependency `{missing}` skipped: the kernel package has no module of that name (aliases are not followed), or it cannot be loaded"
         )));
     }
-    let origin = tree.origin(format!("the kernel package (`{}`)", k.deb.get_ref()));
+    let origin = tree.origin(format!("the kernel package (`{}`)", source.written));
     let base = format!("/lib/modules/{}", package.version);
     let place = |tree: &mut Tree, relative: &str, content: Content| -> Result<()> {
         let path = ImagePath::from_recipe(&format!("{base}/{relative}"))
@@ -328,12 +531,13 @@ fn kernel(
     let plan = KernelPlan {
         version: package.version.clone(),
         vmlinuz: package.vmlinuz.clone(),
-        package: k.deb.get_ref().clone(),
+        package: source.written.clone(),
         modules: resolution.load_order,
         builtin: resolution.builtin,
         cmdline: k.cmdline.clone(),
     };
-    Ok((plan, Input { kind: "kernel", path: k.deb.get_ref().clone(), sha256 }))
+    let kind = if source.package.is_some() { "package" } else { "kernel" };
+    Ok((plan, Input { kind, path: source.written.clone(), sha256 }))
 }
 
 fn check_name(recipe: &RecipeFile, name: &Spanned<String>) -> Result<String> {
@@ -384,21 +588,49 @@ fn check_level(recipe: &RecipeFile, compression: Compression, level: Option<&Spa
 
 fn check_layers(recipe: &RecipeFile) -> Result<Vec<LayerInput<'_>>> {
     let mut out = Vec::new();
-    for layer in &recipe.recipe.layers {
+    for (number, layer) in recipe.recipe.layers.iter().enumerate() {
         let l = layer.get_ref();
         let given: Vec<(&'static str, &Spanned<String>)> = [("dir", &l.dir), ("tar", &l.tar), ("deb", &l.deb)]
             .into_iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
             .collect();
-        let (kind, value) = match given[..] {
-            [one] => one,
-            [] => return Err(recipe.error(layer, "a `[[layer]]` needs one of `dir`, `tar` or `deb`")),
-            _ => {
+        let kinds = given.len() + usize::from(l.packages.is_some());
+        if kinds == 0 {
+            return Err(recipe.error(layer, "a `[[layer]]` needs one of `dir`, `tar`, `deb` or `packages`"));
+        }
+        if kinds > 1 {
+            return Err(recipe.error(
+                layer,
+                "a `[[layer]]` takes only one of `dir`, `tar`, `deb` or `packages`; use one layer each",
+            ));
+        }
+        if let Some(names) = &l.packages {
+            if let Some(pin) = &l.sha256 {
                 return Err(
-                    recipe.error(layer, "a `[[layer]]` takes only one of `dir`, `tar` or `deb`; use one layer each")
+                    recipe.error(pin, "`sha256` pins a `tar` or `deb` file; packages are pinned by `bake lock`")
                 );
             }
-        };
+            let exclude = l.exclude.as_ref().map_or_else(Vec::new, |e| e.get_ref().clone());
+            let request =
+                PackagesLayer { layer: number + 1, names, exclude, recommends: l.recommends.unwrap_or(false) };
+            out.push(LayerInput {
+                number: number + 1,
+                kind: "packages",
+                written: String::new(),
+                host: PathBuf::new(),
+                pin: None,
+                package: None,
+                request: Some(request),
+            });
+            continue;
+        }
+        if let Some(exclude) = &l.exclude {
+            return Err(recipe.error(exclude, "`exclude` drops packages from a `packages` layer; this layer has none"));
+        }
+        if l.recommends.is_some() {
+            return Err(recipe.error(layer, "`recommends` applies to a `packages` layer; this layer has none"));
+        }
+        let (kind, value) = given[0];
         if kind == "dir"
             && let Some(pin) = &l.sha256
         {
@@ -413,7 +645,15 @@ fn check_layers(recipe: &RecipeFile) -> Result<Vec<LayerInput<'_>>> {
             let want = if expected_dir { "a directory" } else { "a regular file" };
             return Err(recipe.error(value, format!("`{}` is not {want}", host.display())));
         }
-        out.push(LayerInput { kind, written: value.get_ref().clone(), host, pin: l.sha256.as_ref() });
+        out.push(LayerInput {
+            number: number + 1,
+            kind,
+            written: value.get_ref().clone(),
+            host,
+            pin: l.sha256.as_ref(),
+            package: None,
+            request: None,
+        });
     }
     Ok(out)
 }

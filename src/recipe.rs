@@ -54,9 +54,13 @@ pub struct Recipe {
 #[serde(deny_unknown_fields)]
 pub struct KernelSection {
     /// The kernel package (a Debian `linux-image-*` `.deb`), relative to the recipe's folder.
-    /// Required.
-    pub deb: Spanned<String>,
-    /// The expected sha256 of the `.deb`. Default: not checked.
+    /// Default: absent; exactly one of `deb` or `package` is required.
+    pub deb: Option<Spanned<String>>,
+    /// The kernel package by name (`linux-image-cloud-amd64`; a metapackage leads to the
+    /// `linux-image-*` package it depends on), fetched through apt and pinned in the lock file.
+    /// Default: absent.
+    pub package: Option<Spanned<String>>,
+    /// The expected sha256 of the `deb`. Default: not checked.
     pub sha256: Option<Spanned<String>>,
     /// Modules to install under `/lib/modules/VERSION/`, with everything they depend on.
     /// Default: none.
@@ -118,7 +122,7 @@ pub enum Compression {
     None,
 }
 
-/// `[[layer]]`: exactly one of `dir`, `tar` or `deb`.
+/// `[[layer]]`: exactly one of `dir`, `tar`, `deb` or `packages`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
@@ -130,6 +134,14 @@ pub struct Layer {
     pub deb: Option<Spanned<String>>,
     /// The expected sha256 of the `tar` or `deb` file, as 64 hex digits. Default: not checked.
     pub sha256: Option<Spanned<String>>,
+    /// Debian packages by name, laid in with their dependency closure, resolved from apt's
+    /// package lists and pinned in the recipe's lock file. Default: absent.
+    pub packages: Option<Spanned<Vec<String>>>,
+    /// Packages to drop from the closure of `packages` (their own dependencies are not
+    /// followed either). Default: none.
+    pub exclude: Option<Spanned<Vec<String>>>,
+    /// Whether the closure of `packages` also follows Recommends. Default: false.
+    pub recommends: Option<bool>,
 }
 
 /// `[[file]]`: exactly one of `source` or `content`.

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use crate::build::{self, Options};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Output;
+use crate::packages::{LockPolicy, PackageSettings};
 use crate::plan::Environment;
 use crate::progress::Reporter;
 use crate::recipe::RecipeFile;
@@ -51,7 +52,7 @@ pub fn build_twice(
     let second_dir = scratch.join("second/out");
     let tmpdir = scratch.join("second/tmp");
     std::fs::create_dir_all(&tmpdir).writing(&tmpdir)?;
-    build_in_other_process(&copied_recipe, &second_dir, &tmpdir)?;
+    build_in_other_process(&copied_recipe, &second_dir, &tmpdir, &env.packages)?;
 
     let outputs = built
         .outputs
@@ -73,7 +74,7 @@ fn inputs_of(recipe: &RecipeFile) -> Vec<String> {
         l.dir.as_ref().or(l.tar.as_ref()).or(l.deb.as_ref()).map(|v| v.get_ref().clone())
     });
     let sources = r.files.iter().filter_map(|f| f.get_ref().source.as_ref().map(|s| s.get_ref().clone()));
-    let kernel = r.kernel.iter().map(|k| k.get_ref().deb.get_ref().clone());
+    let kernel = r.kernel.iter().filter_map(|k| k.get_ref().deb.as_ref().map(|d| d.get_ref().clone()));
     let mut all: Vec<String> = layers.chain(sources).chain(kernel).collect();
     all.dedup();
     all
@@ -110,6 +111,12 @@ fn copy_inputs(recipe: &RecipeFile, root: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(recipe_copy.parent().unwrap_or(root)).writing(root)?;
     std::fs::write(&recipe_copy, &recipe.text).writing(&recipe_copy)?;
     set_other_mtime(&recipe_copy)?;
+    let lock = crate::lock::path_for(&recipe.path);
+    if lock.exists() {
+        let lock_copy = crate::lock::path_for(&recipe_copy);
+        std::fs::copy(&lock, &lock_copy).writing(&lock_copy)?;
+        set_other_mtime(&lock_copy)?;
+    }
     Ok(recipe_copy)
 }
 
@@ -179,7 +186,7 @@ fn set_other_mtime(path: &Path) -> Result<()> {
 }
 
 /// Runs `bake build` on `recipe` in a separate process under other conditions.
-fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path) -> Result<()> {
+fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path, packages: &PackageSettings) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| Error::failure(format!("cannot find the bake executable: {e}")))?;
     let mut cmd = std::process::Command::new(exe);
@@ -199,6 +206,13 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path) -> Result<()
             libc::umask(0o077);
             Ok(())
         });
+    }
+    // The same package cache (its files are checked by digest), and the same lock policy.
+    if let Some(cache) = &packages.cache {
+        cmd.arg("--cache").arg(std::path::absolute(cache).writing(cache)?);
+    }
+    if packages.policy == LockPolicy::Require {
+        cmd.arg("--locked");
     }
     let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
     let messages = crate::child::drain(child.stderr.take());

@@ -26,7 +26,7 @@ fn boot_cases(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.trim() == "[test]"))
         .collect();
     cases.sort();
-    cases
+    cases.iter().map(|c| usable(c)).collect()
 }
 
 /// Runs `bake test --json` on `recipes` and returns the exit status and the parsed results.

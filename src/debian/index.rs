@@ -1,0 +1,416 @@
+//! The packages apt's `Packages` indexes offer for one architecture: each stanza's name,
+//! version, file and checksum, and the relationships the resolver follows. Several indexes
+//! (suites, mirrors, security updates) add up into one [`Index`]; what it answers depends only on
+//! their content, never on the host.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::version::{self, Op, Relation};
+
+/// One binary package as a `Packages` stanza describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    /// The native architecture or `all`.
+    pub architecture: String,
+    /// Path of the `.deb` below the mirror's root.
+    pub filename: String,
+    /// SHA-256 of the `.deb`: 64 lower-case hexadecimal digits.
+    pub sha256: String,
+    /// Size of the `.deb` in bytes.
+    pub size: u64,
+    /// The source package's name: the `Source` field's, else the package's own.
+    pub source: String,
+    /// The source package's version: from `Source: name (version)`, else the package's own.
+    pub source_version: String,
+    pub depends: Vec<Vec<Relation>>,
+    pub pre_depends: Vec<Vec<Relation>>,
+    pub recommends: Vec<Vec<Relation>>,
+    /// Virtual packages this one provides, each unversioned or with an `=` version.
+    pub provides: Vec<Relation>,
+    /// `Essential: yes`.
+    pub essential: bool,
+    /// `Multi-Arch`, as written (`same`, `foreign`, `allowed`).
+    pub multi_arch: Option<String>,
+}
+
+/// The packages of one or more `Packages` files for one native architecture.
+#[derive(Debug, Clone)]
+pub struct Index {
+    arch: String,
+    /// Every kept version of each package name, highest first.
+    packages: BTreeMap<String, Vec<Package>>,
+    /// Virtual name -> names of the packages some version of which provides it.
+    provided: BTreeMap<String, BTreeSet<String>>,
+    len: usize,
+}
+
+impl Index {
+    /// An empty index for the native architecture `arch` (`amd64`, `arm64`, ...).
+    pub fn new(arch: &str) -> Index {
+        Index { arch: arch.to_string(), packages: BTreeMap::new(), provided: BTreeMap::new(), len: 0 }
+    }
+
+    /// Adds the packages of one `Packages` file, named `origin` in errors, keeping the stanzas
+    /// for the native architecture and `all`. A package already known with the same version and
+    /// architecture (the same file from another mirror) is kept as first added. Returns how many
+    /// stanzas were for the native architecture or `all`, duplicates included; on an error
+    /// nothing is added.
+    pub fn add(&mut self, text: &str, origin: &str) -> Result<usize, String> {
+        let mut parsed = Vec::new();
+        for_each_stanza(text, origin, |stanza| {
+            if let Some(package) = self.package(stanza, origin)? {
+                parsed.push(package);
+            }
+            Ok(())
+        })?;
+        let kept = parsed.len();
+        for package in parsed {
+            self.insert(package);
+        }
+        Ok(kept)
+    }
+
+    fn insert(&mut self, package: Package) {
+        let versions = self.packages.entry(package.name.clone()).or_default();
+        let same = |p: &Package| {
+            p.architecture == package.architecture && version::compare(&p.version, &package.version).is_eq()
+        };
+        if versions.iter().any(same) {
+            return;
+        }
+        for provided in &package.provides {
+            self.provided.entry(provided.name.clone()).or_default().insert(package.name.clone());
+        }
+        let at = versions
+            .iter()
+            .position(|p| version::compare(&package.version, &p.version) == Ordering::Greater)
+            .unwrap_or(versions.len());
+        versions.insert(at, package);
+        self.len += 1;
+    }
+
+    /// The native architecture.
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// Every version of package `name`, highest first.
+    pub fn versions(&self, name: &str) -> impl Iterator<Item = &Package> {
+        self.packages.get(name).into_iter().flatten()
+    }
+
+    /// The version of `name` to install: the highest, as apt picks without pinning.
+    pub fn candidate(&self, name: &str) -> Option<&Package> {
+        self.versions(name).next()
+    }
+
+    /// The package `name` at exactly this version and architecture.
+    pub fn find(&self, name: &str, version: &str, architecture: &str) -> Option<&Package> {
+        self.versions(name).find(|p| p.version == version && p.architecture == architecture)
+    }
+
+    /// The candidates that provide `name`, sorted by name.
+    pub fn providers(&self, name: &str) -> Vec<&Package> {
+        let names = self.provided.get(name).into_iter().flatten();
+        names.filter_map(|p| self.candidate(p)).filter(|p| p.provides.iter().any(|r| r.name == name)).collect()
+    }
+
+    /// The names of all real packages, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.packages.keys().map(String::as_str)
+    }
+
+    /// How many package versions the index holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The package a stanza describes, or `None` when it is for another architecture.
+    fn package(&self, stanza: &Stanza, origin: &str) -> Result<Option<Package>, String> {
+        let at = format!("{origin}:{}", stanza.line);
+        let required = |field: &str| {
+            stanza
+                .get(field)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{at}: package stanza has no `{field}` field"))
+        };
+        let name = required("Package")?;
+        let version = required("Version")?;
+        let architecture = required("Architecture")?;
+        let filename = required("Filename")?;
+        let sha256 = required("SHA256")?;
+        let size = required("Size")?;
+        if architecture != self.arch && architecture != "all" {
+            return Ok(None);
+        }
+        let bad = |what: String| format!("{at}: package `{name}`: {what}");
+        if !version::is_package_name(name) {
+            return Err(format!("{at}: `{name}` is not a package name"));
+        }
+        if version.contains(char::is_whitespace) {
+            return Err(bad(format!("`{version}` is not a version")));
+        }
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(format!("`SHA256` `{sha256}` is not 64 hexadecimal digits")));
+        }
+        let size = size.parse().map_err(|_| bad(format!("`Size` `{size}` is not a number of bytes")))?;
+        let (source, source_version) = match stanza.get("Source") {
+            None => (name, version),
+            Some(field) => match field.split_once('(') {
+                None => (field, version),
+                Some((source, rest)) => {
+                    let source_version = rest.strip_suffix(')').map(str::trim);
+                    let source_version = source_version.filter(|v| !v.is_empty() && !v.contains(char::is_whitespace));
+                    (source.trim(), source_version.ok_or_else(|| bad(format!("bad `Source` `{field}`")))?)
+                }
+            },
+        };
+        let relations = |field: &str| match stanza.get(field) {
+            Some(text) => version::parse_relations(text).map_err(|e| bad(format!("`{field}`: {e}"))),
+            None => Ok(Vec::new()),
+        };
+        let mut provides = Vec::new();
+        for group in relations("Provides")? {
+            let [relation] = <[Relation; 1]>::try_from(group).map_err(|_| bad("`Provides` has alternatives".into()))?;
+            if relation.constraint.as_ref().is_some_and(|c| c.op != Op::Eq) {
+                return Err(bad(format!("`Provides`: `{relation}` has a version other than `=`")));
+            }
+            provides.push(relation);
+        }
+        Ok(Some(Package {
+            name: name.to_string(),
+            version: version.to_string(),
+            architecture: architecture.to_string(),
+            filename: filename.to_string(),
+            sha256: sha256.to_ascii_lowercase(),
+            size,
+            source: source.to_string(),
+            source_version: source_version.to_string(),
+            depends: relations("Depends")?,
+            pre_depends: relations("Pre-Depends")?,
+            recommends: relations("Recommends")?,
+            provides,
+            essential: stanza.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
+            multi_arch: stanza.get("Multi-Arch").map(str::to_string),
+        }))
+    }
+}
+
+/// One deb822 paragraph: its first line (1-based) and its fields.
+struct Stanza {
+    line: usize,
+    /// (name as written, value); a folded value keeps its line breaks, each line trimmed.
+    fields: Vec<(String, String)>,
+}
+
+impl Stanza {
+    /// The trimmed value of field `name` (field names are case-insensitive).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    }
+}
+
+/// Calls `each` with every paragraph of a deb822 file (Policy §5.1): paragraphs separated by
+/// blank lines (empty or only spaces and tabs), `Name: value` fields whose value continues on
+/// lines starting with a space or tab, `#` lines ignored.
+fn for_each_stanza(
+    text: &str,
+    origin: &str,
+    mut each: impl FnMut(&Stanza) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut stanza = Stanza { line: 0, fields: Vec::new() };
+    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        if line.starts_with('#') {
+            continue;
+        }
+        if line.trim().is_empty() {
+            if !stanza.fields.is_empty() {
+                each(&stanza)?;
+                stanza.fields.clear();
+            }
+        } else if line.starts_with([' ', '\t']) {
+            let Some((_, value)) = stanza.fields.last_mut() else {
+                return Err(format!("{origin}:{number}: continuation line outside a field"));
+            };
+            value.push('\n');
+            value.push_str(line.trim());
+        } else {
+            let Some((name, value)) = line.split_once(':').filter(|(n, _)| !n.is_empty() && !n.contains(' ')) else {
+                return Err(format!("{origin}:{number}: `{}` is not a `Name: value` field", line.trim()));
+            };
+            if stanza.fields.is_empty() {
+                stanza.line = number;
+            }
+            if stanza.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                return Err(format!("{origin}:{number}: field `{name}` appears twice in one stanza"));
+            }
+            stanza.fields.push((name.to_string(), value.trim().to_string()));
+        }
+    }
+    if !stanza.fields.is_empty() {
+        each(&stanza)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    /// A minimal stanza with the required fields and `extra` lines.
+    fn stanza(name: &str, version: &str, arch: &str, extra: &str) -> String {
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\n{extra}\
+             Filename: pool/main/{name}_{version}_{arch}.deb\nSize: 1024\nSHA256: {HEX_A}\n\n"
+        )
+    }
+
+    fn index(texts: &[&str]) -> Index {
+        let mut index = Index::new("amd64");
+        for (i, text) in texts.iter().enumerate() {
+            index.add(text, &format!("list{i}")).unwrap();
+        }
+        index
+    }
+
+    #[test]
+    fn stanzas_are_read_with_folded_fields_comments_and_any_field_case() {
+        let text = "# a comment line\n\
+                    package: libjq1\n\
+                    Source: jq (1.6-2.1)\n\
+                    version: 1.6-2.1+b1\n\
+                    ARCHITECTURE: amd64\n\
+                    Multi-Arch: same\n\
+                    Depends: libc6 (>= 2.34),\n libonig5\n\t(>= 6.1.0)\n\
+                    Description: lightweight and flexible command-line JSON processor\n \
+                    jq is like sed for JSON data.\n .\n more text\n\
+                    Filename: pool/main/j/jq/libjq1_1.6-2.1+b1_amd64.deb\n\
+                    Size: 135168\n\
+                    SHA256: 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\n";
+        let index = index(&[text]);
+        let p = index.candidate("libjq1").unwrap();
+        assert_eq!((p.version.as_str(), p.source.as_str(), p.source_version.as_str()), ("1.6-2.1+b1", "jq", "1.6-2.1"));
+        assert_eq!(p.sha256, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        assert_eq!(p.size, 135168);
+        assert_eq!(p.multi_arch.as_deref(), Some("same"));
+        let deps: Vec<String> = p.depends.iter().map(|g| g[0].to_string()).collect();
+        assert_eq!(deps, ["libc6 (>= 2.34)", "libonig5 (>= 6.1.0)"]);
+    }
+
+    #[test]
+    fn a_package_without_source_is_its_own_source() {
+        let index = index(&[&stanza("mawk", "1.3.4-3", "amd64", "Essential: yes\nProvides: awk\n")]);
+        let p = index.candidate("mawk").unwrap();
+        assert_eq!((p.source.as_str(), p.source_version.as_str()), ("mawk", "1.3.4-3"));
+        assert!(p.essential);
+        assert_eq!(p.provides[0].name, "awk");
+        let index = self::index(&[&stanza("libgcc-s1", "12.2.0-14", "amd64", "Source: gcc-12\n")]);
+        let p = index.candidate("libgcc-s1").unwrap();
+        assert_eq!((p.source.as_str(), p.source_version.as_str()), ("gcc-12", "12.2.0-14"));
+    }
+
+    #[test]
+    fn only_native_and_all_stanzas_are_kept() {
+        let text = [
+            stanza("libc6", "2.36-9", "amd64", ""),
+            stanza("libc6", "2.36-9", "i386", ""),
+            stanza("tzdata", "2024a-0", "all", ""),
+        ]
+        .concat();
+        let mut index = Index::new("amd64");
+        assert_eq!(index.add(&text, "main").unwrap(), 2);
+        assert_eq!(index.len(), 2);
+        assert!(index.find("libc6", "2.36-9", "i386").is_none());
+        assert!(index.find("libc6", "2.36-9", "amd64").is_some());
+        assert_eq!(index.names().collect::<Vec<_>>(), ["libc6", "tzdata"]);
+        let mut i386 = Index::new("i386");
+        assert_eq!(i386.add(&text, "main").unwrap(), 2);
+        assert_eq!(i386.candidate("libc6").unwrap().architecture, "i386");
+    }
+
+    #[test]
+    fn the_candidate_is_the_highest_version_whatever_the_order_added() {
+        let old = stanza("libc6", "2.36-9+deb12u4", "amd64", "");
+        let new = stanza("libc6", "2.36-9+deb12u10", "amd64", "");
+        for texts in [[&old, &new], [&new, &old]] {
+            let index = index(&[texts[0], texts[1]]);
+            assert_eq!(index.candidate("libc6").unwrap().version, "2.36-9+deb12u10");
+            let all: Vec<&str> = index.versions("libc6").map(|p| p.version.as_str()).collect();
+            assert_eq!(all, ["2.36-9+deb12u10", "2.36-9+deb12u4"]);
+        }
+    }
+
+    #[test]
+    fn the_same_package_from_two_mirrors_is_kept_once_first_wins() {
+        let first = stanza("jq", "1.6-2.1", "amd64", "");
+        let second = first.replace("pool/main", "pool/mirror");
+        let mut index = Index::new("amd64");
+        assert_eq!(index.add(&first, "a").unwrap(), 1);
+        assert_eq!(index.add(&second, "b").unwrap(), 1);
+        assert_eq!(index.len(), 1);
+        assert!(index.candidate("jq").unwrap().filename.starts_with("pool/main/"));
+    }
+
+    #[test]
+    fn providers_are_the_candidates_that_still_provide_the_name() {
+        let text = [
+            stanza("mawk", "1.3.4-3", "amd64", "Provides: awk\n"),
+            stanza("gawk", "1:5.2.1-2", "amd64", "Provides: awk\n"),
+            stanza("gawk", "1:5.1.0-1", "amd64", "Provides: awk, gawk-doc\n"),
+            stanza("libssl3t64", "3.3.2-1", "amd64", "Provides: libssl3 (= 3.3.2-1)\n"),
+        ]
+        .concat();
+        let index = index(&[&text]);
+        let names = |virtual_name| index.providers(virtual_name).iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names("awk"), ["gawk", "mawk"]);
+        assert!(names("gawk-doc").is_empty());
+        assert_eq!(index.providers("libssl3")[0].provides[0].to_string(), "libssl3 (= 3.3.2-1)");
+    }
+
+    #[test]
+    fn a_stanza_without_a_required_field_is_an_error_at_its_first_line() {
+        let text = format!(
+            "{}\n\nPackage: jq\nVersion: 1.6\nArchitecture: amd64\nFilename: jq.deb\nSize: 1\n",
+            stanza("a1", "1", "all", "")
+        );
+        let mut index = Index::new("amd64");
+        assert_eq!(
+            index.add(&text, "main/Packages").unwrap_err(),
+            "main/Packages:10: package stanza has no `SHA256` field"
+        );
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_stanza_and_the_field() {
+        let err = |extra: &str| index_err(&stanza("jq", "1.6", "amd64", extra));
+        assert_eq!(
+            err("Depends: libc6 (>= 2.34\n"),
+            "t:1: package `jq`: `Depends`: bad relation `libc6 (>= 2.34`: `(` is not closed"
+        );
+        assert_eq!(err("Provides: awk | nawk\n"), "t:1: package `jq`: `Provides` has alternatives");
+        assert_eq!(
+            err("Provides: awk (>= 1)\n"),
+            "t:1: package `jq`: `Provides`: `awk (>= 1)` has a version other than `=`"
+        );
+        assert_eq!(err("Source: jq (1.6\n"), "t:1: package `jq`: bad `Source` `jq (1.6`");
+        assert_eq!(err("Version: 2\n"), "t:4: field `Version` appears twice in one stanza");
+        let short_hash = stanza("jq", "1.6", "amd64", "").replace(HEX_A, "abc");
+        assert_eq!(index_err(&short_hash), "t:1: package `jq`: `SHA256` `abc` is not 64 hexadecimal digits");
+        assert_eq!(index_err(" folded\n"), "t:1: continuation line outside a field");
+        assert_eq!(index_err("Package jq\n"), "t:1: `Package jq` is not a `Name: value` field");
+    }
+
+    fn index_err(text: &str) -> String {
+        Index::new("amd64").add(text, "t").unwrap_err()
+    }
+}

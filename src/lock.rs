@@ -1,0 +1,272 @@
+//! `NAME.lock`: every input of a recipe, pinned.
+//!
+//! `bake lock hello.toml` writes `hello.lock` beside the recipe: for each `packages` layer the
+//! request as the recipe made it and every package it resolved to (name, version, architecture,
+//! sha256 of the `.deb`, and where the archive keeps it), and the sha256 of every other input
+//! (`dir`, `tar` and `deb` layers, `source` files, the kernel package). `bake build` then fetches
+//! exactly those packages and refuses any input whose bytes changed. The file is TOML, sorted as
+//! the recipe is, with no timestamps, so that two runs over the same inputs give the same bytes
+//! and a change reads as a small diff in review.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+/// The lock format this bake writes and reads.
+pub const LOCK_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// The lock format.
+    pub version: u32,
+    /// The `packages` layers, in recipe order.
+    #[serde(default, rename = "layer", skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LockedLayer>,
+    /// The `[kernel] package`, resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<LockedKernel>,
+    /// Every other input, in recipe order.
+    #[serde(default, rename = "input", skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<LockedInput>,
+}
+
+/// A `packages` layer: the request, and what it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedLayer {
+    /// The layer's number in the recipe, from 1.
+    pub layer: usize,
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub recommends: bool,
+    /// The closure in the order it is laid in.
+    #[serde(default, rename = "package")]
+    pub resolved: Vec<LockedPackage>,
+}
+
+/// The `[kernel] package`, and the package holding the kernel it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedKernel {
+    pub request: String,
+    pub package: LockedPackage,
+}
+
+/// One Debian package, pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Of the `.deb`, as 64 hex digits.
+    pub sha256: String,
+    /// The source package it was built from, and that package's version (for the SBOM).
+    pub source: String,
+    pub source_version: String,
+    /// Where the archive keeps it (`pool/main/...`), for people reading the lock.
+    pub filename: String,
+    pub size: u64,
+}
+
+impl LockedPackage {
+    pub fn from_index(p: &crate::debian::index::Package) -> LockedPackage {
+        LockedPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            architecture: p.architecture.clone(),
+            sha256: p.sha256.clone(),
+            source: p.source.clone(),
+            source_version: p.source_version.clone(),
+            filename: p.filename.clone(),
+            size: p.size,
+        }
+    }
+
+    /// `jq 1.6-2.1 (amd64)`, for messages.
+    pub fn label(&self) -> String {
+        format!("`{}` {} ({})", self.name, self.version, self.architecture)
+    }
+
+    /// The file name Debian gives the package: `jq_1.6-2.1_amd64.deb` (an epoch's `:` is kept).
+    pub fn deb_name(&self) -> String {
+        format!("{}_{}_{}.deb", self.name, self.version, self.architecture)
+    }
+}
+
+/// Any other input: the same kind and path as in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedInput {
+    pub kind: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+/// The lock file of a recipe: `hello.lock` beside `hello.toml`.
+pub fn path_for(recipe: &Path) -> PathBuf {
+    recipe.with_extension("lock")
+}
+
+/// Reads the lock at `path`, if there is one.
+pub fn read(path: &Path) -> Result<Option<Lock>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).reading(path),
+    };
+    let lock: Lock = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        Error::input(format!(
+            "{}:{line}: not a lock file bake can read: {}; run `bake lock --update` to write it again",
+            path.display(),
+            e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+        ))
+    })?;
+    if lock.version != LOCK_VERSION {
+        return Err(Error::input(format!(
+            "`{}` has lock version {}, but this bake reads version {LOCK_VERSION}: run `bake lock --update`",
+            path.display(),
+            lock.version
+        )));
+    }
+    Ok(Some(lock))
+}
+
+/// The text of a lock file: a header saying what it is, then the TOML.
+pub fn text(lock: &Lock, recipe_name: &str) -> String {
+    let body = toml::to_string(lock).expect("a lock is plain data");
+    format!(
+        "# Pinned inputs of `{recipe_name}`, written by `bake lock`. Commit it with the recipe.\n\
+         # Do not edit: `bake lock` pins new inputs, `bake lock --update` moves packages to the\n\
+         # versions apt offers now.\n\n{body}"
+    )
+}
+
+/// What `bake lock` did.
+#[derive(Debug)]
+pub struct Locked {
+    pub path: PathBuf,
+    /// Whether the file's bytes changed (it is not rewritten when they would not).
+    pub changed: bool,
+    pub packages: usize,
+    pub inputs: usize,
+}
+
+/// `bake lock`: resolves and reads every input of the recipe at `recipe_path` (no image is
+/// written) and pins them in its lock file. With `update`, packages are resolved afresh from
+/// apt's lists; otherwise what the lock already pins for an unchanged request is kept.
+pub fn lock_recipe(
+    recipe_path: &Path,
+    update: bool,
+    env: &crate::plan::Environment,
+    reporter: &dyn crate::progress::Reporter,
+) -> Result<Locked> {
+    use crate::packages::LockPolicy;
+    let recipe = crate::recipe::RecipeFile::load(recipe_path)?;
+    let mut env = env.clone();
+    env.packages.policy = if update { LockPolicy::Update } else { LockPolicy::Relock };
+    let scratch = tempfile::Builder::new()
+        .prefix("bake-lock-")
+        .tempdir()
+        .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
+    let mut spool = crate::content::Spool::new(scratch.path().join("spool"));
+    let plan = crate::plan::plan(&recipe, &env, &mut spool, reporter)?;
+    let lock = Lock {
+        version: LOCK_VERSION,
+        layers: plan.package_layers,
+        kernel: plan.kernel_package,
+        inputs: plan
+            .inputs
+            .iter()
+            .filter(|i| i.kind != "package")
+            .map(|i| LockedInput {
+                kind: i.kind.to_string(),
+                path: i.path.clone(),
+                sha256: crate::hash::hex(&i.sha256),
+            })
+            .collect(),
+    };
+    let name = recipe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = text(&lock, &name);
+    let path = path_for(recipe_path);
+    let changed = std::fs::read(&path).ok().is_none_or(|old| old != text.as_bytes());
+    if changed {
+        // Written beside the lock and renamed over it: a reader never sees half a lock.
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut staged = tempfile::Builder::new().prefix(".bake-lock-").tempfile_in(&dir).writing(&dir)?;
+        std::io::Write::write_all(&mut staged, text.as_bytes()).writing(&path)?;
+        // A lock is a file to commit, readable like the recipe beside it.
+        std::fs::set_permissions(staged.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).writing(&path)?;
+        staged.persist(&path).map_err(|e| e.error).writing(&path)?;
+    }
+    let packages = lock.layers.iter().map(|l| l.resolved.len()).sum::<usize>() + usize::from(lock.kernel.is_some());
+    Ok(Locked { path, changed, packages, inputs: lock.inputs.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(name: &str) -> LockedPackage {
+        LockedPackage {
+            name: name.to_string(),
+            version: "1:2.0-1".to_string(),
+            architecture: "amd64".to_string(),
+            sha256: "ab".repeat(32),
+            source: "src".to_string(),
+            source_version: "1:2.0-1".to_string(),
+            filename: format!("pool/main/s/src/{name}_2.0-1_amd64.deb"),
+            size: 1234,
+        }
+    }
+
+    #[test]
+    fn a_lock_round_trips_through_its_text() {
+        let lock = Lock {
+            version: LOCK_VERSION,
+            layers: vec![LockedLayer {
+                layer: 2,
+                packages: vec!["jq".into()],
+                exclude: vec!["libc6".into()],
+                recommends: false,
+                resolved: vec![package("libonig5"), package("jq")],
+            }],
+            kernel: Some(LockedKernel { request: "linux-image-cloud-amd64".into(), package: package("linux-image-x") }),
+            inputs: vec![LockedInput { kind: "file".into(), path: "init".into(), sha256: "cd".repeat(32) }],
+        };
+        let text = text(&lock, "x.toml");
+        assert!(text.starts_with("# Pinned inputs of `x.toml`"), "{text}");
+        assert!(text.contains("[[layer.package]]\nname = \"libonig5\""), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(lock));
+    }
+
+    #[test]
+    fn a_missing_lock_is_none_and_a_broken_one_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        assert_eq!(read(&path).unwrap(), None);
+        std::fs::write(&path, "version = 1\n\n[[input]]\nkind = \"file\"\npath = 3\n").unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("x.lock:5:"), "{err}");
+        std::fs::write(&path, "version = 7\n").unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("lock version 7"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_sits_beside_the_recipe() {
+        assert_eq!(path_for(Path::new("recipes/hello.toml")), Path::new("recipes/hello.lock"));
+    }
+}

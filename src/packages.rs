@@ -1,0 +1,198 @@
+//! `packages` layers and `[kernel] package`: from Debian package names to pinned `.deb` files in
+//! the cache.
+//!
+//! With a lock file, a request the lock covers (the same names, excludes and recommends for the
+//! same layer) gets exactly the packages the lock pins, and apt's lists are not even read unless
+//! a package must be downloaded. A request the lock does not cover is resolved from apt's lists
+//! (with a warning, or an error under `--locked`). `bake lock` keeps what the lock pins for
+//! unchanged requests and resolves the rest; `bake lock --update` resolves everything again.
+
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::apt::Lists;
+use crate::debian::resolve::Request;
+use crate::error::{Error, Result};
+use crate::lock::{Lock, LockedKernel, LockedLayer, LockedPackage};
+use crate::progress::{Event, Reporter};
+use crate::recipe::RecipeFile;
+
+/// How `bake` treats the recipe's lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockPolicy {
+    /// `bake build`: use the lock when there is one; resolve what it does not cover, with a
+    /// warning; refuse an input whose bytes differ from the lock.
+    #[default]
+    Honour,
+    /// `bake build --locked`: a missing lock, or one that does not cover the recipe, is an error.
+    Require,
+    /// `bake lock`: keep what the lock pins for unchanged requests, resolve the rest, and do not
+    /// check other inputs (their digests are what is being written).
+    Relock,
+    /// `bake lock --update`: ignore the lock; resolve everything from apt's lists now.
+    Update,
+}
+
+/// Where packages come from and how the lock is used.
+#[derive(Debug, Clone, Default)]
+pub struct PackageSettings {
+    /// The cache folder (`--cache`, else the XDG cache); `None` when neither is known.
+    pub cache: Option<PathBuf>,
+    pub policy: LockPolicy,
+}
+
+impl PackageSettings {
+    pub fn cache(&self) -> Result<&Path> {
+        self.cache.as_deref().ok_or_else(|| {
+            Error::input("no folder to cache packages in: set HOME or XDG_CACHE_HOME, or pass `--cache DIR`")
+        })
+    }
+}
+
+/// The lock as this build uses it.
+pub struct LockState {
+    pub path: PathBuf,
+    /// The lock file's contents, unless there is none or the policy ignores it.
+    pub lock: Option<Lock>,
+    pub policy: LockPolicy,
+}
+
+impl LockState {
+    pub fn load(recipe: &RecipeFile, policy: LockPolicy) -> Result<LockState> {
+        let path = crate::lock::path_for(&recipe.path);
+        let lock = if policy == LockPolicy::Update { None } else { crate::lock::read(&path)? };
+        if policy == LockPolicy::Require && lock.is_none() {
+            return Err(Error::input(format!(
+                "`{}` is missing, and `--locked` requires it: run `bake lock {}` and commit the lock",
+                path.display(),
+                recipe.path.display()
+            )));
+        }
+        Ok(LockState { path, lock, policy })
+    }
+
+    /// What to tell the user to do about a stale or unusable pin.
+    pub fn hint(&self, recipe: &RecipeFile) -> String {
+        format!("run `bake lock --update {}` to pin what apt offers now", recipe.path.display())
+    }
+
+    /// Called when the lock does not cover something the recipe asks for.
+    pub fn uncovered(&self, recipe: &RecipeFile, what: &str, reporter: &dyn Reporter) -> Result<()> {
+        let lock = self.path.display();
+        match (self.policy, &self.lock) {
+            (LockPolicy::Require, _) => Err(Error::input(format!(
+                "`{lock}` does not pin {what} as the recipe now asks, and `--locked` requires it: run `bake lock {}`",
+                recipe.path.display()
+            ))),
+            (LockPolicy::Honour, Some(_)) => {
+                reporter.report(Event::Warning(format!(
+                    "`{lock}` does not pin {what} as the recipe now asks: resolving it from apt's package lists; run \
+                     `bake lock {}` to pin it",
+                    recipe.path.display()
+                )));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A `packages` layer as the recipe writes it.
+pub struct PackagesLayer<'r> {
+    /// The layer's number, from 1.
+    pub layer: usize,
+    pub names: &'r Spanned<Vec<String>>,
+    pub exclude: Vec<String>,
+    pub recommends: bool,
+}
+
+/// Resolves a `packages` layer to the packages it lays in, in order.
+pub fn resolve_layer(
+    recipe: &RecipeFile,
+    request: &PackagesLayer,
+    state: &LockState,
+    lists: &mut Lists,
+    reporter: &dyn Reporter,
+) -> Result<LockedLayer> {
+    let names = request.names.get_ref();
+    if names.is_empty() {
+        return Err(recipe.error(request.names, "`packages` names no package"));
+    }
+    let covered = state.lock.as_ref().and_then(|l| {
+        l.layers.iter().find(|x| {
+            x.layer == request.layer
+                && x.packages == *names
+                && x.exclude == request.exclude
+                && x.recommends == request.recommends
+        })
+    });
+    if let Some(locked) = covered {
+        return Ok(locked.clone());
+    }
+    state.uncovered(recipe, &format!("the packages of layer {}", request.layer), reporter)?;
+    let index = lists.index(reporter)?;
+    let resolution = crate::debian::resolve::resolve(
+        index,
+        &Request { packages: names, exclude: &request.exclude, recommends: request.recommends },
+    )
+    .map_err(|e| recipe.error(request.names, e))?;
+    for unused in &resolution.unused_excludes {
+        reporter.report(Event::Warning(format!(
+            "layer {}: `exclude` names `{unused}`, which is not in the closure of its packages",
+            request.layer
+        )));
+    }
+    reporter.report(Event::Info(format!(
+        "layer {}: {} packages resolve to {}",
+        request.layer,
+        names.len(),
+        resolution.packages.len()
+    )));
+    Ok(LockedLayer {
+        layer: request.layer,
+        packages: names.clone(),
+        exclude: request.exclude.clone(),
+        recommends: request.recommends,
+        resolved: resolution.packages.iter().map(LockedPackage::from_index).collect(),
+    })
+}
+
+/// Resolves `[kernel] package` to the package that holds the kernel: the named one, or, for a
+/// metapackage such as `linux-image-cloud-amd64`, the `linux-image-*` package it depends on.
+pub fn resolve_kernel(
+    recipe: &RecipeFile,
+    name: &Spanned<String>,
+    state: &LockState,
+    lists: &mut Lists,
+    reporter: &dyn Reporter,
+) -> Result<LockedKernel> {
+    if let Some(locked) = state.lock.as_ref().and_then(|l| l.kernel.as_ref()).filter(|k| k.request == *name.get_ref()) {
+        return Ok(locked.clone());
+    }
+    state.uncovered(recipe, "the kernel package", reporter)?;
+    let index = lists.index(reporter)?;
+    let mut package = index
+        .candidate(name.get_ref())
+        .ok_or_else(|| recipe.error(name, format!("apt's package lists offer no package `{}`", name.get_ref())))?;
+    // A metapackage's dependencies lead to the versioned image package; a few steps at most.
+    for _ in 0..4 {
+        let next = package
+            .depends
+            .iter()
+            .filter_map(|group| group.first())
+            .find(|r| r.name.starts_with("linux-image-"))
+            .and_then(|r| index.candidate(&r.name));
+        match next {
+            Some(next) => package = next,
+            None => break,
+        }
+    }
+    reporter.report(Event::Info(format!(
+        "kernel package `{}` is {} {}",
+        name.get_ref(),
+        package.name,
+        package.version
+    )));
+    Ok(LockedKernel { request: name.get_ref().clone(), package: LockedPackage::from_index(package) })
+}

@@ -1,0 +1,620 @@
+//! `NAME.spdx.json`: the image's software bill of materials, an SPDX 2.3 JSON document.
+//!
+//! It names every Debian package the image was made from (version, architecture, the digest of
+//! the `.deb`, its source package, a purl, the licence its copyright file declares) and the image
+//! outputs, and says which outputs contain the packages. Like the manifest it is an output and
+//! reproducible: the creation time is the image epoch, packages and outputs are sorted, and the
+//! document namespace is derived from the document's own content.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::debian::copyright::{Declared, Extracted};
+use crate::hash::{digest_bytes, hex, parse_hex};
+use crate::manifest::Output;
+
+/// A Debian package installed in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// SHA-256 of the `.deb`, in hex.
+    pub sha256: String,
+    /// The source package it was built from, and its version.
+    pub source: String,
+    pub source_version: String,
+    /// The licence its copyright file declares; `None` when the file is not machine-readable.
+    pub license: Option<Declared>,
+}
+
+const NOASSERTION: &str = "NOASSERTION";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    spdx_version: &'static str,
+    data_license: &'static str,
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: &'a str,
+    document_namespace: String,
+    creation_info: CreationInfo,
+    packages: Vec<Package>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    has_extracted_licensing_infos: Vec<ExtractedInfo<'a>>,
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    comment: &'static str,
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_file_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supplier: Option<&'static str>,
+    download_location: &'static str,
+    files_analyzed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_info: Option<String>,
+    license_concluded: &'static str,
+    license_declared: String,
+    copyright_text: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
+    primary_package_purpose: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Checksum {
+    algorithm: &'static str,
+    checksum_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef {
+    reference_category: &'static str,
+    reference_type: &'static str,
+    reference_locator: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractedInfo<'a> {
+    license_id: &'a str,
+    name: &'a str,
+    extracted_text: &'a str,
+}
+
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+struct Relationship {
+    spdx_element_id: String,
+    relationship_type: &'static str,
+    related_spdx_element: String,
+}
+
+/// The SBOM's text (pretty JSON with a final newline).
+pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [SbomPackage], outputs: &[Output]) -> String {
+    let mut packages: Vec<&SbomPackage> = packages.iter().collect();
+    packages.sort_by(|a, b| {
+        let key = |p: &'a SbomPackage| (&p.name, &p.architecture, &p.version, &p.sha256, &p.source, &p.source_version);
+        key(a).cmp(&key(b))
+    });
+    let mut outputs: Vec<&Output> = outputs.iter().collect();
+    outputs.sort_by(|a, b| a.file.cmp(&b.file).then(a.sha256.cmp(&b.sha256)));
+
+    let mut ids = Ids::default();
+    ids.claim("SPDXRef-DOCUMENT".to_string());
+    let deb_ids: Vec<String> = packages
+        .iter()
+        .map(|p| ids.claim(format!("SPDXRef-deb-{}-{}", idstring(&p.name), idstring(&p.architecture))))
+        .collect();
+    let output_ids: Vec<String> =
+        outputs.iter().map(|o| ids.claim(format!("SPDXRef-output-{}", idstring(&o.file)))).collect();
+
+    let mut relationships = BTreeSet::new();
+    let relate = |from: &str, kind: &'static str, to: &str| Relationship {
+        spdx_element_id: from.to_string(),
+        relationship_type: kind,
+        related_spdx_element: to.to_string(),
+    };
+    let mut contained = false;
+    for (output, id) in outputs.iter().zip(&output_ids) {
+        relationships.insert(relate("SPDXRef-DOCUMENT", "DESCRIBES", id));
+        if output_kind(&output.file).1 {
+            contained = true;
+            relationships.extend(deb_ids.iter().map(|deb| relate(id, "CONTAINS", deb)));
+        }
+    }
+    // With no image to hold them (a recipe with no `[initramfs]`), the document describes the
+    // packages themselves, so that every element hangs off the document.
+    if !contained {
+        relationships.extend(deb_ids.iter().map(|deb| relate("SPDXRef-DOCUMENT", "DESCRIBES", deb)));
+    }
+
+    let mut spdx_packages: Vec<Package> = outputs.iter().zip(output_ids).map(|(o, id)| output_package(o, id)).collect();
+    spdx_packages.extend(packages.iter().zip(deb_ids).map(|(p, id)| deb_package(p, id)));
+
+    // One id is one text (the copyright module puts a digest of the text in the id), so the
+    // first of equal ids is as good as any.
+    let mut extracted: BTreeMap<&str, &Extracted> = BTreeMap::new();
+    for licence in packages.iter().filter_map(|p| p.license.as_ref()) {
+        for info in &licence.extracted {
+            extracted.entry(&info.id).or_insert(info);
+        }
+    }
+
+    let mut document = Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: image,
+        document_namespace: String::new(),
+        creation_info: CreationInfo {
+            comment: "`created` is the image epoch (SOURCE_DATE_EPOCH), not the time of the build, \
+                      so that the same inputs give the same document.",
+            created: spdx_time(epoch),
+            creators: vec![format!("Tool: bake-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        packages: spdx_packages,
+        has_extracted_licensing_infos: extracted
+            .values()
+            .map(|e| ExtractedInfo { license_id: &e.id, name: &e.name, extracted_text: &e.text })
+            .collect(),
+        relationships: relationships.into_iter().collect(),
+    };
+    // SPDX 2.3 (6.5) wants a URI unique to this document, and to each version of it. A digest
+    // of everything else in the document is unique to the content, and reproducible where a
+    // random UUID would not be. `.invalid` (RFC 2606) can never resolve, so the URI cannot be
+    // mistaken for a place to fetch the document from, nor collide with anyone's real one.
+    let content = serde_json::to_vec(&document).expect("the SBOM is plain data");
+    document.document_namespace =
+        format!("https://bake.invalid/spdx/{}-{}", percent_encode(image), hex(&digest_bytes(&content)));
+    let mut text = serde_json::to_string_pretty(&document).expect("the SBOM is plain data");
+    text.push('\n');
+    text
+}
+
+/// The SPDX package for an image output. SPDX 2.3 File elements would be the closer fit, but a
+/// File must carry a SHA1 checksum (8.4), which bake does not compute; a Package with
+/// `filesAnalyzed: false` needs only the SHA-256 we have.
+fn output_package(output: &Output, spdx_id: String) -> Package {
+    Package {
+        spdx_id,
+        name: output.file.clone(),
+        version_info: None,
+        package_file_name: Some(output.file.clone()),
+        supplier: None,
+        download_location: NOASSERTION,
+        files_analyzed: false,
+        checksums: vec![Checksum { algorithm: "SHA256", checksum_value: hex(&output.sha256) }],
+        source_info: None,
+        license_concluded: NOASSERTION,
+        license_declared: NOASSERTION.to_string(),
+        copyright_text: NOASSERTION,
+        external_refs: Vec::new(),
+        primary_package_purpose: output_kind(&output.file).0,
+    }
+}
+
+/// What an output is, as SPDX's primary package purpose (2.3, 7.24), and whether it holds the
+/// image's files and so contains the packages. The initramfs (`NAME.cpio`, compressed or not) is
+/// a cpio archive of the image's files: ARCHIVE. Anything else (the kernel, `NAME.vmlinuz`) is one
+/// file, copied whole out of a package: FILE. OPERATING-SYSTEM would describe the image as a whole,
+/// but the SPDX 2.3 JSON schema spells it OPERATING_SYSTEM and the text OPERATING-SYSTEM (fixed
+/// only in 2.3.1), so no spelling of it validates everywhere.
+fn output_kind(file: &str) -> (&'static str, bool) {
+    if file.contains(".cpio") { ("ARCHIVE", true) } else { ("FILE", false) }
+}
+
+fn deb_package<'a>(p: &'a SbomPackage, spdx_id: String) -> Package {
+    let given = |text: &'a str, otherwise: &'a str| if text.is_empty() { otherwise } else { text };
+    let source = given(&p.source, &p.name);
+    let source_version = given(&p.source_version, &p.version);
+    Package {
+        spdx_id,
+        name: p.name.clone(),
+        version_info: (!p.version.is_empty()).then(|| p.version.clone()),
+        package_file_name: None,
+        // Who supplied a .deb (Debian, a derivative, a local repository) is not known here.
+        supplier: Some(NOASSERTION),
+        download_location: NOASSERTION,
+        files_analyzed: false,
+        checksums: parse_hex(&p.sha256)
+            .map(|digest| Checksum { algorithm: "SHA256", checksum_value: hex(&digest) })
+            .into_iter()
+            .collect(),
+        source_info: Some(format!("built from the Debian source package {source} {source_version}")),
+        license_concluded: NOASSERTION,
+        license_declared: p
+            .license
+            .as_ref()
+            .map(|l| l.expression.clone())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| NOASSERTION.to_string()),
+        copyright_text: NOASSERTION,
+        external_refs: vec![ExternalRef {
+            reference_category: "PACKAGE-MANAGER",
+            reference_type: "purl",
+            reference_locator: purl(p),
+        }],
+        // A guess from Debian's naming habit (policy 8.1 names shared library packages `libNAME`);
+        // SPDX calls the field "a reasonable estimate".
+        primary_package_purpose: if p.name.starts_with("lib") { "LIBRARY" } else { "APPLICATION" },
+    }
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as the purl specification builds it: the deb type
+/// lowercases the name, empty components are left out.
+fn purl(p: &SbomPackage) -> String {
+    let mut purl = format!("pkg:deb/debian/{}", percent_encode(&p.name.to_lowercase()));
+    if !p.version.is_empty() {
+        purl.push('@');
+        purl.push_str(&percent_encode(&p.version));
+    }
+    if !p.architecture.is_empty() {
+        purl.push_str("?arch=");
+        purl.push_str(&percent_encode(&p.architecture));
+    }
+    purl
+}
+
+/// Percent-encodes every byte but letters, digits, `.-_~` and `:`. That is the purl
+/// specification's rule for names, versions and qualifier values (`:` is never encoded there,
+/// so an epoch stays `1:2.3-1`; `+` becomes `%2B`), and it leaves only characters an RFC 3986
+/// path segment allows.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b".-_~:".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `text` in SPDX's idstring alphabet (letters, digits, `.` and `-`): every other character
+/// becomes `-`. Different texts can give the same idstring; callers that need unique ids make
+/// them so.
+pub(crate) fn idstring(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
+}
+
+/// The SPDX ids handed out so far, so that no two elements get the same one.
+#[derive(Default)]
+struct Ids(BTreeSet<String>);
+
+impl Ids {
+    /// `wanted`, or if that is taken (`libstdc++6` and `libstdc--6` both give `libstdc--6`) the
+    /// first free `wanted-2`, `wanted-3`, ... Callers claim in sorted order, so the same inputs
+    /// always give the same ids.
+    fn claim(&mut self, wanted: String) -> String {
+        let mut id = wanted.clone();
+        let mut n = 1;
+        while !self.0.insert(id.clone()) {
+            n += 1;
+            id = format!("{wanted}-{n}");
+        }
+        id
+    }
+}
+
+/// `epoch` as SPDX writes times: `YYYY-MM-DDThh:mm:ssZ`, UTC. A time after the year 9999, which
+/// that form cannot hold, is written as its last second.
+fn spdx_time(epoch: u64) -> String {
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let seconds = epoch.min(LAST);
+    let (year, month, day) = civil_from_days(seconds / 86_400);
+    let time = seconds % 86_400;
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", time / 3600, time / 60 % 60, time % 60)
+}
+
+/// The Gregorian date `days` days after 1970-01-01, as (year, month, day). Hand-written: bake has
+/// no date crate, and this is all the calendar it needs.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // The leap-year rules repeat every 400 years, which are exactly 146097 days, so whole cycles
+    // can be skipped at once; what is left is under 400 years and 12 months to walk.
+    let mut year = 1970 + 400 * (days / 146_097);
+    let mut days = days % 146_097;
+    let leap = |year: u64| year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    loop {
+        let length = if leap(year) { 366 } else { 365 };
+        if days < length {
+            break;
+        }
+        days -= length;
+        year += 1;
+    }
+    let february = if leap(year) { 29 } else { 28 };
+    let mut month = 1;
+    for length in [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
+        if days < length {
+            break;
+        }
+        days -= length;
+        month += 1;
+    }
+    (year, month, days + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::digest_bytes;
+    use serde_json::Value;
+
+    fn deb(name: &str, version: &str, license: Option<Declared>) -> SbomPackage {
+        SbomPackage {
+            name: name.to_string(),
+            version: version.to_string(),
+            architecture: "amd64".to_string(),
+            sha256: hex(&digest_bytes(name.as_bytes())),
+            source: format!("{name}-src"),
+            source_version: version.to_string(),
+            license,
+        }
+    }
+
+    fn output(file: &str) -> Output {
+        Output { file: file.to_string(), size: 4, sha256: digest_bytes(file.as_bytes()) }
+    }
+
+    fn public_domain() -> Declared {
+        Declared {
+            expression: "GPL-2.0-or-later AND LicenseRef-public-domain-0123abcd".to_string(),
+            extracted: vec![Extracted {
+                id: "LicenseRef-public-domain-0123abcd".to_string(),
+                name: "public-domain".to_string(),
+                text: "This file is in the public domain.".to_string(),
+            }],
+        }
+    }
+
+    fn sample() -> (Vec<SbomPackage>, Vec<Output>) {
+        let packages = vec![
+            deb(
+                "libc6",
+                "2.36-9+deb12u4",
+                Some(Declared { expression: "LGPL-2.1-or-later".into(), extracted: vec![] }),
+            ),
+            deb("busybox", "1:1.35.0-4+b3", None),
+            deb("tzdata", "2024a-0+deb12u1", Some(public_domain())),
+            deb("zoneinfo-extra", "1.0", Some(public_domain())),
+        ];
+        (packages, vec![output("tiny.vmlinuz"), output("tiny.cpio.zst")])
+    }
+
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    fn is_idstring(id: &str, prefix: &str) -> bool {
+        id.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+    }
+
+    #[test]
+    fn document_has_every_field_spdx_2_3_requires() {
+        let (packages, outputs) = sample();
+        let text = spdx_json("tiny", 1_700_000_000, &packages, &outputs);
+        assert!(text.ends_with("}\n"));
+        let doc = parse(&text);
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        assert_eq!(doc["dataLicense"], "CC0-1.0");
+        assert_eq!(doc["SPDXID"], "SPDXRef-DOCUMENT");
+        assert_eq!(doc["name"], "tiny");
+        let namespace = doc["documentNamespace"].as_str().unwrap();
+        assert!(namespace.starts_with("https://bake.invalid/spdx/tiny-") && !namespace.contains('#'), "{namespace}");
+        assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(doc["creationInfo"]["creators"][0], format!("Tool: bake-{}", env!("CARGO_PKG_VERSION")));
+
+        let elements = doc["packages"].as_array().unwrap();
+        assert_eq!(elements.len(), 6);
+        let mut ids = BTreeSet::new();
+        for element in elements {
+            let id = element["SPDXID"].as_str().unwrap();
+            assert!(is_idstring(id, "SPDXRef-"), "{id}");
+            assert!(ids.insert(id), "{id} twice");
+            assert!(element["name"].is_string() && element["downloadLocation"].is_string());
+            assert_eq!(element["filesAnalyzed"], false);
+            assert_eq!(element["checksums"][0]["algorithm"], "SHA256");
+            let value = element["checksums"][0]["checksumValue"].as_str().unwrap();
+            assert!(value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+        let busybox = elements.iter().find(|e| e["name"] == "busybox").unwrap();
+        assert_eq!(busybox["SPDXID"], "SPDXRef-deb-busybox-amd64");
+        assert_eq!(busybox["versionInfo"], "1:1.35.0-4+b3");
+        assert_eq!(busybox["licenseDeclared"], "NOASSERTION");
+        assert_eq!(busybox["sourceInfo"], "built from the Debian source package busybox-src 1:1.35.0-4+b3");
+        assert_eq!(busybox["primaryPackagePurpose"], "APPLICATION");
+        assert_eq!(busybox["externalRefs"][0]["referenceCategory"], "PACKAGE-MANAGER");
+        assert_eq!(busybox["externalRefs"][0]["referenceType"], "purl");
+        let libc = elements.iter().find(|e| e["name"] == "libc6").unwrap();
+        assert_eq!(libc["licenseDeclared"], "LGPL-2.1-or-later");
+        assert_eq!(libc["primaryPackagePurpose"], "LIBRARY");
+        let cpio = elements.iter().find(|e| e["name"] == "tiny.cpio.zst").unwrap();
+        assert_eq!(cpio["SPDXID"], "SPDXRef-output-tiny.cpio.zst");
+        assert_eq!(cpio["packageFileName"], "tiny.cpio.zst");
+        assert_eq!(cpio["primaryPackagePurpose"], "ARCHIVE");
+        assert_eq!(cpio["checksums"][0]["checksumValue"], hex(&digest_bytes(b"tiny.cpio.zst")));
+
+        for relationship in doc["relationships"].as_array().unwrap() {
+            for end in ["spdxElementId", "relatedSpdxElement"] {
+                let id = relationship[end].as_str().unwrap();
+                assert!(id == "SPDXRef-DOCUMENT" || ids.contains(id), "{id} is no element");
+            }
+        }
+        for info in doc["hasExtractedLicensingInfos"].as_array().unwrap() {
+            assert!(is_idstring(info["licenseId"].as_str().unwrap(), "LicenseRef-"));
+            assert!(info["extractedText"].is_string());
+        }
+        assert!(!text.contains("null"));
+    }
+
+    #[test]
+    fn the_archive_contains_the_packages_and_the_document_describes_the_outputs() {
+        let (packages, outputs) = sample();
+        let doc = parse(&spdx_json("tiny", 0, &packages, &outputs));
+        let relationships: Vec<String> = doc["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!("{} {} {}", r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"]).replace('"', "")
+            })
+            .collect();
+        assert_eq!(
+            relationships,
+            [
+                "SPDXRef-DOCUMENT DESCRIBES SPDXRef-output-tiny.cpio.zst",
+                "SPDXRef-DOCUMENT DESCRIBES SPDXRef-output-tiny.vmlinuz",
+                "SPDXRef-output-tiny.cpio.zst CONTAINS SPDXRef-deb-busybox-amd64",
+                "SPDXRef-output-tiny.cpio.zst CONTAINS SPDXRef-deb-libc6-amd64",
+                "SPDXRef-output-tiny.cpio.zst CONTAINS SPDXRef-deb-tzdata-amd64",
+                "SPDXRef-output-tiny.cpio.zst CONTAINS SPDXRef-deb-zoneinfo-extra-amd64",
+            ]
+        );
+        let doc = parse(&spdx_json("tiny", 0, &packages, &[]));
+        assert_eq!(doc["relationships"].as_array().unwrap().len(), 4);
+        assert!(doc["relationships"].as_array().unwrap().iter().all(|r| r["relationshipType"] == "DESCRIBES"));
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_bytes_in_any_order() {
+        let (mut packages, mut outputs) = sample();
+        let first = spdx_json("tiny", 1_700_000_000, &packages, &outputs);
+        assert_eq!(spdx_json("tiny", 1_700_000_000, &packages, &outputs), first);
+        packages.reverse();
+        outputs.reverse();
+        assert_eq!(spdx_json("tiny", 1_700_000_000, &packages, &outputs), first);
+    }
+
+    #[test]
+    fn another_epoch_is_another_created_time_and_namespace() {
+        let (packages, outputs) = sample();
+        let one = parse(&spdx_json("tiny", 1_700_000_000, &packages, &outputs));
+        let two = parse(&spdx_json("tiny", 1_700_000_001, &packages, &outputs));
+        assert_eq!(two["creationInfo"]["created"], "2023-11-14T22:13:21Z");
+        assert_ne!(one["creationInfo"]["created"], two["creationInfo"]["created"]);
+        assert_ne!(one["documentNamespace"], two["documentNamespace"]);
+    }
+
+    #[test]
+    fn content_changes_change_the_namespace() {
+        let (mut packages, outputs) = sample();
+        let namespace =
+            |packages: &[SbomPackage]| parse(&spdx_json("tiny", 0, packages, &outputs))["documentNamespace"].clone();
+        let before = namespace(&packages);
+        packages[0].sha256 = hex(&digest_bytes(b"another build"));
+        assert_ne!(namespace(&packages), before);
+        let doc = parse(&spdx_json("my image#1", 0, &packages, &outputs));
+        assert!(doc["documentNamespace"].as_str().unwrap().starts_with("https://bake.invalid/spdx/my%20image%231-"));
+    }
+
+    #[test]
+    fn purl_percent_encodes_per_the_purl_spec() {
+        let mut p = deb("libstdc++6", "1:12.2.0-14+deb12u1~bpo", None);
+        assert_eq!(purl(&p), "pkg:deb/debian/libstdc%2B%2B6@1:12.2.0-14%2Bdeb12u1~bpo?arch=amd64");
+        p.architecture = String::new();
+        p.version = String::new();
+        assert_eq!(purl(&p), "pkg:deb/debian/libstdc%2B%2B6");
+        let doc = parse(&spdx_json("tiny", 0, &[deb("bash", "5.2.15-2+b7", None)], &[]));
+        assert_eq!(
+            doc["packages"][0]["externalRefs"][0]["referenceLocator"],
+            "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64"
+        );
+    }
+
+    #[test]
+    fn licence_refs_are_declared_once_each() {
+        let (packages, outputs) = sample();
+        let doc = parse(&spdx_json("tiny", 0, &packages, &outputs));
+        let infos = doc["hasExtractedLicensingInfos"].as_array().unwrap();
+        assert_eq!(infos.len(), 1, "tzdata and zoneinfo-extra share one");
+        assert_eq!(infos[0]["licenseId"], "LicenseRef-public-domain-0123abcd");
+        assert_eq!(infos[0]["name"], "public-domain");
+        assert_eq!(infos[0]["extractedText"], "This file is in the public domain.");
+        let tzdata = doc["packages"].as_array().unwrap().iter().find(|e| e["name"] == "tzdata").unwrap();
+        assert_eq!(tzdata["licenseDeclared"], "GPL-2.0-or-later AND LicenseRef-public-domain-0123abcd");
+        let none = parse(&spdx_json("tiny", 0, &packages[..2], &outputs));
+        assert!(none.get("hasExtractedLicensingInfos").is_none());
+    }
+
+    #[test]
+    fn ids_are_idstrings_and_never_collide() {
+        let packages = [deb("libstdc++6", "12", None), deb("libstdc--6", "12", None), deb("libstdc++6", "13", None)];
+        let doc = parse(&spdx_json("tiny", 0, &packages, &[output("a+b.cpio"), output("a-b.cpio")]));
+        let ids: Vec<&str> =
+            doc["packages"].as_array().unwrap().iter().map(|e| e["SPDXID"].as_str().unwrap()).collect();
+        assert_eq!(
+            ids,
+            [
+                "SPDXRef-output-a-b.cpio",
+                "SPDXRef-output-a-b.cpio-2",
+                "SPDXRef-deb-libstdc--6-amd64",
+                "SPDXRef-deb-libstdc--6-amd64-2",
+                "SPDXRef-deb-libstdc--6-amd64-3",
+            ]
+        );
+        assert_eq!(idstring("libstdc++6"), "libstdc--6");
+        assert_eq!(idstring("a b/ü"), "a-b--");
+    }
+
+    #[test]
+    fn times_are_utc_in_spdx_form() {
+        assert_eq!(spdx_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(spdx_time(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(spdx_time(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(spdx_time(951_868_800), "2000-03-01T00:00:00Z");
+        assert_eq!(spdx_time(4_294_967_295), "2106-02-07T06:28:15Z");
+        assert_eq!(spdx_time(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(spdx_time(1_767_225_599), "2025-12-31T23:59:59Z");
+        assert_eq!(spdx_time(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(spdx_time(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn civil_dates_agree_with_a_day_by_day_count() {
+        // Walks every day from 1970 to 2500 and checks each date follows the one before.
+        let mut previous = civil_from_days(0);
+        assert_eq!(previous, (1970, 1, 1));
+        for days in 1..(530 * 366) {
+            let date = civil_from_days(days);
+            let (y, m, d) = previous;
+            let next_day = (y, m, d + 1);
+            let next_month = (y, m + 1, 1);
+            let next_year = (y + 1, 1, 1);
+            assert!(
+                date == next_day || (d >= 28 && date == next_month) || (m == 12 && d == 31 && date == next_year),
+                "{days}: {date:?} after {previous:?}"
+            );
+            if date == next_month {
+                let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+                let length = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1];
+                assert_eq!(d, length, "{y}-{m} ends on {d}");
+            }
+            previous = date;
+        }
+    }
+}

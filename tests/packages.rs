@@ -338,3 +338,39 @@ fn verify_rebuilds_a_package_recipe_identically() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("pk.spdx.json") && stdout.contains("reproducible: pk, 4 outputs identical"), "{stdout}");
 }
+
+#[test]
+fn a_kernel_named_by_package_follows_its_metapackage_and_is_locked() {
+    let mut a = archive();
+    // As Debian ships them: a metapackage that depends on the versioned image package, whose own
+    // dependencies (kmod, initramfs-tools) bake does not need and does not fetch.
+    a.add("linux-image-fake", "9", "Depends: linux-image-1.0-fake (= 1.0-1)\n", &[]).add(
+        "linux-image-1.0-fake",
+        "1.0-1",
+        "Depends: kmod, initramfs-tools | linux-initramfs-tool\n",
+        &[("/boot/vmlinuz-1.0-fake", b"fake kernel"), ("/lib/modules/1.0-fake/modules.builtin", b"kernel/fs/fakefs.ko\n")],
+    );
+    a.publish();
+    let work = tempfile::tempdir().unwrap();
+    let recipe = recipe_in(work.path());
+    let text = format!("{RECIPE}[kernel]\npackage = \"linux-image-fake\"\nmodules = [\"fakefs\"]\n");
+    std::fs::write(&recipe, text).unwrap();
+    run_ok(a.bake().arg("lock").arg(&recipe));
+    let lock = lock_text(&recipe);
+    assert!(lock.contains("[kernel]\nrequest = \"linux-image-fake\""), "{lock}");
+    assert!(lock.contains("[kernel.package]\nname = \"linux-image-1.0-fake\""), "{lock}");
+    assert!(!lock.contains("kind = \"package\""), "packages are pinned as packages, not as other inputs: {lock}");
+    let out = work.path().join("out");
+    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out));
+    assert_eq!(std::fs::read(out.join("pk.vmlinuz")).unwrap(), b"fake kernel");
+    let manifest = manifest(&out, "pk");
+    assert_eq!(manifest["kernel"]["package"], "linux-image-1.0-fake_1.0-1_amd64.deb");
+    assert_eq!(manifest["kernel"]["builtin"][0], "fakefs");
+    let sbom: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("pk.spdx.json")).unwrap()).unwrap();
+    let names: Vec<&str> = sbom["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"linux-image-1.0-fake") && names.contains(&"tool"), "{names:?}");
+    // A `sha256` pins only a `deb`.
+    std::fs::write(&recipe, format!("{RECIPE}[kernel]\npackage = \"linux-image-fake\"\nsha256 = \"00\"\n")).unwrap();
+    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out));
+    assert!(err.contains("a kernel `package` is pinned in the lock file"), "{err}");
+}

@@ -348,7 +348,10 @@ fn a_kernel_named_by_package_follows_its_metapackage_and_is_locked() {
         "linux-image-1.0-fake",
         "1.0-1",
         "Depends: kmod, initramfs-tools | linux-initramfs-tool\n",
-        &[("/boot/vmlinuz-1.0-fake", b"fake kernel"), ("/lib/modules/1.0-fake/modules.builtin", b"kernel/fs/fakefs.ko\n")],
+        &[
+            ("/boot/vmlinuz-1.0-fake", b"fake kernel"),
+            ("/lib/modules/1.0-fake/modules.builtin", b"kernel/fs/fakefs.ko\n"),
+        ],
     );
     a.publish();
     let work = tempfile::tempdir().unwrap();

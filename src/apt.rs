@@ -13,15 +13,19 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::debian::index::Index;
+use crate::debian::index::{Index, Priority};
 use crate::error::{Error, IoContext, Result};
-use crate::hash::{digest_file, hex};
+use crate::hash::{Digest, digest_file, hex};
 use crate::lock::LockedPackage;
 use crate::progress::{Event, Reporter};
 
-/// Runs an apt program and returns its standard output.
-fn apt(program: &str, args: &[&str]) -> Result<String> {
-    let output = Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| {
+/// Runs an apt program (in `dir`, if given) and returns its standard output.
+fn apt(program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
+    let mut command = Command::new(program);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command.args(args).stdin(Stdio::null()).output().map_err(|e| {
         Error::input(format!(
             "cannot run `{program}`: {}: `packages` layers need apt (a Debian or Ubuntu host); a locked recipe \
              whose packages are all in the cache builds without it",
@@ -30,11 +34,12 @@ fn apt(program: &str, args: &[&str]) -> Result<String> {
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let said: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         return Err(Error::failure(format!(
             "`{program} {}` failed ({}): {}",
             args.join(" "),
             output.status,
-            stderr.trim()
+            said.join("; ")
         )));
     }
     String::from_utf8(output.stdout).map_err(|_| Error::failure(format!("`{program}` printed something not UTF-8")))
@@ -42,7 +47,7 @@ fn apt(program: &str, args: &[&str]) -> Result<String> {
 
 /// apt's native architecture (`APT::Architecture`).
 pub fn native_architecture() -> Result<String> {
-    let shell = apt("apt-config", &["shell", "ARCH", "APT::Architecture"])?;
+    let shell = apt("apt-config", &["shell", "ARCH", "APT::Architecture"], None)?;
     // Prints `ARCH='amd64'`.
     let arch = shell.trim().strip_prefix("ARCH=").unwrap_or("").trim_matches('\'');
     if arch.is_empty() || !arch.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -51,11 +56,22 @@ pub fn native_architecture() -> Result<String> {
     Ok(arch.to_string())
 }
 
-/// The Packages files apt has downloaded, in apt's order.
-pub fn package_lists() -> Result<Vec<PathBuf>> {
-    let listing = apt("apt-get", &["indextargets", "--format", "$(FILENAME)", "Created-By: Packages"])?;
-    let mut lists: Vec<PathBuf> =
-        listing.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from).filter(|p| p.is_file()).collect();
+/// The Packages files apt has downloaded, in apt's order, each with its suite's priority.
+pub fn package_lists() -> Result<Vec<(PathBuf, i32)>> {
+    let format = ["indextargets", "--format", "$(FILENAME)\t$(METAKEY)", "Created-By: Packages"];
+    let listing = apt("apt-get", &format, None)?;
+    let mut lists: Vec<(PathBuf, i32)> = listing
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(file, key)| (PathBuf::from(file.trim()), key.trim()))
+        .filter(|(p, _)| p.is_file())
+        .map(|(p, key)| {
+            let priority = release_file(&p, key)
+                .and_then(|r| std::fs::read_to_string(r).ok())
+                .map_or(Priority::DEFAULT, |text| Priority::of_release(&text));
+            (p, priority)
+        })
+        .collect();
     lists.dedup();
     if lists.is_empty() {
         return Err(Error::input(
@@ -85,11 +101,27 @@ fn load_index(reporter: &dyn Reporter) -> Result<Index> {
     let mut index = Index::new(&native_architecture()?);
     let lists = package_lists()?;
     reporter.report(Event::Info(format!("reading {} apt package lists", lists.len())));
-    for list in &lists {
+    for (list, priority) in &lists {
         let text = read_list(list)?;
-        index.add(&text, &list.display().to_string()).map_err(Error::failure)?;
+        let (_, skipped) = index.add_list(&text, &list.display().to_string(), *priority);
+        if let Some(first) = skipped.first() {
+            reporter.report(Event::Warning(format!(
+                "skipped {} malformed package stanza(s) in an apt list, the first: {first}",
+                skipped.len()
+            )));
+        }
     }
     Ok(index)
+}
+
+/// The Release file apt keeps beside a package list: the list's name is the suite's file name
+/// prefix followed by its `MetaKey` with `/` as `_` (`..._dists_bookworm_` +
+/// `main_binary-amd64_Packages`), and the Release file is that prefix + `InRelease` or `Release`.
+fn release_file(list: &Path, meta_key: &str) -> Option<PathBuf> {
+    let name = list.file_name()?.to_str()?;
+    let key = meta_key.replace('/', "_");
+    let stem = name.find(&key).map(|at| &name[..at])?;
+    ["InRelease", "Release"].iter().map(|r| list.with_file_name(format!("{stem}{r}"))).find(|p| p.is_file())
 }
 
 /// A Packages file as text, decompressed as apt stored it (apt keeps them plain or, with
@@ -103,6 +135,13 @@ fn read_list(path: &Path) -> Result<String> {
         Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
         Some("zst") => Box::new(zstd::stream::read::Decoder::new(reader).reading(path)?),
+        Some(ext @ ("bz2" | "lzma")) => {
+            return Err(Error::input(format!(
+                "apt keeps `{}` compressed with {ext}, which bake does not read: set \
+                 `Acquire::GzipIndexes` or `KeepCompressedAs` to another compressor and run `apt-get update`",
+                path.display()
+            )));
+        }
         _ => Box::new(reader),
     };
     let mut text = String::new();
@@ -118,17 +157,19 @@ pub fn default_cache() -> Option<PathBuf> {
     xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("bake"))
 }
 
-/// Where `package` lives in the cache.
+/// Where `package` lives in the cache: its Debian file name with an epoch's `:` written
+/// `%3a`, as apt writes it (a `:` is not allowed on every file system).
 fn cached_path(cache: &Path, package: &LockedPackage) -> PathBuf {
-    cache.join("debs").join(package.deb_name())
+    cache.join("debs").join(package.deb_name().replace(':', "%3a"))
 }
 
-/// Whether `path` holds exactly the bytes `package` pins.
-fn holds(path: &Path, package: &LockedPackage) -> Result<bool> {
+/// The digest of `path` if it holds exactly the bytes `package` pins.
+fn holds(path: &Path, package: &LockedPackage) -> Result<Option<Digest>> {
     if !path.is_file() {
-        return Ok(false);
+        return Ok(None);
     }
-    Ok(hex(&digest_file(path)?.0) == package.sha256)
+    let (digest, _) = digest_file(path)?;
+    Ok((hex(&digest) == package.sha256).then_some(digest))
 }
 
 /// The `.deb` of `package` in the cache, downloaded through apt when it is not there yet.
@@ -140,12 +181,21 @@ pub fn fetch(
     lists: &mut Lists,
     lock_hint: &str,
     reporter: &dyn Reporter,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, Digest)> {
     let path = cached_path(cache, package);
-    if holds(&path, package)? {
-        return Ok(path);
+    if let Some(digest) = holds(&path, package)? {
+        return Ok((path, digest));
     }
     let index = lists.index(reporter)?;
+    if package.architecture != "all" && package.architecture != index.arch() {
+        return Err(Error::input(format!(
+            "{} is for {}, but apt's native architecture here is {}, and it is not in the cache `{}`",
+            package.label(),
+            package.architecture,
+            index.arch(),
+            cache.display()
+        )));
+    }
     match index.find(&package.name, &package.version, &package.architecture) {
         None => {
             let now = index
@@ -175,20 +225,7 @@ pub fn fetch(
     let work = tempfile::Builder::new().prefix(".download-").tempdir_in(&debs).writing(&debs)?;
     reporter.report(Event::Info(format!("downloading {}", package.label())));
     let spec = format!("{}:{}={}", package.name, package.architecture, package.version);
-    let output = Command::new("apt-get")
-        .args(["download", "-q", &spec])
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::failure(format!("cannot run `apt-get download`: {}", crate::error::io_cause(&e))))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(Error::failure(format!(
-            "`apt-get download {spec}` failed ({}): {}",
-            output.status,
-            stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")
-        )));
-    }
+    apt("apt-get", &["download", "-q", &spec], Some(work.path()))?;
     let mut downloaded: Vec<PathBuf> = std::fs::read_dir(work.path())
         .reading(work.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -206,5 +243,26 @@ pub fn fetch(
         )));
     }
     std::fs::rename(&file, &path).writing(&path)?;
-    Ok(path)
+    Ok((path, sha256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_file_is_found_beside_its_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("deb.debian.org_debian_dists_bookworm-backports_main_binary-amd64_Packages.lz4");
+        std::fs::write(&list, "").unwrap();
+        assert_eq!(release_file(&list, "main/binary-amd64/Packages"), None);
+        let release = dir.path().join("deb.debian.org_debian_dists_bookworm-backports_InRelease");
+        std::fs::write(&release, "NotAutomatic: yes\n").unwrap();
+        assert_eq!(release_file(&list, "main/binary-amd64/Packages"), Some(release));
+        // A flat repository: `deb file:/repo ./`.
+        let flat = dir.path().join("_repo_._Packages");
+        std::fs::write(&flat, "").unwrap();
+        std::fs::write(dir.path().join("_repo_._Release"), "").unwrap();
+        assert_eq!(release_file(&flat, "Packages"), Some(dir.path().join("_repo_._Release")));
+    }
 }

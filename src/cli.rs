@@ -48,12 +48,19 @@ enum Command {
     Lock(LockArgs),
 }
 
-/// Where Debian packages are cached, and how the lock file is used.
+/// Where Debian packages are cached.
 #[derive(Args, Debug)]
-struct PackageArgs {
+struct CacheArg {
     /// Cache folder for Debian packages (default: $XDG_CACHE_HOME/bake, else ~/.cache/bake).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
+}
+
+/// Where Debian packages are cached, and how the lock file is used.
+#[derive(Args, Debug)]
+struct PackageArgs {
+    #[command(flatten)]
+    cache: CacheArg,
     /// Refuse to build unless the recipe's lock file exists and pins every input (for CI).
     #[arg(long)]
     locked: bool,
@@ -62,7 +69,7 @@ struct PackageArgs {
 impl PackageArgs {
     fn environment(self) -> Environment {
         let mut env = Environment::from_process();
-        if let Some(cache) = self.cache {
+        if let Some(cache) = self.cache.cache {
             env.packages.cache = Some(cache);
         }
         if self.locked {
@@ -80,9 +87,8 @@ struct LockArgs {
     /// the lock already pins.
     #[arg(long)]
     update: bool,
-    /// Cache folder for Debian packages (default: $XDG_CACHE_HOME/bake, else ~/.cache/bake).
-    #[arg(long, value_name = "DIR")]
-    cache: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArg,
 }
 
 #[derive(Args, Debug)]

@@ -128,6 +128,8 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
             e.message().split_whitespace().collect::<Vec<_>>().join(" ")
         ))
     })?;
+    check(&lock)
+        .map_err(|e| Error::input(format!("`{}`: {e}; run `bake lock --update` to write it again", path.display())))?;
     if lock.version != LOCK_VERSION {
         return Err(Error::input(format!(
             "`{}` has lock version {}, but this bake reads version {LOCK_VERSION}: run `bake lock --update`",
@@ -136,6 +138,30 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
         )));
     }
     Ok(Some(lock))
+}
+
+/// Checks what a lock says about packages before any of it names a file or reaches apt: a
+/// name or version that could climb out of the cache folder or pass for an option is refused.
+fn check(lock: &Lock) -> std::result::Result<(), String> {
+    let packages = lock.layers.iter().flat_map(|l| &l.resolved).chain(lock.kernel.as_ref().map(|k| &k.package));
+    let word = |text: &str, extra: &[u8]| {
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    for p in packages {
+        if !crate::debian::version::is_package_name(&p.name) {
+            return Err(format!("`{}` is not a Debian package name", p.name));
+        }
+        if !word(&p.version, b".+-~:") || p.version.starts_with(['-', '.']) {
+            return Err(format!("`{}` has version `{}`, which is not a Debian version", p.name, p.version));
+        }
+        if !word(&p.architecture, b"-") || p.architecture.starts_with('-') {
+            return Err(format!("`{}` has architecture `{}`", p.name, p.architecture));
+        }
+        if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!("`{}` has sha256 `{}`, not 64 lower-case hex digits", p.name, p.sha256));
+        }
+    }
+    Ok(())
 }
 
 /// The text of a lock file: a header saying what it is, then the TOML.

@@ -14,7 +14,9 @@ use toml::Spanned;
 use crate::apt::Lists;
 use crate::debian::resolve::Request;
 use crate::error::{Error, Result};
+use crate::hash::{Digest, hex};
 use crate::lock::{Lock, LockedKernel, LockedLayer, LockedPackage};
+use crate::plan::Input;
 use crate::progress::{Event, Reporter};
 use crate::recipe::RecipeFile;
 
@@ -78,7 +80,7 @@ impl LockState {
     }
 
     /// Called when the lock does not cover something the recipe asks for.
-    pub fn uncovered(&self, recipe: &RecipeFile, what: &str, reporter: &dyn Reporter) -> Result<()> {
+    fn uncovered(&self, recipe: &RecipeFile, what: &str, reporter: &dyn Reporter) -> Result<()> {
         let lock = self.path.display();
         match (self.policy, &self.lock) {
             (LockPolicy::Require, _) => Err(Error::input(format!(
@@ -95,6 +97,78 @@ impl LockState {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl LockState {
+    /// The lock, when this build holds inputs to it.
+    fn checking(&self) -> Option<&Lock> {
+        match self.policy {
+            LockPolicy::Honour | LockPolicy::Require => self.lock.as_ref(),
+            LockPolicy::Relock | LockPolicy::Update => None,
+        }
+    }
+
+    /// Refuses an input whose bytes differ from those the lock pins for it.
+    pub fn check_input(&self, recipe: &RecipeFile, kind: &str, path: &str, sha256: &Digest) -> Result<()> {
+        let Some(lock) = self.checking() else { return Ok(()) };
+        match lock.inputs.iter().find(|l| l.kind == kind && l.path == path) {
+            Some(pinned) if pinned.sha256 != hex(sha256) => Err(Error::input(format!(
+                "{kind} `{path}` has sha256 {}, but `{}` pins {}: it changed since it was locked; run `bake lock {}` \
+                 if the change is intended",
+                hex(sha256),
+                self.path.display(),
+                pinned.sha256,
+                recipe.path.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// After planning: every input is what the lock pins, the lock covers every input, and the
+    /// recipe still uses everything the lock pins (a warning, or an error under `--locked`).
+    pub fn check_coverage(
+        &self,
+        recipe: &RecipeFile,
+        inputs: &[Input],
+        layers: &[LockedLayer],
+        kernel: Option<&LockedKernel>,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        let Some(lock) = self.checking() else { return Ok(()) };
+        let inputs: Vec<&Input> = inputs.iter().filter(|i| i.kind != "package").collect();
+        for input in &inputs {
+            self.check_input(recipe, input.kind, &input.path, &input.sha256)?;
+            if !lock.inputs.iter().any(|l| l.kind == input.kind && l.path == input.path) {
+                self.uncovered(recipe, &format!("{} `{}`", input.kind, input.path), reporter)?;
+            }
+        }
+        let mut unused: Vec<String> = lock
+            .inputs
+            .iter()
+            .filter(|l| !inputs.iter().any(|i| i.kind == l.kind && i.path == l.path))
+            .map(|l| format!("{} `{}`", l.kind, l.path))
+            .collect();
+        unused.extend(
+            lock.layers.iter().filter(|l| !layers.contains(l)).map(|l| format!("packages for layer {}", l.layer)),
+        );
+        if let Some(pinned) = &lock.kernel
+            && kernel != Some(pinned)
+        {
+            unused.push(format!("the kernel package `{}`", pinned.request));
+        }
+        for what in unused {
+            let message = format!(
+                "`{}` pins {what}, which the recipe no longer asks for: run `bake lock {}`",
+                self.path.display(),
+                recipe.path.display()
+            );
+            if self.policy == LockPolicy::Require {
+                return Err(Error::input(format!("{message} (`--locked` requires an exact lock)")));
+            }
+            reporter.report(Event::Warning(message));
+        }
+        Ok(())
     }
 }
 

@@ -185,8 +185,8 @@ struct LayerInput<'r> {
     host: PathBuf,
     /// The recipe's `sha256` for it.
     pin: Option<&'r Spanned<String>>,
-    /// For a `package`: the package it is.
-    package: Option<LockedPackage>,
+    /// For a `package`: the package it is, and its digest (checked when it was fetched).
+    package: Option<(LockedPackage, Digest)>,
     /// For `packages`: the request.
     request: Option<PackagesLayer<'r>>,
 }
@@ -219,6 +219,9 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
 
     // Package names become pinned `.deb` files in the cache.
     let lock = LockState::load(recipe, env.packages.policy)?;
+    for input in &inputs {
+        lock.check_input(recipe, input.kind, &input.path, &input.sha256)?;
+    }
     let mut lists = crate::apt::Lists::default();
     let (layers, package_layers) = resolve_packages(recipe, layers, &lock, &env.packages, &mut lists, reporter)?;
     let kernel_source = match &r.kernel {
@@ -229,20 +232,16 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     // Hash every archive before reading any, so a pin mismatch stops the build before work.
     let mut layer_inputs = Vec::with_capacity(layers.len());
     for layer in &layers {
-        let (sha256, _) = if layer.kind == "dir" { ([0; 32], 0) } else { digest_file(&layer.host)? };
+        let sha256 = match (layer.kind, &layer.package) {
+            ("dir", _) => [0; 32],
+            (_, Some((_, digest))) => *digest,
+            _ => digest_file(&layer.host)?.0,
+        };
         if let Some(pin) = layer.pin {
             check_pin(recipe, pin, &layer.host, &sha256)?;
         }
-        if let Some(package) = &layer.package
-            && hex(&sha256) != package.sha256
-        {
-            return Err(Error::input(format!(
-                "`{}` in the cache has sha256 {}, not the {} pinned for {}: delete it so it is downloaded again",
-                layer.host.display(),
-                hex(&sha256),
-                package.sha256,
-                package.label()
-            )));
+        if layer.package.is_none() && layer.kind != "dir" {
+            lock.check_input(recipe, layer.kind, &layer.written, &sha256)?;
         }
         layer_inputs.push(sha256);
     }
@@ -252,7 +251,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     let total = layers.len();
     for (index, (layer, sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
         let label = match &layer.package {
-            Some(package) => format!("layer {} (package {})", layer.number, package.label()),
+            Some((package, _)) => format!("layer {} (package {})", layer.number, package.label()),
             None => format!("layer {} (`{}`)", layer.number, layer.written),
         };
         reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
@@ -273,7 +272,10 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         if reader.finish().reading(&layer.host)? != *sha256 {
             return Err(Error::input(format!("`{label}` changed while it was being read")));
         }
-        if let Some(package) = &layer.package {
+        // A package two layers name is laid in twice but listed once.
+        if let Some((package, _)) = &layer.package
+            && !packages.iter().any(|p: &PlannedPackage| p.package == *package)
+        {
             let license = declared_license(&tree, spool, &package.name, origin)?;
             packages.push(PlannedPackage { package: package.clone(), license });
         }
@@ -314,7 +316,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         };
     }
 
-    check_locked_inputs(recipe, &lock, &all_inputs, reporter)?;
+    lock.check_coverage(recipe, &all_inputs, &package_layers, kernel_package.as_ref(), reporter)?;
     Ok(Plan {
         name,
         epoch,
@@ -347,14 +349,14 @@ fn resolve_packages<'r>(
         let locked = crate::packages::resolve_layer(recipe, request, lock, lists, reporter)?;
         let cache = settings.cache()?;
         for package in &locked.resolved {
-            let host = crate::apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
+            let (host, digest) = crate::apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
             out.push(LayerInput {
                 number: layer.number,
                 kind: "package",
                 written: package.deb_name(),
                 host,
                 pin: None,
-                package: Some(package.clone()),
+                package: Some((package.clone(), digest)),
                 request: None,
             });
         }
@@ -366,6 +368,8 @@ fn resolve_packages<'r>(
 /// Where the `[kernel]` package comes from.
 struct KernelSource {
     host: PathBuf,
+    /// Its digest, when it was checked as it was fetched.
+    sha256: Option<Digest>,
     /// As the manifest names it: the recipe's `deb`, or the package's file name.
     written: String,
     /// For `package`: what it resolved to.
@@ -387,15 +391,16 @@ fn kernel_source(
             if !host.is_file() {
                 return Err(recipe.error(deb, format!("`{}` is not a readable file", host.display())));
             }
-            Ok(KernelSource { host, written: deb.get_ref().clone(), package: None })
+            Ok(KernelSource { host, sha256: None, written: deb.get_ref().clone(), package: None })
         }
         (None, Some(name)) => {
             if let Some(pin) = &k.sha256 {
                 return Err(recipe.error(pin, "`sha256` pins a `deb`; a kernel `package` is pinned in the lock file"));
             }
             let locked = crate::packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
-            let host = crate::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
-            Ok(KernelSource { host, written: locked.package.deb_name(), package: Some(locked) })
+            let (host, sha256) =
+                crate::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+            Ok(KernelSource { host, sha256: Some(sha256), written: locked.package.deb_name(), package: Some(locked) })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),
     }
@@ -418,39 +423,6 @@ fn declared_license(
     std::io::Read::read_to_end(&mut content.open(spool)?, &mut bytes)
         .map_err(|e| Error::failure(format!("cannot read the copyright file of `{name}`: {e}")))?;
     Ok(crate::debian::copyright::declared_license(&String::from_utf8_lossy(&bytes)))
-}
-
-/// Holds every input other than packages to the digest the lock pins for it.
-fn check_locked_inputs(recipe: &RecipeFile, lock: &LockState, inputs: &[Input], reporter: &dyn Reporter) -> Result<()> {
-    let Some(locked) = &lock.lock else { return Ok(()) };
-    if matches!(lock.policy, LockPolicy::Relock | LockPolicy::Update) {
-        return Ok(());
-    }
-    let relock = format!("run `bake lock {}` if the change is intended", recipe.path.display());
-    let mut seen = vec![false; locked.inputs.len()];
-    for input in inputs.iter().filter(|i| i.kind != "package") {
-        let pinned = locked.inputs.iter().position(|l| l.kind == input.kind && l.path == input.path);
-        match pinned {
-            Some(i) => {
-                seen[i] = true;
-                if locked.inputs[i].sha256 != hex(&input.sha256) {
-                    return Err(Error::input(format!(
-                        "{} `{}` has sha256 {}, but `{}` pins {}: it changed since it was locked; {relock}",
-                        input.kind,
-                        input.path,
-                        hex(&input.sha256),
-                        lock.path.display(),
-                        locked.inputs[i].sha256
-                    )));
-                }
-            }
-            None => lock.uncovered(recipe, &format!("{} `{}`", input.kind, input.path), reporter)?,
-        }
-    }
-    for (input, _) in locked.inputs.iter().zip(seen).filter(|(_, seen)| !seen) {
-        lock.uncovered(recipe, &format!("{} `{}` (the recipe no longer uses it)", input.kind, input.path), reporter)?;
-    }
-    Ok(())
 }
 
 /// Refuses an input whose digest is not the `sha256` the recipe pins for it.
@@ -483,19 +455,12 @@ fn kernel(
 ) -> Result<(KernelPlan, Input)> {
     let k = section.get_ref();
     let host = &source.host;
-    let (sha256, _) = digest_file(host)?;
+    let sha256 = match source.sha256 {
+        Some(digest) => digest,
+        None => digest_file(host)?.0,
+    };
     if let Some(pin) = &k.sha256 {
         check_pin(recipe, pin, host, &sha256)?;
-    }
-    if let Some(locked) = &source.package
-        && hex(&sha256) != locked.package.sha256
-    {
-        return Err(Error::input(format!(
-            "`{}` in the cache is not the {} pinned for {}: delete it so it is downloaded again",
-            host.display(),
-            locked.package.sha256,
-            locked.package.label()
-        )));
     }
     reporter.report(Event::Info(format!("reading the kernel package `{}`", source.written)));
     let package = crate::kernel::read_package(host, spool)?;

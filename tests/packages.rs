@@ -13,6 +13,7 @@ use common::*;
 struct Pkg {
     name: String,
     version: String,
+    arch: String,
     fields: String,
     deb: Vec<u8>,
 }
@@ -58,8 +59,12 @@ impl Archive {
         self.dir.path()
     }
 
-    /// Adds (or replaces) a package shipping `files`, with extra control `fields`.
+    /// Adds (or replaces) an amd64 package shipping `files`, with extra control `fields`.
     fn add(&mut self, name: &str, version: &str, fields: &str, files: &[(&str, &[u8])]) -> &mut Self {
+        self.add_for("amd64", name, version, fields, files)
+    }
+
+    fn add_for(&mut self, arch: &str, name: &str, version: &str, fields: &str, files: &[(&str, &[u8])]) -> &mut Self {
         let mut tar = TarMaker::new();
         for (path, data) in files {
             tar.file(&format!(".{path}"), 0o755, 0, 0, data);
@@ -68,6 +73,7 @@ impl Archive {
         self.packages.push(Pkg {
             name: name.into(),
             version: version.into(),
+            arch: arch.into(),
             fields: fields.into(),
             deb: deb(&tar.finish()),
         });
@@ -82,13 +88,14 @@ impl Archive {
         }
         let mut index = String::new();
         for p in &self.packages {
-            let file = format!("{}_{}_amd64.deb", p.name, p.version.replace(':', "%3a"));
+            let file = format!("{}_{}_{}.deb", p.name, p.version.replace(':', "%3a"), p.arch);
             std::fs::write(repo.join(&file), &p.deb).unwrap();
             index.push_str(&format!(
-                "Package: {}\nVersion: {}\nArchitecture: amd64\n{}Filename: ./{file}\nSize: {}\nSHA256: {}\n\
+                "Package: {}\nVersion: {}\nArchitecture: {}\n{}Filename: ./{file}\nSize: {}\nSHA256: {}\n\
                  Description: fixture\n\n",
                 p.name,
                 p.version,
+                p.arch,
                 p.fields,
                 p.deb.len(),
                 sha256_hex(&p.deb)
@@ -120,18 +127,20 @@ impl Archive {
     }
 }
 
-/// tool → libthing (>= 1.0) | libother, with base as a Pre-Depends.
+/// tool → libthing (>= 1.0) | libother, with base as a Pre-Depends and tool-data (for any
+/// architecture) as a plain dependency.
 fn archive() -> Archive {
     let mut a = Archive::new();
     a.add(
         "tool",
         "2.0-1",
-        "Source: tool-src (2.0)\nPre-Depends: base\nDepends: libthing (>= 1.0) | libother\n",
+        "Source: tool-src (2.0)\nPre-Depends: base\nDepends: libthing (>= 1.0) | libother, tool-data\n",
         &[("/usr/bin/tool", b"#!/bin/sh\necho tool\n"), ("/usr/share/doc/tool/copyright", MIT_COPYRIGHT.as_bytes())],
     )
     .add("libthing", "1.0-1", "", &[("/usr/lib/libthing.so.1", b"thing 1.0")])
     .add("libother", "1.0-1", "", &[("/usr/lib/libother.so.1", b"other")])
-    .add("base", "1:5", "Essential: yes\n", &[("/etc/base-release", b"base 5\n")]);
+    .add("base", "1:5", "Essential: yes\n", &[("/etc/base-release", b"base 5\n")])
+    .add_for("all", "tool-data", "2.0-1", "", &[("/usr/share/tool/data", b"data")]);
     a.publish();
     a
 }
@@ -160,11 +169,12 @@ fn lock_pins_the_closure_in_dependency_order_and_twice_gives_the_same_file() {
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
     let out = run_ok(a.bake().arg("lock").arg(&recipe));
-    assert!(text(&out.stdout).contains("written: 3 packages, 1 other inputs pinned"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("written: 4 packages, 1 other inputs pinned"), "{}", text(&out.stdout));
     let first = lock_text(&recipe);
     // Pre-Depends first, then the first satisfiable alternative, then the package itself.
     let names: Vec<&str> = first.lines().filter_map(|l| l.strip_prefix("name = ")).collect();
-    assert_eq!(names, ["\"base\"", "\"libthing\"", "\"tool\""], "{first}");
+    assert_eq!(names, ["\"base\"", "\"libthing\"", "\"tool-data\"", "\"tool\""], "{first}");
+    assert!(first.contains("architecture = \"all\""), "{first}");
     assert!(!first.contains("libother"), "the second alternative is not taken: {first}");
     assert!(first.contains(&format!("sha256 = \"{}\"", a.deb_sha256("tool"))), "{first}");
     assert!(first.contains("version = \"1:5\""), "{first}");
@@ -181,12 +191,58 @@ fn lock_pins_the_closure_in_dependency_order_and_twice_gives_the_same_file() {
     let built = tempfile::tempdir().unwrap();
     run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(built.path()));
     let names: Vec<String> = cpio_list(&decompress(&built.path().join("pk.cpio.gz")));
-    for wanted in ["usr/bin/tool", "usr/lib/libthing.so.1", "etc/base-release", "init"] {
+    for wanted in ["usr/bin/tool", "usr/lib/libthing.so.1", "etc/base-release", "usr/share/tool/data", "init"] {
         assert!(names.iter().any(|n| n.ends_with(wanted)), "`{wanted}` missing: {names:?}");
     }
     let manifest = manifest(built.path(), "pk");
     let inputs = manifest["inputs"].as_array().unwrap();
     assert!(inputs.iter().any(|i| i["type"] == "package" && i["path"] == "base_1:5_amd64.deb"), "{inputs:?}");
+    // The cache keeps apt's file name, an epoch's `:` written `%3a`.
+    assert!(a.cache().join("base_1%3a5_amd64.deb").is_file());
+}
+
+#[test]
+fn a_lock_entry_the_recipe_no_longer_uses_is_stale() {
+    let a = archive();
+    let work = tempfile::tempdir().unwrap();
+    let recipe = recipe_in(work.path());
+    run_ok(a.bake().arg("lock").arg(&recipe));
+    let lock = lock_text(&recipe);
+    // A second packages layer in the lock that the recipe does not have.
+    let extra = lock.replace("[[layer]]\nlayer = 1\n", "[[layer]]\nlayer = 7\n");
+    let layers = &extra[extra.find("[[layer]]").unwrap()..extra.find("[[input]]").unwrap()];
+    std::fs::write(recipe.with_extension("lock"), lock.replace("[[input]]", &format!("{layers}[[input]]"))).unwrap();
+    let out_dir = work.path().join("out");
+    let err = failing(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    assert!(err.contains("pins packages for layer 7, which the recipe no longer asks for"), "{err}");
+    let out = run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out_dir));
+    assert!(text(&out.stderr).contains("pins packages for layer 7"), "{}", text(&out.stderr));
+    // `bake lock` drops it.
+    run_ok(a.bake().arg("lock").arg(&recipe));
+    assert_eq!(lock_text(&recipe), lock);
+}
+
+#[test]
+fn a_lock_that_names_a_path_or_an_option_is_refused_before_use() {
+    let a = archive();
+    let work = tempfile::tempdir().unwrap();
+    let recipe = recipe_in(work.path());
+    run_ok(a.bake().arg("lock").arg(&recipe));
+    let lock = lock_text(&recipe);
+    for (from, to) in [
+        ("name = \"libthing\"", "name = \"../../../../etc/passwd\""),
+        ("name = \"libthing\"", "name = \"-oDir=/tmp\""),
+        ("version = \"1.0-1\"", "version = \"1.0/../x\""),
+    ] {
+        std::fs::write(recipe.with_extension("lock"), lock.replacen(from, to, 1)).unwrap();
+        let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+        assert!(err.contains("recipe.lock`: `") && err.contains("bake lock --update"), "{to}: {err}");
+    }
+    // A sha256 that is not the archive's is never downloaded as if it were.
+    let wrong = lock.replacen(&a.deb_sha256("libthing"), &"0".repeat(64), 1);
+    std::fs::write(recipe.with_extension("lock"), wrong).unwrap();
+    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+    assert!(err.contains("`libthing` 1.0-1 (amd64): the archive now has sha256"), "{err}");
 }
 
 #[test]
@@ -337,6 +393,12 @@ fn verify_rebuilds_a_package_recipe_identically() {
     let out = run_ok(a.bake().arg("verify").arg("--locked").arg(&recipe));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("pk.spdx.json") && stdout.contains("reproducible: pk, 4 outputs identical"), "{stdout}");
+    // The lock too is the same from another folder, another environment, another list order.
+    let copy = tempfile::tempdir().unwrap();
+    let moved = recipe_in(copy.path());
+    let out = run_ok(a.bake().arg("lock").arg("recipe.toml").current_dir(copy.path()).env("TZ", "Asia/Kathmandu"));
+    assert!(text(&out.stdout).contains("written"));
+    assert_eq!(lock_text(&moved), lock_text(&recipe));
 }
 
 #[test]

@@ -34,6 +34,33 @@ pub struct Package {
     pub essential: bool,
     /// `Multi-Arch`, as written (`same`, `foreign`, `allowed`).
     pub multi_arch: Option<String>,
+    /// apt's priority for the list it came from (see [`Priority`]); the candidate is the highest
+    /// version of the highest priority.
+    pub priority: i32,
+}
+
+/// apt's default priorities for a package list, from its Release file: 500 for an ordinary
+/// suite, 100 for one marked `NotAutomatic` and `ButAutomaticUpgrades` (backports), 1 for one
+/// marked `NotAutomatic` alone (experimental). bake reads no `preferences.d` pinning.
+pub struct Priority;
+
+impl Priority {
+    pub const DEFAULT: i32 = 500;
+
+    /// The priority a Release (or InRelease) file's fields give its lists.
+    pub fn of_release(text: &str) -> i32 {
+        let yes = |field: &str| {
+            text.lines().any(|l| {
+                l.split_once(':')
+                    .is_some_and(|(n, v)| n.eq_ignore_ascii_case(field) && v.trim().eq_ignore_ascii_case("yes"))
+            })
+        };
+        match (yes("NotAutomatic"), yes("ButAutomaticUpgrades")) {
+            (true, true) => 100,
+            (true, false) => 1,
+            _ => Priority::DEFAULT,
+        }
+    }
 }
 
 /// The packages of one or more `Packages` files for one native architecture.
@@ -61,7 +88,7 @@ impl Index {
     pub fn add(&mut self, text: &str, origin: &str) -> Result<usize, String> {
         let mut parsed = Vec::new();
         for_each_stanza(text, origin, |stanza| {
-            if let Some(package) = self.package(stanza, origin)? {
+            if let Some(package) = self.package(stanza, origin, Priority::DEFAULT)? {
                 parsed.push(package);
             }
             Ok(())
@@ -71,6 +98,31 @@ impl Index {
             self.insert(package);
         }
         Ok(kept)
+    }
+
+    /// Adds a package list of the host's apt, with the `priority` of its suite. Unlike [`add`],
+    /// one bad stanza (a third-party list may have one) does not make the whole host unusable:
+    /// it is skipped, and its error returned among the second value, with the number kept first.
+    ///
+    /// [`add`]: Index::add
+    pub fn add_list(&mut self, text: &str, origin: &str, priority: i32) -> (usize, Vec<String>) {
+        let mut kept = 0;
+        let mut skipped = Vec::new();
+        let outcome = for_each_stanza(text, origin, |stanza| {
+            match self.package(stanza, origin, priority) {
+                Ok(Some(package)) => {
+                    self.insert(package);
+                    kept += 1;
+                }
+                Ok(None) => {}
+                Err(e) => skipped.push(e),
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            skipped.push(format!("{e}; the rest of the list is skipped"));
+        }
+        (kept, skipped)
     }
 
     fn insert(&mut self, package: Package) {
@@ -84,10 +136,12 @@ impl Index {
         for provided in &package.provides {
             self.provided.entry(provided.name.clone()).or_default().insert(package.name.clone());
         }
-        let at = versions
-            .iter()
-            .position(|p| version::compare(&package.version, &p.version) == Ordering::Greater)
-            .unwrap_or(versions.len());
+        // apt's order of preference: priority, then version.
+        let before = |p: &Package| {
+            package.priority.cmp(&p.priority).then_with(|| version::compare(&package.version, &p.version))
+                == Ordering::Greater
+        };
+        let at = versions.iter().position(before).unwrap_or(versions.len());
         versions.insert(at, package);
         self.len += 1;
     }
@@ -97,12 +151,14 @@ impl Index {
         &self.arch
     }
 
-    /// Every version of package `name`, highest first.
+    /// Every version of package `name`, in apt's order of preference: highest priority, then
+    /// highest version, first.
     pub fn versions(&self, name: &str) -> impl Iterator<Item = &Package> {
         self.packages.get(name).into_iter().flatten()
     }
 
-    /// The version of `name` to install: the highest, as apt picks without pinning.
+    /// The version of `name` to install: the highest of the highest-priority lists, as apt
+    /// picks without `preferences.d` pinning.
     pub fn candidate(&self, name: &str) -> Option<&Package> {
         self.versions(name).next()
     }
@@ -133,8 +189,12 @@ impl Index {
     }
 
     /// The package a stanza describes, or `None` when it is for another architecture.
-    fn package(&self, stanza: &Stanza, origin: &str) -> Result<Option<Package>, String> {
+    fn package(&self, stanza: &Stanza, origin: &str, priority: i32) -> Result<Option<Package>, String> {
         let at = format!("{origin}:{}", stanza.line);
+        // Another architecture's stanza is skipped before it is checked: it cannot matter here.
+        if stanza.get("Architecture").is_some_and(|a| a != self.arch && a != "all") {
+            return Ok(None);
+        }
         let required = |field: &str| {
             stanza
                 .get(field)
@@ -199,6 +259,7 @@ impl Index {
             provides,
             essential: stanza.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
             multi_arch: stanza.get("Multi-Arch").map(str::to_string),
+            priority,
         }))
     }
 }
@@ -280,6 +341,43 @@ mod tests {
             index.add(text, &format!("list{i}")).unwrap();
         }
         index
+    }
+
+    #[test]
+    fn backports_and_experimental_lose_to_the_suite_whatever_their_version() {
+        let backports = "Origin: Debian Backports\nNotAutomatic: yes\nButAutomaticUpgrades: yes\nSHA256:\n x 1 y\n";
+        let experimental =
+            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nSuite: experimental\nNotAutomatic: yes\n";
+        assert_eq!(Priority::of_release(backports), 100);
+        assert_eq!(Priority::of_release(experimental), 1);
+        assert_eq!(Priority::of_release("Suite: stable\nNotAutomatic: no\n"), Priority::DEFAULT);
+        let mut index = Index::new("amd64");
+        index.add_list(&stanza("curl", "8.14.1-2~bpo12+1", "amd64", ""), "backports", 100);
+        index.add_list(&stanza("curl", "9.0-1", "amd64", ""), "experimental", 1);
+        index.add_list(&stanza("curl", "7.88.1-10+deb12u5", "amd64", ""), "bookworm", Priority::DEFAULT);
+        assert_eq!(index.candidate("curl").unwrap().version, "7.88.1-10+deb12u5");
+        let order: Vec<&str> = index.versions("curl").map(|p| p.version.as_str()).collect();
+        assert_eq!(order, ["7.88.1-10+deb12u5", "8.14.1-2~bpo12+1", "9.0-1"]);
+        // Only backports offers it: then it is the candidate.
+        index.add_list(&stanza("only-bpo", "2.0", "amd64", ""), "backports", 100);
+        assert_eq!(index.candidate("only-bpo").unwrap().version, "2.0");
+    }
+
+    #[test]
+    fn a_bad_stanza_in_a_host_list_is_skipped_not_fatal() {
+        let mut index = Index::new("amd64");
+        let text = format!(
+            "{}Package: broken\nVersion: 1\nArchitecture: amd64\n\n{}Package: foreign\nArchitecture: arm64\n\n",
+            stanza("good", "1", "amd64", ""),
+            stanza("also-good", "1", "all", "")
+        );
+        let (kept, skipped) = index.add_list(&text, "third-party", Priority::DEFAULT);
+        assert_eq!(kept, 2);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].contains("third-party:") && skipped[0].contains("`Filename`"), "{skipped:?}");
+        assert!(index.candidate("good").is_some() && index.candidate("also-good").is_some());
+        // The strict reader (fixtures, fuzzing) refuses the same text.
+        assert!(Index::new("amd64").add(&text, "x").is_err());
     }
 
     #[test]

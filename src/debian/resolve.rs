@@ -251,7 +251,7 @@ impl<'a> Walk<'a> {
             several => return Err(Unmet::Ambiguous(ambiguous(name, several))),
         }
         Err(Unmet::Missing(match candidate {
-            Some(package) => format!("no package list offers `{name}` (the candidate is {})", package.version),
+            Some(package) => format!("`{name}` {} does not satisfy `{relation}`", package.version),
             None if providers.is_empty() => format!("no package list offers or provides `{name}`"),
             None => format!(
                 "no package list offers `{name}`, and no provider has a version it allows (provided by {})",
@@ -472,13 +472,13 @@ mod tests {
         assert_eq!(
             install(&index, &["jq"]).unwrap_err(),
             "cannot resolve `jq`: `jq` → `libjq1` → `libonig5 (>= 6.9.9)`: \
-             no package list offers `libonig5` (the candidate is 6.9.8-1)"
+             `libonig5` 6.9.8-1 does not satisfy `libonig5 (>= 6.9.9)`"
         );
         // libc6, already selected as a root, is not replaced by some other version.
         assert_eq!(
             install(&index, &["libc6", "new-libc-user"]).unwrap_err(),
             "cannot resolve `new-libc-user`: `new-libc-user` → `libc6 (>= 2.38)`: \
-             no package list offers `libc6` (the candidate is 2.36-9+deb12u4)"
+             `libc6` 2.36-9+deb12u4 does not satisfy `libc6 (>= 2.38)`"
         );
     }
 

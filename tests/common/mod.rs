@@ -45,12 +45,7 @@ pub fn usable(recipe: &Path) -> PathBuf {
     std::fs::copy(&lock, copy.with_extension("lock")).unwrap();
     let inputs = recipe.with_file_name(stem);
     if inputs.is_dir() {
-        let target = dir.join(stem);
-        std::fs::create_dir(&target).unwrap();
-        for entry in std::fs::read_dir(&inputs).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-        }
+        run_ok(Command::new("cp").arg("-R").arg(&inputs).arg(&dir));
     }
     let out = run(bake().arg("lock").arg(&copy));
     if out.status.success() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::build::{self, Options};
 use crate::error::{Error, Result};
 use crate::hash::hex;
+use crate::manifest::Output;
 use crate::plan::Environment;
 use crate::progress::{Event, Reporter};
 use crate::qemu::{self, Accel, Boot, Machine, Verdict};
@@ -38,6 +39,9 @@ struct Expectations {
     /// Extra kernel command line (`[kernel] cmdline`).
     cmdline: Option<String>,
     kernel: KernelSource,
+    /// For a disk: the recipe of the initramfs that boots it, and the `root=` for the kernel
+    /// command line.
+    boot: Option<(RecipeFile, &'static str)>,
 }
 
 /// Where the kernel to boot comes from.
@@ -45,7 +49,7 @@ struct Expectations {
 enum KernelSource {
     /// `--kernel`, or BAKE_KERNEL.
     Given(PathBuf),
-    /// The recipe's `[kernel]`: the `NAME.vmlinuz` its build writes.
+    /// The recipe's `[kernel]` (or its boot recipe's): the `NAME.vmlinuz` its build writes.
     Built,
 }
 
@@ -109,10 +113,34 @@ fn expectations(recipe: &RecipeFile, options: &TestOptions) -> Result<Expectatio
             recipe.path.display()
         )));
     };
-    if recipe.recipe.initramfs.is_none() {
-        return Err(recipe.error(test, "`bake test` boots the initramfs, but the recipe has no `[initramfs]`"));
-    }
     let t = test.get_ref();
+    let boot = match (&t.boot_recipe, &recipe.recipe.disk) {
+        (Some(path), Some(disk)) => {
+            let boot = RecipeFile::load(&recipe.host_path(path.get_ref())).map_err(|e| recipe.error(path, e))?;
+            if boot.recipe.initramfs.is_none() {
+                return Err(recipe.error(path, format!("`{}` has no `[initramfs]` to boot with", path.get_ref())));
+            }
+            // bake test attaches the disk as the first virtio-blk device.
+            let root = match disk.get_ref().partition_table {
+                crate::recipe::PartitionTable::Gpt => "root=/dev/vda1",
+                crate::recipe::PartitionTable::None => "root=/dev/vda",
+            };
+            Some((boot, root))
+        }
+        (Some(path), None) => {
+            return Err(recipe.error(path, "`boot-recipe` boots a `[disk]`, and this recipe has none"));
+        }
+        (None, _) if recipe.recipe.initramfs.is_none() => {
+            return Err(recipe.error(
+                test,
+                "`bake test` boots the initramfs, but the recipe has no `[initramfs]` (a `[disk]` boots with \
+                 `boot-recipe`)",
+            ));
+        }
+        (None, _) => None,
+    };
+    // The kernel, its modules and its command line come with the initramfs that boots.
+    let booting = boot.as_ref().map_or(recipe, |(b, _)| b);
     let timeout = match &t.timeout {
         Some(v) if !(1..=3600).contains(v.get_ref()) => {
             return Err(recipe.error(v, "`timeout` is in seconds, from 1 to 3600"));
@@ -139,8 +167,9 @@ fn expectations(recipe: &RecipeFile, options: &TestOptions) -> Result<Expectatio
         timeout: Duration::from_secs(timeout),
         memory,
         scratch_disk,
-        cmdline: recipe.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
-        kernel: kernel_source(options, recipe)?,
+        cmdline: booting.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
+        kernel: kernel_source(options, booting)?,
+        boot,
     })
 }
 
@@ -166,6 +195,7 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
         initrd: empty,
         cmdline: qemu::cmdline(Some("quiet")),
         memory_mib: 128,
+        root_disk: None,
         disks: Vec::new(),
         accel: Accel::Kvm,
         console: probe.join("console.log"),
@@ -227,20 +257,43 @@ fn run_case(
     let say = |text: String| reporter.report(Event::Info(text));
     let started = Instant::now();
     let build_options = Options { out_dir: dir.join("a"), jobs: options.jobs, env: options.env.clone() };
+    // What is booted: the initramfs, or for a disk, the disk (`NAME.img`, else `NAME.erofs`).
+    let disk = expect.boot.is_some();
+    let booted = |files: &[&Output]| -> Output {
+        let pick = |suffix: &str| files.iter().find(|o| o.file.ends_with(suffix)).copied();
+        let found = if disk { pick(".img").or_else(|| pick(".erofs")) } else { pick_initramfs(files) };
+        found.expect("the recipe was checked to have what is booted").clone()
+    };
     let (name, image, out_a, second) = if options.twice {
         let twice = crate::verify::build_twice(&recipe.path, &dir.join("twice"), options.jobs, &options.env, reporter)?;
-        let image = twice.outputs.iter().find(|(o, _)| o.file.contains(".cpio")).expect("an initramfs was asked for");
-        let second = (twice.second_dir.clone(), image.1, twice.identical());
-        (twice.name.clone(), image.0.clone(), twice.first_dir.clone(), Some(second))
+        let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
+        let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
+        let second = (twice.second_dir.clone(), sha_b, twice.identical());
+        (twice.name.clone(), image, twice.first_dir.clone(), Some(second))
     } else {
         let built = build::build(&recipe.path, &build_options, reporter)?;
-        let image = built.outputs.iter().find(|o| o.file.contains(".cpio")).expect("an initramfs was asked for");
-        (built.name.clone(), image.clone(), build_options.out_dir.clone(), None)
+        let image = booted(&built.outputs.iter().collect::<Vec<_>>());
+        (built.name.clone(), image, build_options.out_dir.clone(), None)
     };
-    check_memory(recipe, expect, &out_a, &name, image.size)?;
+    // A disk boots with the initramfs of its boot recipe, built once: the kernel comes from it.
+    let (boot_dir, boot_name, initrd) = match &expect.boot {
+        Some((boot, _)) => {
+            let boot_dir = dir.join("boot");
+            let options = Options { out_dir: boot_dir.clone(), jobs: options.jobs, env: options.env.clone() };
+            let built = build::build(&boot.path, &options, reporter)?;
+            let initrd = pick_initramfs(&built.outputs.iter().collect::<Vec<_>>()).map(|o| (*o).clone());
+            let initrd = initrd.expect("the boot recipe was checked to have an initramfs");
+            check_memory(boot, expect, &boot_dir, &built.name, initrd.size)?;
+            (boot_dir, built.name, Some(initrd))
+        }
+        None => {
+            check_memory(recipe, expect, &out_a, &name, image.size)?;
+            (out_a.clone(), name.clone(), None)
+        }
+    };
     let kernel = match &expect.kernel {
         KernelSource::Given(path) => path.clone(),
-        KernelSource::Built => out_a.join(format!("{name}.vmlinuz")),
+        KernelSource::Built => boot_dir.join(format!("{boot_name}.vmlinuz")),
     };
     let accel = choose_accel(&kernel);
     // Each boot gets its own blank disk, so the second boot of `--twice` starts the same.
@@ -254,14 +307,24 @@ fn run_case(
         Ok(vec![disk])
     };
     let machine = |out: &Path, tag: &str| -> Result<Machine> {
+        let extra = expect.cmdline.as_deref().unwrap_or("quiet");
+        let (initrd, root_disk, cmdline) = match (&initrd, &expect.boot) {
+            (Some(initrd), Some((_, root))) => {
+                (boot_dir.join(&initrd.file), Some(out.join(&image.file)), format!("{extra} {root}"))
+            }
+            _ => (out.join(&image.file), None, extra.to_string()),
+        };
         Ok(Machine {
             kernel: match &expect.kernel {
                 KernelSource::Given(path) => path.clone(),
+                // The boot recipe's, else each build's own (`--twice` boots both).
+                KernelSource::Built if disk => kernel.clone(),
                 KernelSource::Built => out.join(format!("{name}.vmlinuz")),
             },
-            initrd: out.join(&image.file),
-            cmdline: qemu::cmdline(Some(expect.cmdline.as_deref().unwrap_or("quiet"))),
+            initrd,
+            cmdline: qemu::cmdline(Some(&cmdline)),
             memory_mib: expect.memory,
+            root_disk,
             disks: disks(tag)?,
             accel,
             console: dir.join(format!("console-{tag}.log")),
@@ -308,6 +371,11 @@ fn run_case(
         boots,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The initramfs among a build's outputs.
+fn pick_initramfs<'a>(files: &[&'a Output]) -> Option<&'a Output> {
+    files.iter().find(|o| o.file.contains(".cpio")).copied()
 }
 
 /// Memory the kernel needs beside the initramfs, roughly, for a small guest.

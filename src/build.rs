@@ -10,7 +10,7 @@ use crate::manifest::{self, Output};
 use crate::output::OutputDir;
 use crate::plan::{self, Environment};
 use crate::progress::{Event, Reporter};
-use crate::recipe::RecipeFile;
+use crate::recipe::{PartitionTable, RecipeFile};
 use crate::sbom::SbomPackage;
 
 /// How to build, beyond the recipe.
@@ -68,9 +68,31 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
         });
         staged.push(out.stage(&file, |w| crate::initramfs::write(&plan, settings, &spool, w, options.jobs, reporter))?);
         reporter.report(Event::WriteDone { output: file });
-    } else {
+    }
+    if let Some(disk) = plan.disk {
+        let file = format!("{}.erofs", plan.name);
+        // Laid out first: an image the format cannot hold is refused before anything is written.
+        crate::erofs::image_size(&plan)?;
+        let bytes = crate::initramfs::data_bytes(&plan);
+        reporter.report(Event::WriteStart { output: file.clone(), entries: plan.entries.len() as u64, bytes });
+        let fs = out.stage(&file, |w| crate::erofs::write(&plan, &spool, w, reporter))?;
+        reporter.report(Event::WriteDone { output: file });
+        if disk.partition_table == PartitionTable::Gpt {
+            let file = format!("{}.img", plan.name);
+            let (size, sha256) = (fs.output().size, fs.output().sha256);
+            let disk = out.stage(&file, |w| {
+                let mut data = std::io::BufReader::with_capacity(1 << 20, fs.reopen()?);
+                crate::gpt::write(&plan.name, &mut data, size, &sha256, w)
+            })?;
+            staged.push(fs);
+            staged.push(disk);
+        } else {
+            staged.push(fs);
+        }
+    }
+    if plan.initramfs.is_none() && plan.disk.is_none() {
         reporter.report(Event::Warning(format!(
-            "`{}` asks for no image (no `[initramfs]`): only the manifest is written",
+            "`{}` asks for no image (no `[initramfs]` or `[disk]`): only the manifest is written",
             recipe.path.display()
         )));
     }

@@ -282,23 +282,29 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
                     ui.line(&format!("  {}  {}", hex(&output.sha256), built.out_dir.join(&output.file).display()));
                 }
             }
-            let image = &built.outputs[0];
-            if !image.file.contains(".cpio") {
+            let images: Vec<String> = built
+                .outputs
+                .iter()
+                .filter(|o| crate::image::is_image_file(&o.file))
+                .map(|o| {
+                    let path = built.out_dir.join(&o.file);
+                    format!("{} ({}, sha256 {})", path.display(), human_size(o.size), hex(&o.sha256))
+                })
+                .collect();
+            if images.is_empty() {
                 return build::print(&format!(
                     "{}: {} entries, no image asked for -> {}\n",
                     built.name,
                     built.entries,
-                    built.out_dir.join(&image.file).display()
+                    built.out_dir.join(&built.outputs[0].file).display()
                 ))
                 .map(|_| 0);
             }
             build::print(&format!(
-                "{}: {} entries -> {} ({}, sha256 {}) in {:.2} s\n",
+                "{}: {} entries -> {} in {:.2} s\n",
                 built.name,
                 built.entries,
-                built.out_dir.join(&image.file).display(),
-                human_size(image.size),
-                hex(&image.sha256),
+                images.join(", "),
                 built.elapsed.as_secs_f64()
             ))
             .map(|_| 0)
@@ -316,7 +322,7 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     // The images that differ, with how.
     let mut reports = Vec::new();
     for (output, second) in &twice.outputs {
-        if second.is_some_and(|d| d != output.sha256) && output.file.contains(".cpio") {
+        if second.is_some_and(|d| d != output.sha256) && crate::image::is_image_file(&output.file) {
             let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
             reports.push((output.file.clone(), crate::diff::compare_files(&a, &b)?));
         }

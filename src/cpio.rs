@@ -134,16 +134,18 @@ impl<W: Write> Writer<W> {
 }
 
 /// A header as read from an archive, with all thirteen fields.
+/// (Inode number, time and size are wider than newc's fields, so the same type can describe
+/// entries of file systems that hold more, such as EROFS.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadHeader {
     pub name: Vec<u8>,
-    pub ino: u32,
+    pub ino: u64,
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
     pub nlink: u32,
-    pub mtime: u32,
-    pub size: u32,
+    pub mtime: u64,
+    pub size: u64,
     pub dev_major: u32,
     pub dev_minor: u32,
     pub rdev_major: u32,
@@ -230,13 +232,13 @@ impl<R: Read> Reader<R> {
         self.skip_padding()?;
         let header = ReadHeader {
             name,
-            ino: fields[0],
+            ino: u64::from(fields[0]),
             mode: fields[1],
             uid: fields[2],
             gid: fields[3],
             nlink: fields[4],
-            mtime: fields[5],
-            size: fields[6],
+            mtime: u64::from(fields[5]),
+            size: u64::from(fields[6]),
             dev_major: fields[7],
             dev_minor: fields[8],
             rdev_major: fields[9],
@@ -246,7 +248,7 @@ impl<R: Read> Reader<R> {
         if header.name == TRAILER {
             return Ok(None);
         }
-        let size = u64::from(header.size);
+        let size = header.size;
         let mut body = (&mut self.inner).take(size);
         let result = data(&header, &mut body)?;
         let rest = io::copy(&mut body, &mut io::sink())?;

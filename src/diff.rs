@@ -25,7 +25,7 @@ struct Unpacked {
     mode: u32,
     uid: u32,
     gid: u32,
-    mtime: u32,
+    mtime: u64,
     /// Size and digest of a regular file's content (its hard-link group's data).
     content: Option<(u64, Digest)>,
     target: Option<Vec<u8>>,
@@ -46,7 +46,7 @@ fn unpack(segments: &[Segment]) -> Tree {
     let mut order = Vec::new();
     for segment in segments {
         // Hard-link groups live within one archive: (device, inode) of files with nlink > 1.
-        let mut groups: HashMap<(u32, u32, u32), Vec<&ImageEntry>> = HashMap::new();
+        let mut groups: HashMap<(u32, u32, u64), Vec<&ImageEntry>> = HashMap::new();
         for entry in &segment.entries {
             let h = &entry.header;
             if entry.file_type() == cpio::S_IFREG && h.nlink > 1 {
@@ -57,12 +57,12 @@ fn unpack(segments: &[Segment]) -> Tree {
             let h = &entry.header;
             let path = entry.path();
             let mut links = BTreeSet::new();
-            let mut content = entry.sha256.map(|sha| (u64::from(h.size), sha));
+            let mut content = entry.sha256.map(|sha| (h.size, sha));
             let linked = entry.file_type() == cpio::S_IFREG && h.nlink > 1;
             if let Some(group) = groups.get(&(h.dev_major, h.dev_minor, h.ino)).filter(|_| linked) {
                 // The data travels with one name of the group (GNU cpio: the last).
                 if let Some(carrier) = group.iter().rev().find(|e| e.header.size > 0).or(group.last()) {
-                    content = carrier.sha256.map(|sha| (u64::from(carrier.header.size), sha));
+                    content = carrier.sha256.map(|sha| (carrier.header.size, sha));
                 }
                 links = group.iter().map(|e| e.path()).filter(|p| *p != path).collect();
             }
@@ -129,11 +129,7 @@ fn compare_entries(a: &Unpacked, b: &Unpacked) -> Vec<Change> {
     push("content", size_text(&a.content), size_text(&b.content));
     push("mode", format!("{:04o}", a.mode), format!("{:04o}", b.mode));
     push("owner", format!("{}:{}", a.uid, a.gid), format!("{}:{}", b.uid, b.gid));
-    push(
-        "mtime",
-        format!("{} ({} UTC)", a.mtime, utc(a.mtime.into())),
-        format!("{} ({} UTC)", b.mtime, utc(b.mtime.into())),
-    );
+    push("mtime", format!("{} ({} UTC)", a.mtime, utc(a.mtime)), format!("{} ({} UTC)", b.mtime, utc(b.mtime)));
     let target = |t: &Option<Vec<u8>>| t.as_ref().map_or("-".to_string(), |t| String::from_utf8_lossy(t).into_owned());
     push("target", target(&a.target), target(&b.target));
     let device = |d: &Option<(u32, u32)>| d.map_or("-".to_string(), |(x, y)| format!("{x},{y}"));
@@ -148,9 +144,16 @@ fn compare_entries(a: &Unpacked, b: &Unpacked) -> Vec<Change> {
 /// Where two images whose contents match still differ in their bytes.
 fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String> {
     let mut notes = Vec::new();
-    let describe = |s: &[Segment]| s.iter().map(|x| x.compression.name()).collect::<Vec<_>>().join(" + ");
+    let describe = |s: &[Segment]| {
+        s.iter()
+            .map(|x| if x.format == "cpio" { x.compression.name() } else { x.format })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let file_system = a.iter().chain(b).any(|s| s.format != "cpio");
     if describe(a) != describe(b) {
-        notes.push(format!("the archives are compressed differently: {} and {}", describe(a), describe(b)));
+        let how = if file_system { "stored" } else { "compressed" };
+        notes.push(format!("the archives are {how} differently: {} and {}", describe(a), describe(b)));
     }
     if ta.order != tb.order {
         notes.push("the entries come in another order".to_string());
@@ -167,6 +170,13 @@ fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String>
     let names = |s: &[Segment]| s.iter().flat_map(|x| &x.entries).map(|e| e.header.name.clone()).collect::<Vec<_>>();
     if ta.order == tb.order && names(a) != names(b) {
         notes.push("the entries' names are written differently (such as `./etc` and `etc`)".to_string());
+    }
+    if notes.is_empty() && file_system {
+        notes.push(
+            "the file systems hold the same entries: the bytes differ in their layout (UUID, block placement, \
+             partition table)"
+                .to_string(),
+        );
     }
     if notes.is_empty() {
         let compressed = a.iter().chain(b).any(|s| s.compression != crate::recipe::Compression::None);

@@ -1,12 +1,13 @@
 //! Reading built images back: any newc cpio archive, compressed or not, and the common layout
 //! of several archives one after another (an uncompressed early archive with CPU microcode,
-//! then a compressed main one), as the kernel unpacks them.
+//! then a compressed main one), as the kernel unpacks them; and disks: an EROFS file system,
+//! bare or in the partitions of a GPT disk.
 //!
 //! The same reader serves `bake inspect`, `bake diff`, `bake verify` and the tests. It streams:
 //! file data is hashed as it passes and never held, so an image of any size is read in little
 //! memory, and every size a header claims is checked before anything is allocated.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::compress;
@@ -16,15 +17,19 @@ use crate::hash::{Digest, digest_reader};
 use crate::recipe::Compression;
 
 /// Longest symlink target read into memory.
-const MAX_TARGET: u32 = 64 * 1024;
+const MAX_TARGET: u64 = 64 * 1024;
 
-/// One archive of an image.
+/// One archive (or file system) of an image.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// What it is: `cpio`, or `erofs`.
+    pub format: &'static str,
     /// How this archive was compressed.
     pub compression: Compression,
     /// Where its (compressed) bytes start in the image file.
     pub offset: u64,
+    /// For a file system in a partition: which, as `GPT partition N (`name`)`.
+    pub partition: Option<String>,
     pub entries: Vec<ImageEntry>,
 }
 
@@ -186,7 +191,7 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
             // across a `TRAILER!!!`.
             let mut entries = Vec::new();
             read_archive(&mut input, &mut entries)?;
-            segments.push(Segment { compression: Compression::None, offset, entries });
+            segments.push(Segment { format: "cpio", compression: Compression::None, offset, partition: None, entries });
             continue;
         }
         let compression = Compression::detect(&magic);
@@ -205,7 +210,7 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
         loop {
             let mut entries = Vec::new();
             read_archive(&mut decoded, &mut entries)?;
-            segments.push(Segment { compression, offset, entries });
+            segments.push(Segment { format: "cpio", compression, offset, partition: None, entries });
             if !skip_zeros(&mut decoded)? {
                 break;
             }
@@ -223,9 +228,126 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
     Ok(segments)
 }
 
+/// Whether an output file of a build is an image `read_file` reads: an initramfs (`NAME.cpio`,
+/// compressed or not), a file system (`NAME.erofs`) or a disk (`NAME.img`).
+pub fn is_image_file(file: &str) -> bool {
+    file.contains(".cpio") || file.ends_with(".erofs") || file.ends_with(".img")
+}
+
 /// Reads the image file at `path`; any problem is an input error naming it.
 pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::input(format!("cannot read `{}`: {}", path.display(), crate::error::io_cause(&e))))?;
-    read(file).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
+    let open = || {
+        std::fs::File::open(path)
+            .map_err(|e| Error::input(format!("cannot read `{}`: {}", path.display(), crate::error::io_cause(&e))))
+    };
+    let mut head = Vec::with_capacity(2048);
+    open()?
+        .take(2048)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::input(format!("cannot read `{}`: {e}", path.display())))?;
+    let named = |e: Error| e.context(format!("`{}`", path.display()));
+    if crate::erofs::is_magic(&head) {
+        let entries = crate::erofs::read(open()?).map_err(named)?;
+        return Ok(vec![erofs_segment(entries, 0, None)]);
+    }
+    if crate::gpt::is_gpt(&head) {
+        return read_disk(open()?).map_err(named);
+    }
+    read(open()?).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
+}
+
+/// Every EROFS file system in the partitions of a GPT disk.
+fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
+    let table = crate::gpt::read(&mut file)?;
+    let mut segments = Vec::new();
+    for partition in &table.partitions {
+        let mut window =
+            Window::new(&mut file, partition.offset, partition.size).map_err(|e| Error::input(e.to_string()))?;
+        let mut head = Vec::with_capacity(2048);
+        (&mut window).take(2048).read_to_end(&mut head).map_err(|e| Error::input(e.to_string()))?;
+        if !crate::erofs::is_magic(&head) {
+            continue;
+        }
+        window.seek(SeekFrom::Start(0)).map_err(|e| Error::input(e.to_string()))?;
+        let label = format!("GPT partition {} (`{}`)", partition.index, partition.name);
+        let entries = crate::erofs::read(window).map_err(|e| e.context(&label))?;
+        segments.push(erofs_segment(entries, partition.offset, Some(label)));
+    }
+    if segments.is_empty() {
+        return Err(Error::input(format!(
+            "a GPT disk with {} partition(s), none holding an EROFS file system",
+            table.partitions.len()
+        )));
+    }
+    Ok(segments)
+}
+
+/// An EROFS file system as a segment. The root directory is left out, as in bake's archives.
+fn erofs_segment(entries: Vec<crate::erofs::Entry>, offset: u64, partition: Option<String>) -> Segment {
+    let entries = entries
+        .into_iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| ImageEntry {
+            header: ReadHeader {
+                name: e.path,
+                ino: e.ino,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                nlink: e.nlink,
+                mtime: e.mtime,
+                size: e.size,
+                dev_major: 0,
+                dev_minor: 0,
+                rdev_major: e.rdev_major,
+                rdev_minor: e.rdev_minor,
+                check: 0,
+            },
+            sha256: e.sha256,
+            target: e.target,
+        })
+        .collect();
+    Segment { format: "erofs", compression: Compression::None, offset, partition, entries }
+}
+
+/// A part of a file, `len` bytes from `start`, read and sought as if it were the whole file.
+struct Window<R> {
+    inner: R,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<R: Read + Seek> Window<R> {
+    fn new(mut inner: R, start: u64, len: u64) -> io::Result<Window<R>> {
+        inner.seek(SeekFrom::Start(start))?;
+        Ok(Window { inner, start, len, pos: 0 })
+    }
+}
+
+impl<R: Read + Seek> Read for Window<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for Window<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let target = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a seek before the start"))?;
+        self.inner.seek(SeekFrom::Start(self.start.saturating_add(target)))?;
+        self.pos = target;
+        Ok(target)
+    }
 }

@@ -4,7 +4,7 @@
 //! A hard-linked file is written once: every name gets the shared inode number and link count,
 //! and only the last name carries the data, as GNU cpio and the kernel's `gen_init_cpio` do.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use crate::compress::Encoder;
 use crate::content::Spool;
@@ -90,7 +90,8 @@ pub fn write<W: Write>(
         match &entry.node {
             Node::File { content, carries_data: true, .. } => {
                 header.size = content.size as u32;
-                let mut data = Counted { inner: content.open(spool)?, entries: done as u64, bytes, reporter };
+                let mut data =
+                    crate::progress::Counted { inner: content.open(spool)?, entries: done as u64, bytes, reporter };
                 archive.append(&header, &mut data).map_err(|e| io(&shown(), e))?;
                 bytes += content.size;
             }
@@ -104,26 +105,4 @@ pub fn write<W: Write>(
     }
     let encoder = archive.finish().map_err(|e| io("the trailer", e))?;
     encoder.finish().map_err(|e| io("the end of the compressed stream", e))
-}
-
-/// Reports progress every few MiB while a large file's data is copied, so the bar moves.
-struct Counted<'a, R> {
-    inner: R,
-    entries: u64,
-    bytes: u64,
-    reporter: &'a dyn Reporter,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        const STEP: u64 = 4 << 20;
-        crate::interrupt::check()?;
-        let n = self.inner.read(buf)?;
-        let before = self.bytes;
-        self.bytes += n as u64;
-        if before / STEP != self.bytes / STEP {
-            self.reporter.report(Event::WriteProgress { entries: self.entries, bytes: self.bytes });
-        }
-        Ok(n)
-    }
 }

@@ -70,7 +70,7 @@ pub fn line(entry: &ImageEntry) -> String {
         h.uid,
         h.gid,
         size_column(entry),
-        utc(u64::from(h.mtime)),
+        utc(h.mtime),
         String::from_utf8_lossy(&h.name)
     );
     if let Some(target) = &entry.target {
@@ -84,7 +84,15 @@ pub fn line(entry: &ImageEntry) -> String {
 pub fn listing(segments: &[Segment]) -> String {
     let mut out = String::new();
     for (i, segment) in segments.iter().enumerate() {
-        if segments.len() > 1 {
+        if segment.format != "cpio" {
+            let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
+            out.push_str(&format!(
+                "# {} file system at byte {}{place}, {} entries\n",
+                segment.format,
+                segment.offset,
+                segment.entries.len()
+            ));
+        } else if segments.len() > 1 {
             out.push_str(&format!(
                 "# archive {} of {}: {}, at byte {}, {} entries\n",
                 i + 1,
@@ -132,8 +140,10 @@ pub fn entry_json(entry: &ImageEntry) -> serde_json::Value {
 pub fn listing_json(segments: &[Segment]) -> String {
     let value = json!({
         "archives": segments.iter().map(|s| json!({
+            "format": s.format,
             "compression": s.compression.name(),
             "offset": s.offset,
+            "partition": s.partition,
             "entries": s.entries.iter().map(entry_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });

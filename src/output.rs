@@ -24,6 +24,12 @@ impl Staged {
     pub fn output(&self) -> &Output {
         &self.output
     }
+
+    /// The staged bytes, to read back (an output made from another, such as a disk holding a
+    /// file system).
+    pub fn reopen(&self) -> Result<File> {
+        File::open(self.temp.path()).reading(&self.dest)
+    }
 }
 
 /// The output folder of one build.

@@ -56,6 +56,8 @@ pub struct Plan {
     /// Modification time of every entry, in seconds since 1970.
     pub epoch: u64,
     pub initramfs: Option<InitramfsPlan>,
+    /// The disk, when the recipe has `[disk]`.
+    pub disk: Option<DiskPlan>,
     /// The kernel, when the recipe has `[kernel]`.
     pub kernel: Option<KernelPlan>,
     /// Every entry in path order (parents before children). The root is not an entry.
@@ -91,6 +93,11 @@ pub struct KernelPlan {
     pub builtin: Vec<String>,
     /// `[kernel] cmdline`, for `bake test`.
     pub cmdline: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DiskPlan {
+    pub partition_table: crate::recipe::PartitionTable,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -211,7 +218,9 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
             "epoch {epoch} is after 2106-02-07 06:28:15 UTC, the last time a cpio newc header can hold"
         )));
     }
-    // The largest file the requested outputs can hold (cpio newc: below 4 GiB).
+    let disk = r.disk.as_ref().map(|d| DiskPlan { partition_table: d.get_ref().partition_table });
+    // The largest file the requested outputs can hold (cpio newc: below 4 GiB; EROFS's limit is
+    // that of the whole image, checked when it is laid out).
     let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };
     let layers = check_layers(recipe)?;
     let (declared, mut inputs) = check_declared(recipe, file_limit)?;
@@ -321,6 +330,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         name,
         epoch,
         initramfs,
+        disk,
         kernel,
         entries: freeze(&tree),
         inputs: all_inputs,

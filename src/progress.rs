@@ -1,6 +1,8 @@
 //! Progress as events. Core code never prints: it tells a [`Reporter`] what it is doing, and the
 //! command line decides whether that becomes a progress bar, a plain line or nothing.
 
+use std::io::Read;
+
 /// Something worth telling the user while a build runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -22,6 +24,31 @@ pub enum Event {
 
 pub trait Reporter {
     fn report(&self, event: Event);
+}
+
+/// Reports progress every few MiB while a large file's data is copied, so the bar moves, and
+/// stops the copy when the user interrupts the build.
+pub struct Counted<'a, R> {
+    pub inner: R,
+    /// Entries written before this file.
+    pub entries: u64,
+    /// Bytes of file data written so far.
+    pub bytes: u64,
+    pub reporter: &'a dyn Reporter,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        const STEP: u64 = 4 << 20;
+        crate::interrupt::check()?;
+        let n = self.inner.read(buf)?;
+        let before = self.bytes;
+        self.bytes += n as u64;
+        if before / STEP != self.bytes / STEP {
+            self.reporter.report(Event::WriteProgress { entries: self.entries, bytes: self.bytes });
+        }
+        Ok(n)
+    }
 }
 
 /// A reporter that drops every event.

@@ -40,7 +40,10 @@ pub struct Machine {
     pub initrd: PathBuf,
     pub cmdline: String,
     pub memory_mib: u32,
-    /// Raw disk images attached as virtio-blk devices (`/dev/vda`, `/dev/vdb`, ...).
+    /// A disk image attached read-only as the first virtio-blk device (`/dev/vda`): the root.
+    pub root_disk: Option<PathBuf>,
+    /// Raw disk images attached as further virtio-blk devices (`/dev/vda` without a root disk,
+    /// else `/dev/vdb`, ...).
     pub disks: Vec<PathBuf>,
     pub accel: Accel,
     /// File receiving the console (ttyS0).
@@ -80,15 +83,17 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
     };
     serial(&machine.console);
     serial(&machine.transcript);
-    for (i, disk) in machine.disks.iter().enumerate() {
+    let root = machine.root_disk.iter().map(|d| (d, "root".to_string(), ",readonly=on"));
+    let scratch = machine.disks.iter().enumerate().map(|(i, d)| (d, format!("disk{i}"), ""));
+    for (disk, id, mode) in root.chain(scratch) {
         let mut spec = OsString::from("file=");
         // QEMU's option syntax doubles commas inside values.
         spec.push(disk.to_string_lossy().replace(',', ",,"));
-        spec.push(format!(",format=raw,if=none,id=disk{i}"));
+        spec.push(format!(",format=raw,if=none,id={id}{mode}"));
         out.push("-drive".into());
         out.push(spec);
         out.push("-device".into());
-        out.push(format!("virtio-blk-pci,drive=disk{i}").into());
+        out.push(format!("virtio-blk-pci,drive={id}").into());
     }
     out.push("-kernel".into());
     out.push(machine.kernel.clone().into());
@@ -305,6 +310,7 @@ mod tests {
             initrd: "/o/hello.cpio.zst".into(),
             cmdline: cmdline(Some("quiet init=/init")),
             memory_mib: 256,
+            root_disk: None,
             disks: vec!["/t/scratch,1.img".into()],
             accel,
             console: "/t/console.log".into(),
@@ -337,6 +343,17 @@ mod tests {
         );
         let kvm = strings(&args(&machine(Accel::Kvm))).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
+    }
+
+    #[test]
+    fn a_root_disk_comes_first_and_read_only() {
+        let mut m = machine(Accel::Tcg);
+        m.root_disk = Some("/o/root.img".into());
+        let joined = strings(&args(&m)).join(" ");
+        let root = "-drive file=/o/root.img,format=raw,if=none,id=root,readonly=on -device virtio-blk-pci,drive=root";
+        let scratch = "-drive file=/t/scratch,,1.img,format=raw,if=none,id=disk0";
+        assert!(joined.contains(root), "{joined}");
+        assert!(joined.find(root) < joined.find(scratch), "the root disk must be /dev/vda: {joined}");
     }
 
     #[test]

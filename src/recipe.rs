@@ -42,6 +42,9 @@ pub struct Recipe {
     pub devices: Vec<Spanned<DeviceEntry>>,
     /// `[remove]`: what to prune from the layers. Default: nothing.
     pub remove: Option<Remove>,
+    /// `[disk]`: build a read-only root file system (`NAME.erofs`) and a disk holding it
+    /// (`NAME.img`). Default: absent (no disk).
+    pub disk: Option<Spanned<Disk>>,
     /// `[kernel]`: the kernel to boot and the modules the image carries. Default: absent.
     pub kernel: Option<Spanned<KernelSection>>,
     /// `[test]`: what `bake test` checks when it boots the image. Default: absent (the recipe
@@ -70,6 +73,37 @@ pub struct KernelSection {
     pub cmdline: Option<String>,
 }
 
+/// `[disk]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The file system. Default: `erofs` (the only one).
+    #[serde(default)]
+    pub format: DiskFormat,
+    /// `gpt` for `NAME.img`, a GPT disk with the file system as its one partition, or `none` for
+    /// only `NAME.erofs`. Default: `gpt`.
+    #[serde(default, rename = "partition-table")]
+    pub partition_table: PartitionTable,
+}
+
+/// The file systems `[disk]` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// The kernel's read-only file system, uncompressed.
+    #[default]
+    Erofs,
+}
+
+/// Whether the file system goes into a partitioned disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionTable {
+    #[default]
+    Gpt,
+    None,
+}
+
 /// `[test]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +119,11 @@ pub struct Test {
     /// MiB of blank disk attached to the guest as a virtio-blk device (`/dev/vda`). Default: none.
     #[serde(rename = "scratch-disk")]
     pub scratch_disk: Option<Spanned<u32>>,
+    /// For a recipe with `[disk]`: the recipe (relative to this one) of the initramfs that boots
+    /// it. `bake test` boots the kernel with that initramfs and attaches this recipe's disk,
+    /// read-only, as the first virtio-blk device (`/dev/vda`). Default: absent.
+    #[serde(rename = "boot-recipe")]
+    pub boot_recipe: Option<Spanned<String>>,
 }
 
 /// `[image]`.

@@ -217,12 +217,13 @@ fn output_package(output: &Output, spdx_id: String) -> Package {
 
 /// What an output is, as SPDX's primary package purpose (2.3, 7.24), and whether it holds the
 /// image's files and so contains the packages. The initramfs (`NAME.cpio`, compressed or not) is
-/// a cpio archive of the image's files: ARCHIVE. Anything else (the kernel, `NAME.vmlinuz`) is one
+/// a cpio archive of the image's files, and the file system (`NAME.erofs`) and the disk holding
+/// it (`NAME.img`) hold them too: ARCHIVE. Anything else (the kernel, `NAME.vmlinuz`) is one
 /// file, copied whole out of a package: FILE. OPERATING-SYSTEM would describe the image as a whole,
 /// but the SPDX 2.3 JSON schema spells it OPERATING_SYSTEM and the text OPERATING-SYSTEM (fixed
 /// only in 2.3.1), so no spelling of it validates everywhere.
 fn output_kind(file: &str) -> (&'static str, bool) {
-    if file.contains(".cpio") { ("ARCHIVE", true) } else { ("FILE", false) }
+    if crate::image::is_image_file(file) { ("ARCHIVE", true) } else { ("FILE", false) }
 }
 
 fn deb_package<'a>(p: &'a SbomPackage, spdx_id: String) -> Package {

@@ -150,3 +150,43 @@ fn missing_kernel_and_missing_test_section_are_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("has no `[test]` section"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_disk_root_is_read_only_and_what_its_manifest_says() {
+    let recipe = repo().join("qemu-tests/disk.toml");
+    let (code, json, stderr) = bake_test(&[], std::slice::from_ref(&usable(&recipe)));
+    assert_eq!(code, 0, "{stderr}\n{json:#}");
+    // The guest described every entry of its root on the transcript channel.
+    let transcript = cases(&json)[0]["boots"][0]["transcript"].as_array().unwrap();
+    let seen: Vec<&str> = transcript.iter().map(|l| l.as_str().unwrap()).filter(|l| l.starts_with('/')).collect();
+    // What the manifest of the same recipe, built again, says the guest must see.
+    let tmp = tempfile::tempdir().unwrap();
+    build(&recipe, tmp.path());
+    let manifest = manifest(tmp.path(), "disk");
+    let entries = manifest["entries"].as_array().unwrap();
+    let group_of = |e: &serde_json::Value| e["hardlink"].as_str().or(e["path"].as_str()).unwrap().to_string();
+    let mut expected: Vec<String> = entries
+        .iter()
+        .filter(|e| e["path"] != "/proc")
+        .map(|e| {
+            let mode = u32::from_str_radix(e["mode"].as_str().unwrap(), 8).unwrap();
+            let kind = e["type"].as_str().unwrap();
+            let head =
+                format!("{} {kind} {mode:o} {} {} {}", e["path"].as_str().unwrap(), e["uid"], e["gid"], e["mtime"]);
+            match kind {
+                "file" => {
+                    let links = entries.iter().filter(|o| o["type"] == "file" && group_of(o) == group_of(e)).count();
+                    format!("{head} {links} {}", e["sha256"].as_str().unwrap())
+                }
+                "symlink" => format!("{head} {}", e["target"].as_str().unwrap()),
+                "char" | "block" => format!("{head} {},{}", e["major"], e["minor"]),
+                _ => format!("{head} -"),
+            }
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 20, "{expected:?}");
+    assert_eq!(seen, expected, "the guest's view of its root differs from the manifest");
+    let disk_image = tmp.path().join("disk.img");
+    assert!(disk_image.is_file() && tmp.path().join("disk.erofs").is_file());
+}

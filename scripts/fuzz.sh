@@ -16,7 +16,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # Seeds: real archives of each kind, so the fuzzer starts from valid structure.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds"/{recipe,tar,deb,image,packages}
+mkdir -p "$seeds"/{recipe,tar,deb,image,packages,erofs,gpt}
 cp recipes/*.toml qemu-tests/*.toml "$seeds/recipe/"
 cp tests/fixtures/debian/Packages "$seeds/packages/"
 tar -cf "$seeds/tar/recipes.tar" recipes
@@ -33,9 +33,15 @@ for c in none zstd gzip xz lz4; do
   cargo run --quiet --release -- -q build "$seeds/skeleton-$c.toml" -o "$seeds/out-$c" >/dev/null
   cp "$seeds/out-$c"/skeleton.cpio* "$seeds/image/"
 done
+printf '[disk]\npartition-table = "none"\n' | cat recipes/skeleton.toml - > "$seeds/skeleton-disk.toml"
+cargo run --quiet --release -- -q build "$seeds/skeleton-disk.toml" -o "$seeds/out-disk" >/dev/null
+cp "$seeds/out-disk/skeleton.erofs" "$seeds/erofs/"
+# A GPT disk small enough for -max_len (bake's own are whole MiB): 128 sectors, one partition.
+truncate -s 64K "$seeds/gpt/small.img"
+sgdisk -a 1 -n 1:34:90 -t 1:4f68bce3-e8cd-4db1-96e7-fbcaf984b709 -c 1:seed "$seeds/gpt/small.img" >/dev/null
 
 status=0
-for target in recipe tar deb image packages; do
+for target in recipe tar deb image packages erofs gpt; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   if ! cargo fuzz run --release "$target" "fuzz/corpus/$target" "$seeds/$target" -- \

@@ -650,7 +650,11 @@ const MAX_DEPTH: usize = 2048;
 const MAX_ENTRIES: usize = 1 << 22;
 /// Bytes of data [`read`] may hash beyond the image's own length: chunk-based files can repeat
 /// a block or be mostly holes, and a hostile image must not keep it busy for ever.
-const EXTRA_WORK: u64 = 64 << 30;
+const EXTRA_WORK: u64 = 16 << 30;
+/// What [`read`] may return, in path bytes, beyond 16 times the image's own length: names are
+/// stored once per directory entry, but a path repeats its parents' names, and a hostile image
+/// can point many directories at the same blocks.
+const EXTRA_PATH_BYTES: u64 = 4 << 20;
 
 /// Every entry of an EROFS image, the root first, in path order (bytewise, as plans are).
 pub fn read(input: impl Read + Seek) -> Result<Vec<Entry>> {
@@ -662,13 +666,20 @@ pub fn read(input: impl Read + Seek) -> Result<Vec<Entry>> {
     let mut entries = vec![image.entry(Vec::new(), &root)?];
     let mut visited = BTreeSet::from([image.root_nid]);
     let mut pending = vec![(Vec::new(), root, 0usize)];
+    // Each entry takes at least a 12-byte directory record in the image, and the paths returned
+    // are bounded by the image's size: what a small image can make `read` hold stays small.
+    let max_entries = usize::try_from(image.len / 12 + 16).unwrap_or(usize::MAX).min(MAX_ENTRIES);
+    let mut path_bytes_left = image.len.saturating_mul(16).saturating_add(EXTRA_PATH_BYTES);
     while let Some((path, dir, depth)) = pending.pop() {
-        for (name, nid) in image.dirents(&dir, &path, MAX_ENTRIES - entries.len())? {
+        for (name, nid) in image.dirents(&dir, &path, max_entries.saturating_sub(entries.len()))? {
             let mut child = path.clone();
             if !child.is_empty() {
                 child.push(b'/');
             }
             child.extend_from_slice(&name);
+            path_bytes_left = path_bytes_left.checked_sub(child.len() as u64).ok_or_else(|| {
+                bad(format!("its paths add up to more than 16 times its size (at `{}`)", shown(&child)))
+            })?;
             if child.len() >= crate::path::PATH_MAX {
                 return Err(bad(format!(
                     "`{}...` is longer than {} bytes",
@@ -862,7 +873,12 @@ impl<R: Read + Seek> Image<R> {
         }
         match inode.layout {
             FLAT_PLAIN | FLAT_INLINE => {}
-            CHUNK_BASED if self.chunked => {}
+            // Only regular files are chunk-based: chunks may repeat blocks, which must not
+            // multiply directories.
+            CHUNK_BASED if self.chunked && mode & S_IFMT == S_IFREG => {}
+            CHUNK_BASED if self.chunked => {
+                return Err(bad(format!("`{}` (nid {nid}) is chunk-based but not a regular file", shown(path))));
+            }
             COMPRESSED_FULL | COMPRESSED_COMPACT => {
                 return Err(Error::input(format!(
                     "compressed EROFS files are not supported: `{}` is compressed",
@@ -957,6 +973,7 @@ impl<R: Read + Seek> Image<R> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; block as usize];
         let mut start = 0;
+        let mut previous: Option<Vec<u8>> = None;
         while start < dir.size {
             let len = (dir.size - start).min(block) as usize;
             let data = &mut buf[..len];
@@ -987,9 +1004,14 @@ impl<R: Read + Seek> Image<R> {
                 if name.contains(&b'/') || name.contains(&0) {
                     return Err(corrupt("a name with `/` or NUL"));
                 }
+                // Lookups bisect the names, so they are strictly increasing, each once.
+                if previous.as_deref().is_some_and(|p| p >= name) {
+                    return Err(corrupt(&format!("`{}` out of order or repeated", String::from_utf8_lossy(name))));
+                }
+                previous = Some(name.to_vec());
                 if name != b"." && name != b".." {
                     if out.len() >= limit {
-                        return Err(bad(format!("more than {MAX_ENTRIES} entries")));
+                        return Err(bad("more entries than its size can hold".to_string()));
                     }
                     out.push((name.to_vec(), le64(data, de)));
                 }
@@ -1714,6 +1736,36 @@ mod tests {
         assert!(text.contains("chksum doesn't match"), "fsck.erofs did not check the checksum: {text}");
         let err = read(Cursor::new(&out)).unwrap_err();
         assert!(err.message().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn names_out_of_order_or_repeated_are_refused() {
+        // Regression: the reader took any order, so a directory could list one name many times.
+        let items =
+            vec![item("aaaa1", Spec::File(b"1".to_vec()), 0o644), item("aaaa2", Spec::File(b"2".to_vec()), 0o644)];
+        let good = image(&plan(EPOCH, items));
+        assert_eq!(read(Cursor::new(&good)).unwrap().len(), 3);
+        let at = good.windows(10).position(|w| w == b"aaaa1aaaa2").expect("the two names, side by side");
+        for (swap, why) in [(&b"aaaa2aaaa1"[..], "out of order"), (&b"aaaa1aaaa1"[..], "repeated")] {
+            let mut bad = good.clone();
+            bad[at..at + 10].copy_from_slice(swap);
+            let err = read(Cursor::new(&bad)).unwrap_err();
+            assert!(err.message().contains("out of order or repeated"), "{why}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_small_image_cannot_claim_more_entries_than_it_can_hold() {
+        // Regression: a 5 MB image of 65k hard links under a deep path made `bake inspect` hold
+        // 500 MB; entries and path bytes are now bounded by the image's size.
+        let mut items: Vec<Item> = (1..=300).map(|depth| item("d/".repeat(depth), Spec::Dir, 0o755)).collect();
+        let deep = "d/".repeat(300);
+        items.extend((0..20_000).map(|i| item(format!("{deep}n{i:05}"), Spec::Hardlink("f"), 0)));
+        items.push(item("f", Spec::File(b"x".to_vec()), 0o644));
+        let out = image(&plan(EPOCH, items));
+        assert!(20_000 * 606 > out.len() * 16 + (4 << 20), "the paths must outgrow the budget: {} bytes", out.len());
+        let err = read(Cursor::new(&out)).unwrap_err();
+        assert!(err.message().contains("more than 16 times its size"), "{err}");
     }
 
     #[test]

@@ -259,6 +259,13 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
 /// Every EROFS file system in the partitions of a GPT disk.
 fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
     let table = crate::gpt::read(&mut file)?;
+    // Partitions that share blocks would let a small disk make its file systems read many
+    // times over.
+    let mut spans: Vec<(u64, u64, u32)> = table.partitions.iter().map(|p| (p.first_lba, p.last_lba, p.index)).collect();
+    spans.sort();
+    if let Some(pair) = spans.windows(2).find(|w| w[1].0 <= w[0].1) {
+        return Err(Error::input(format!("GPT partitions {} and {} overlap", pair[0].2, pair[1].2)));
+    }
     let mut segments = Vec::new();
     for partition in &table.partitions {
         let mut window =

@@ -219,6 +219,18 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         )));
     }
     let disk = r.disk.as_ref().map(|d| DiskPlan { partition_table: d.get_ref().partition_table });
+    if disk.is_some_and(|d| d.partition_table == crate::recipe::PartitionTable::Gpt)
+        && name.encode_utf16().count() > crate::gpt::NAME_UNITS
+    {
+        return Err(recipe.error(
+            &r.image.name,
+            format!(
+                "image name `{name}` is longer than the {} characters a GPT partition label holds (the disk's \
+                 partition is named after the image): shorten it, or use `partition-table = \"none\"`",
+                crate::gpt::NAME_UNITS
+            ),
+        ));
+    }
     // The largest file the requested outputs can hold (cpio newc: below 4 GiB; EROFS's limit is
     // that of the whole image, checked when it is laid out).
     let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };

@@ -16,6 +16,11 @@ const SKELETON_CPIO_ZST_SHA256: &str = "696e870d1346996c1f65abe78b09479b8dd64101
 /// The uncompressed archive inside it: independent of the compressor's version.
 const SKELETON_CPIO_SHA256: &str = "0f48d528ae65f5c612024debeaffe5d7aa88dab636bd30e292d156bffe8bdf15";
 
+/// The same skeleton written as a disk (`[disk]` appended): bake's own EROFS writer and GPT
+/// layout, pinned like the archive, so a layout change between versions cannot go unnoticed.
+const SKELETON_EROFS_SHA256: &str = "e98216c6c9b016a3ca4805c283d8db5e629d416b062c12d7f48a5e8b0bbecc0a";
+const SKELETON_IMG_SHA256: &str = "6dee2635b2d7182e3d00fdcbf5a0bc0f693d5d7c4e9c5dea3ce1d1b9a348d5b9";
+
 const COMPRESSORS: [&str; 5] = ["zstd", "gzip", "xz", "lz4", "none"];
 
 #[test]
@@ -26,6 +31,18 @@ fn skeleton_recipe_has_the_golden_digest() {
     let bytes = std::fs::read(&image).unwrap();
     assert_eq!(sha256_hex(&decompress(&image)), SKELETON_CPIO_SHA256, "uncompressed archive changed");
     assert_eq!(sha256_hex(&bytes), SKELETON_CPIO_ZST_SHA256, "compressed image changed");
+}
+
+#[test]
+fn skeleton_disk_has_the_golden_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("recipes/skeleton.toml")).unwrap();
+    let recipe = write_recipe(tmp.path(), &format!("{text}\n[disk]\npartition-table = \"gpt\"\n"));
+    let out = tmp.path().join("out");
+    build(&recipe, &out);
+    let digest = |file: &str| sha256_hex(&std::fs::read(out.join(file)).unwrap());
+    assert_eq!(digest("skeleton.erofs"), SKELETON_EROFS_SHA256, "the EROFS image changed");
+    assert_eq!(digest("skeleton.img"), SKELETON_IMG_SHA256, "the GPT disk changed");
 }
 
 /// The inputs of the fixture recipe: a tar layer with devices, owners, a merged-/usr symlink and a
@@ -405,6 +422,17 @@ fn every_recipe_and_boot_case_builds_reproducibly() {
         build_under(&recipe, &b, true);
         assert_eq!(files_of(&a), files_of(&b), "{} is not reproducible", recipe.display());
         run_ok(std::process::Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&a));
+        // Every disk an example writes is checked by the independent tools.
+        for (file, _) in files_of(&a) {
+            let path = a.join(&file);
+            if file.ends_with(".erofs") {
+                let out = run_ok(std::process::Command::new("fsck.erofs").arg(&path));
+                assert!(!text(&out.stderr).contains("<E>") && !text(&out.stdout).contains("<E>"), "{file}");
+            } else if file.ends_with(".img") {
+                let out = run_ok(std::process::Command::new("sgdisk").arg("-v").arg(&path));
+                assert!(text(&out.stdout).contains("No problems found"), "{file}: {}", text(&out.stdout));
+            }
+        }
     }
 }
 

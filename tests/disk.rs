@@ -206,6 +206,13 @@ fn disk_mistakes_are_refused_with_their_line() {
     let out = run(bake().arg("build").arg(&recipe));
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("recipe.toml:4:10: unknown variant `ext4`"), "{}", text(&out.stderr));
+    // The partition is named after the image: a name that does not fit is refused up front.
+    let long = "n".repeat(37);
+    let recipe = write_recipe(t.path(), &format!("[image]\nname = \"{long}\"\n[disk]\n"));
+    let out = run(bake().arg("build").arg(&recipe).arg("-o").arg(t.path().join("out")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("recipe.toml:2:8: image name") && text(&out.stderr).contains("36 characters"));
+    assert!(!t.path().join("out").exists());
     let recipe = write_recipe(
         t.path(),
         "[image]\nname = \"x\"\n[initramfs]\n[test]\nboot-recipe = \"boot.toml\"\nexpect = [\"x\"]\n",

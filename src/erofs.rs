@@ -583,12 +583,7 @@ fn uuid(plan: &Plan) -> [u8; 16] {
             }
         }
     }
-    let digest = hasher.finalize();
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&digest[..16]);
-    uuid[6] = (uuid[6] & 0x0f) | 0x80;
-    uuid[8] = (uuid[8] & 0x3f) | 0x80;
-    uuid
+    crate::hash::uuid_v8(&hasher.finalize())
 }
 
 // CRC-32C (Castagnoli), for the superblock checksum. Written here because no crate in the

@@ -191,12 +191,7 @@ fn derived_guid(which: &str, label: &str, fs_sha256: &Digest) -> [u8; 16] {
         hasher.update(part);
     }
     hasher.update(fs_sha256);
-    let digest = hasher.finalize();
-    let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&digest[..16]);
-    uuid[6] = (uuid[6] & 0x0f) | 0x80; // version 8
-    uuid[8] = (uuid[8] & 0x3f) | 0x80; // variant 0b10 (RFC 9562)
-    swap_guid_fields(uuid)
+    swap_guid_fields(crate::hash::uuid_v8(&hasher.finalize()))
 }
 
 /// Converts between a GUID's text byte order and its on-disk order: on disk the first three

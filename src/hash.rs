@@ -34,6 +34,17 @@ pub fn parse_hex(text: &str) -> Option<Digest> {
     Some(out)
 }
 
+/// A name-based UUID from a SHA-256 digest: its first 16 bytes with the version set to 8 and
+/// the variant to RFC 9562's (its appendix B.2 describes exactly this use of SHA-256). The same
+/// content always gives the same UUID, so file systems and disks stay reproducible.
+pub fn uuid_v8(digest: &[u8]) -> [u8; 16] {
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&digest[..16]);
+    uuid[6] = (uuid[6] & 0x0f) | 0x80;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
+
 pub fn digest_bytes(bytes: &[u8]) -> Digest {
     Sha256::digest(bytes).into()
 }

@@ -126,6 +126,9 @@ pub fn write<W: Write>(plan: &Plan, spool: &Spool, mut out: W, reporter: &dyn Re
         }
         out.write_all(&block).map_err(|e| io("an inode block", e))?;
     }
+    if layout.trailing_zeros {
+        out.write_all(&[0u8; BLOCK as usize]).map_err(|e| io("the last block", e))?;
+    }
     out.flush().map_err(|e| io("the end", e))?;
     Ok(out)
 }
@@ -310,6 +313,8 @@ struct Layout<'p> {
     meta_blkaddr: u64,
     /// Length of the image in blocks.
     blocks: u64,
+    /// Whether a block of zeros ends the image (see [`Layout::new`]).
+    trailing_zeros: bool,
     epoch: u64,
     uuid: [u8; 16],
 }
@@ -325,8 +330,15 @@ impl<'p> Layout<'p> {
                 inode.nid = ((meta.blkaddr - meta_blkaddr) * BLOCK + inode.offset) / SLOT;
             }
         }
-        let blocks = meta_blocks.last().map_or(1, |m| m.blkaddr + 1);
-        Ok(Layout { inodes, meta_blocks, meta_blkaddr, blocks, epoch: plan.epoch, uuid: uuid(plan) })
+        // erofs-utils (1.5's fsck.erofs) reads a 12-byte xattr header after every inode, even
+        // one without xattrs; an inode that ends within 12 bytes of the image's end makes it
+        // report corruption (the kernel does not mind). A block of zeros after such an image
+        // keeps every checker content.
+        let trailing_zeros = meta_blocks
+            .last()
+            .is_some_and(|m| m.inodes.iter().any(|&i| inodes[i].offset + inodes[i].encode().len() as u64 + 12 > BLOCK));
+        let blocks = meta_blocks.last().map_or(1, |m| m.blkaddr + 1) + u64::from(trailing_zeros);
+        Ok(Layout { inodes, meta_blocks, meta_blkaddr, blocks, trailing_zeros, epoch: plan.epoch, uuid: uuid(plan) })
     }
 
     /// One inode per directory, symlink, device and distinct file, with its data and size.

@@ -11,7 +11,6 @@ use crate::output::OutputDir;
 use crate::plan::{self, Environment};
 use crate::progress::{Event, Reporter};
 use crate::recipe::{PartitionTable, RecipeFile};
-use crate::sbom::SbomPackage;
 
 /// How to build, beyond the recipe.
 #[derive(Debug, Clone)]
@@ -109,20 +108,7 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     let images: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
     if !plan.packages.is_empty() {
         let file = format!("{}.spdx.json", plan.name);
-        let packages: Vec<SbomPackage> = plan
-            .packages
-            .iter()
-            .map(|p| SbomPackage {
-                name: p.package.name.clone(),
-                version: p.package.version.clone(),
-                architecture: p.package.architecture.clone(),
-                sha256: p.package.sha256.clone(),
-                source: p.package.source.clone(),
-                source_version: p.package.source_version.clone(),
-                license: p.license.clone(),
-            })
-            .collect();
-        let sbom = crate::sbom::spdx_json(&plan.name, plan.epoch, &packages, &images);
+        let sbom = crate::sbom::spdx_json(&plan.name, plan.epoch, &plan.packages, &images);
         staged.push(out.stage_bytes(&file, sbom.as_bytes())?);
     }
     let manifest_file = format!("{}.manifest.json", plan.name);

@@ -10,24 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::debian::copyright::{Declared, Extracted};
+use crate::debian::copyright::Extracted;
 use crate::hash::{digest_bytes, hex, parse_hex};
 use crate::manifest::Output;
-
-/// A Debian package installed in the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SbomPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
-    /// SHA-256 of the `.deb`, in hex.
-    pub sha256: String,
-    /// The source package it was built from, and its version.
-    pub source: String,
-    pub source_version: String,
-    /// The licence its copyright file declares; `None` when the file is not machine-readable.
-    pub license: Option<Declared>,
-}
+use crate::plan::PlannedPackage;
 
 const NOASSERTION: &str = "NOASSERTION";
 
@@ -112,10 +98,13 @@ struct Relationship {
 }
 
 /// The SBOM's text (pretty JSON with a final newline).
-pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [SbomPackage], outputs: &[Output]) -> String {
-    let mut packages: Vec<&SbomPackage> = packages.iter().collect();
+pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], outputs: &[Output]) -> String {
+    let mut packages: Vec<&PlannedPackage> = packages.iter().collect();
     packages.sort_by(|a, b| {
-        let key = |p: &'a SbomPackage| (&p.name, &p.architecture, &p.version, &p.sha256, &p.source, &p.source_version);
+        let key = |p: &'a PlannedPackage| {
+            let q = &p.package;
+            (&q.name, &q.architecture, &q.version, &q.sha256, &q.source, &q.source_version)
+        };
         key(a).cmp(&key(b))
     });
     let mut outputs: Vec<&Output> = outputs.iter().collect();
@@ -125,7 +114,7 @@ pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [SbomPackage], outpu
     ids.claim("SPDXRef-DOCUMENT".to_string());
     let deb_ids: Vec<String> = packages
         .iter()
-        .map(|p| ids.claim(format!("SPDXRef-deb-{}-{}", idstring(&p.name), idstring(&p.architecture))))
+        .map(|p| ids.claim(format!("SPDXRef-deb-{}-{}", idstring(&p.package.name), idstring(&p.package.architecture))))
         .collect();
     let output_ids: Vec<String> =
         outputs.iter().map(|o| ids.claim(format!("SPDXRef-output-{}", idstring(&o.file)))).collect();
@@ -226,20 +215,20 @@ fn output_kind(file: &str) -> (&'static str, bool) {
     if crate::image::is_image_file(file) { ("ARCHIVE", true) } else { ("FILE", false) }
 }
 
-fn deb_package<'a>(p: &'a SbomPackage, spdx_id: String) -> Package {
+fn deb_package<'a>(p: &'a PlannedPackage, spdx_id: String) -> Package {
     let given = |text: &'a str, otherwise: &'a str| if text.is_empty() { otherwise } else { text };
-    let source = given(&p.source, &p.name);
-    let source_version = given(&p.source_version, &p.version);
+    let source = given(&p.package.source, &p.package.name);
+    let source_version = given(&p.package.source_version, &p.package.version);
     Package {
         spdx_id,
-        name: p.name.clone(),
-        version_info: (!p.version.is_empty()).then(|| p.version.clone()),
+        name: p.package.name.clone(),
+        version_info: (!p.package.version.is_empty()).then(|| p.package.version.clone()),
         package_file_name: None,
         // Who supplied a .deb (Debian, a derivative, a local repository) is not known here.
         supplier: Some(NOASSERTION),
         download_location: NOASSERTION,
         files_analyzed: false,
-        checksums: parse_hex(&p.sha256)
+        checksums: parse_hex(&p.package.sha256)
             .map(|digest| Checksum { algorithm: "SHA256", checksum_value: hex(&digest) })
             .into_iter()
             .collect(),
@@ -259,21 +248,21 @@ fn deb_package<'a>(p: &'a SbomPackage, spdx_id: String) -> Package {
         }],
         // A guess from Debian's naming habit (policy 8.1 names shared library packages `libNAME`);
         // SPDX calls the field "a reasonable estimate".
-        primary_package_purpose: if p.name.starts_with("lib") { "LIBRARY" } else { "APPLICATION" },
+        primary_package_purpose: if p.package.name.starts_with("lib") { "LIBRARY" } else { "APPLICATION" },
     }
 }
 
 /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, as the purl specification builds it: the deb type
 /// lowercases the name, empty components are left out.
-fn purl(p: &SbomPackage) -> String {
-    let mut purl = format!("pkg:deb/debian/{}", percent_encode(&p.name.to_lowercase()));
-    if !p.version.is_empty() {
+fn purl(p: &PlannedPackage) -> String {
+    let mut purl = format!("pkg:deb/debian/{}", percent_encode(&p.package.name.to_lowercase()));
+    if !p.package.version.is_empty() {
         purl.push('@');
-        purl.push_str(&percent_encode(&p.version));
+        purl.push_str(&percent_encode(&p.package.version));
     }
-    if !p.architecture.is_empty() {
+    if !p.package.architecture.is_empty() {
         purl.push_str("?arch=");
-        purl.push_str(&percent_encode(&p.architecture));
+        purl.push_str(&percent_encode(&p.package.architecture));
     }
     purl
 }
@@ -361,19 +350,23 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::debian::copyright::Declared;
     use crate::hash::digest_bytes;
+    use crate::lock::LockedPackage;
     use serde_json::Value;
 
-    fn deb(name: &str, version: &str, license: Option<Declared>) -> SbomPackage {
-        SbomPackage {
+    fn deb(name: &str, version: &str, license: Option<Declared>) -> PlannedPackage {
+        let package = LockedPackage {
             name: name.to_string(),
             version: version.to_string(),
             architecture: "amd64".to_string(),
             sha256: hex(&digest_bytes(name.as_bytes())),
             source: format!("{name}-src"),
             source_version: version.to_string(),
-            license,
-        }
+            filename: format!("pool/main/{name}_{version}_amd64.deb"),
+            size: 4,
+        };
+        PlannedPackage { package, license }
     }
 
     fn output(file: &str) -> Output {
@@ -391,7 +384,7 @@ mod tests {
         }
     }
 
-    fn sample() -> (Vec<SbomPackage>, Vec<Output>) {
+    fn sample() -> (Vec<PlannedPackage>, Vec<Output>) {
         let packages = vec![
             deb(
                 "libc6",
@@ -525,9 +518,9 @@ mod tests {
     fn content_changes_change_the_namespace() {
         let (mut packages, outputs) = sample();
         let namespace =
-            |packages: &[SbomPackage]| parse(&spdx_json("tiny", 0, packages, &outputs))["documentNamespace"].clone();
+            |packages: &[PlannedPackage]| parse(&spdx_json("tiny", 0, packages, &outputs))["documentNamespace"].clone();
         let before = namespace(&packages);
-        packages[0].sha256 = hex(&digest_bytes(b"another build"));
+        packages[0].package.sha256 = hex(&digest_bytes(b"another build"));
         assert_ne!(namespace(&packages), before);
         let doc = parse(&spdx_json("my image#1", 0, &packages, &outputs));
         assert!(doc["documentNamespace"].as_str().unwrap().starts_with("https://bake.invalid/spdx/my%20image%231-"));
@@ -537,8 +530,8 @@ mod tests {
     fn purl_percent_encodes_per_the_purl_spec() {
         let mut p = deb("libstdc++6", "1:12.2.0-14+deb12u1~bpo", None);
         assert_eq!(purl(&p), "pkg:deb/debian/libstdc%2B%2B6@1:12.2.0-14%2Bdeb12u1~bpo?arch=amd64");
-        p.architecture = String::new();
-        p.version = String::new();
+        p.package.architecture = String::new();
+        p.package.version = String::new();
         assert_eq!(purl(&p), "pkg:deb/debian/libstdc%2B%2B6");
         let doc = parse(&spdx_json("tiny", 0, &[deb("bash", "5.2.15-2+b7", None)], &[]));
         assert_eq!(

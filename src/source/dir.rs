@@ -10,24 +10,72 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::content::Content;
 use crate::error::{Error, IoContext, Result};
-use crate::hash::{Digest, digest_file};
+use crate::hash::Digest;
 use crate::path::ImagePath;
 use crate::tree::{Entry, Kind, Meta, Origin, Tree};
 
 /// Lays the directory `root` into `tree` and returns a digest of everything taken from it (names,
 /// kinds, bits, link targets, content digests), which stands for the directory as an input.
+///
+/// The tree is walked first, then its files are hashed on every core, then laid in in walk
+/// order: the result is the same as hashing one file after another.
 pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
     let meta = std::fs::metadata(root).reading(root)?;
     if !meta.is_dir() {
         return Err(Error::input(format!("`{}` is not a directory", root.display())));
     }
+    let items = walk(root, tree)?;
+    let files: Vec<&Path> = items.iter().filter(|i| matches!(i.what, What::File { .. })).map(|i| &*i.host).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut digests = crate::hash::digest_files(&files, threads).into_iter();
+
     let mut summary = Sha256::new();
+    for item in items {
+        let (kind, mode, detail) = match item.what {
+            What::Dir => (Kind::Dir { implied: false }, 0o755, Vec::new()),
+            What::Symlink(target) => (Kind::Symlink { target: target.clone() }, 0o777, target),
+            What::File { executable } => {
+                let (sha256, size) = digests.next().expect("one digest per file")?;
+                tree.check_file_size(&format!("`{}`", item.host.display()), size)?;
+                let mode = if executable { 0o755 } else { 0o644 };
+                let inode = tree.new_inode();
+                (Kind::File { content: Content::host(&item.host, size, sha256), inode }, mode, sha256.to_vec())
+            }
+        };
+        summary.update([kind_tag(&kind)]);
+        summary.update(format!("{mode:o}").as_bytes());
+        summary.update([0]);
+        summary.update(item.path.as_bytes());
+        summary.update([0]);
+        summary.update(&detail);
+        summary.update([b'\n']);
+        tree.insert(&item.path, Entry { kind, meta: Meta::root(mode), origin })?;
+    }
+    Ok(summary.finalize().into())
+}
+
+/// One entry of the walk.
+struct Item {
+    host: PathBuf,
+    path: ImagePath,
+    what: What,
+}
+
+enum What {
+    Dir,
+    Symlink(Vec<u8>),
+    File { executable: bool },
+}
+
+/// Every entry under `root` in sorted order, refusing what a dir layer cannot hold.
+fn walk(root: &Path, tree: &Tree) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
         crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let item = item.map_err(|e| {
@@ -43,23 +91,20 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
         let path = ImagePath::normalise(relative.as_os_str().as_bytes())
             .map_err(|e| Error::input(format!("`{}`: {e}", host.display())))?;
         let file_type = item.file_type();
-        let (kind, mode, detail) = if file_type.is_dir() {
-            (Kind::Dir { implied: false }, 0o755, Vec::new())
+        let what = if file_type.is_dir() {
+            What::Dir
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(host).reading(host)?;
             let target = target.as_os_str().as_bytes().to_vec();
             crate::tree::check_symlink_target(&target)
                 .map_err(|e| Error::input(format!("`{}`: {e}", host.display())))?;
-            (Kind::Symlink { target: target.clone() }, 0o777, target)
+            What::Symlink(target)
         } else if file_type.is_file() {
             let host_meta =
                 item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
+            // Checked here too, so a file too large for the image is refused before any hashing.
             tree.check_file_size(&format!("`{}`", host.display()), host_meta.len())?;
-            let host_mode = host_meta.permissions().mode();
-            let (sha256, size) = digest_file(host)?;
-            let mode = if host_mode & 0o111 != 0 { 0o755 } else { 0o644 };
-            let inode = tree.new_inode();
-            (Kind::File { content: Content::host(host, size, sha256), inode }, mode, sha256.to_vec())
+            What::File { executable: host_meta.permissions().mode() & 0o111 != 0 }
         } else {
             return Err(Error::input(format!(
                 "`{}` is {}: a dir layer can hold only files, directories and symlinks; declare \
@@ -68,16 +113,9 @@ pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
                 special_kind(&file_type)
             )));
         };
-        summary.update([kind_tag(&kind)]);
-        summary.update(format!("{mode:o}").as_bytes());
-        summary.update([0]);
-        summary.update(path.as_bytes());
-        summary.update([0]);
-        summary.update(&detail);
-        summary.update([b'\n']);
-        tree.insert(&path, Entry { kind, meta: Meta::root(mode), origin })?;
+        items.push(Item { host: host.to_path_buf(), path, what });
     }
-    Ok(summary.finalize().into())
+    Ok(items)
 }
 
 fn kind_tag(kind: &Kind) -> u8 {

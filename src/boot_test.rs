@@ -27,6 +27,8 @@ pub struct TestOptions {
     pub twice: bool,
     pub jobs: u32,
     pub env: Environment,
+    /// Whether builds (other than `--twice`'s, which never do) may use the build cache.
+    pub use_cache: bool,
 }
 
 /// The `[test]` of a recipe, checked.
@@ -256,7 +258,8 @@ fn run_case(
 ) -> Result<CaseResult> {
     let say = |text: String| reporter.report(Event::Info(text));
     let started = Instant::now();
-    let build_options = Options { out_dir: dir.join("a"), jobs: options.jobs, env: options.env.clone() };
+    let build_options =
+        Options { out_dir: dir.join("a"), jobs: options.jobs, env: options.env.clone(), use_cache: options.use_cache };
     // What is booted: the initramfs, or for a disk, the disk (`NAME.img`, else `NAME.erofs`).
     let disk = expect.boot.is_some();
     let booted = |files: &[&Output]| -> Output {
@@ -279,7 +282,12 @@ fn run_case(
     let (boot_dir, boot_name, initrd) = match &expect.boot {
         Some((boot, _)) => {
             let boot_dir = dir.join("boot");
-            let options = Options { out_dir: boot_dir.clone(), jobs: options.jobs, env: options.env.clone() };
+            let options = Options {
+                out_dir: boot_dir.clone(),
+                jobs: options.jobs,
+                env: options.env.clone(),
+                use_cache: options.use_cache,
+            };
             let built = build::build(&boot.path, &options, reporter)?;
             let initrd = pick_initramfs(&built.outputs.iter().collect::<Vec<_>>()).map(|o| (*o).clone());
             let initrd = initrd.expect("the boot recipe was checked to have an initramfs");

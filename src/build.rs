@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::cache::BuildCache;
 use crate::content::Spool;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{self, Output};
@@ -20,6 +21,9 @@ pub struct Options {
     /// Threads for compression. Never changes the output bytes.
     pub jobs: u32,
     pub env: Environment,
+    /// Whether to take the outputs from the build cache when they are there, and keep them
+    /// there. Never changes the output bytes.
+    pub use_cache: bool,
 }
 
 /// What a build made.
@@ -31,6 +35,8 @@ pub struct Built {
     pub outputs: Vec<Output>,
     pub out_dir: PathBuf,
     pub elapsed: Duration,
+    /// Whether the outputs came from the build cache.
+    pub cached: bool,
 }
 
 pub fn build(recipe_path: &Path, options: &Options, reporter: &dyn Reporter) -> Result<Built> {
@@ -44,17 +50,38 @@ pub fn build(recipe_path: &Path, options: &Options, reporter: &dyn Reporter) -> 
         // Leave no trace of a build that never produced anything.
         let _ = std::fs::remove_dir(out_dir);
     }
-    let (name, entries, outputs) = result?;
-    Ok(Built { name, entries, outputs, out_dir: out_dir.clone(), elapsed: started.elapsed() })
+    let (name, entries, outputs, cached) = result?;
+    Ok(Built { name, entries, outputs, out_dir: out_dir.clone(), elapsed: started.elapsed(), cached })
 }
 
-fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<(String, usize, Vec<Output>)> {
+type Made = (String, usize, Vec<Output>, bool);
+
+fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<Made> {
     let out = OutputDir::new(&options.out_dir);
+    let prepared = plan::prepare(recipe, &options.env, reporter)?;
+    let cache = match (options.use_cache, &options.env.packages.cache) {
+        (true, Some(root)) => match BuildCache::program_digest() {
+            Ok(program) => Some((BuildCache::new(root), prepared.cache_key(&program))),
+            Err(e) => {
+                reporter.report(Event::Warning(format!("build cache not used: cannot read the bake program: {e}")));
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some((cache, key)) = &cache
+        && let Some(hit) = cache.restore(key, &out, reporter)
+    {
+        reporter.report(Event::Info(format!("`{}` is unchanged: outputs taken from the build cache", prepared.name())));
+        let outputs = out.commit(hit.staged)?;
+        return Ok((hit.name, hit.entries, outputs, true));
+    }
+
     // Scratch space for archive data lives in the output folder (nothing is written elsewhere)
     // and is removed when the build ends, however it ends.
     let work = tempfile::Builder::new().prefix(".bake-work-").tempdir_in(out.path()).writing(out.path())?;
     let mut spool = Spool::new(work.path().join("spool"));
-    let plan = plan::plan(recipe, &options.env, &mut spool, reporter)?;
+    let plan = prepared.lay(&mut spool, reporter)?;
 
     let mut staged = Vec::new();
     if let Some(settings) = plan.initramfs {
@@ -116,7 +143,10 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     let summed: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
     staged.push(out.stage_bytes("SHA256SUMS", manifest::sha256sums(&summed).as_bytes())?);
     let outputs = out.commit(staged)?;
-    Ok((plan.name, plan.entries.len(), outputs))
+    if let Some((cache, key)) = &cache {
+        cache.store(key, &plan.name, plan.entries.len(), out.path(), &outputs, reporter);
+    }
+    Ok((plan.name, plan.entries.len(), outputs, false))
 }
 
 /// The `bake build` summary as JSON (for `--json`).
@@ -137,6 +167,7 @@ pub fn summary_json(built: &Built) -> String {
         "entries": built.entries,
         "outputs": outputs,
         "seconds": built.elapsed.as_secs_f64(),
+        "cached": built.cached,
     });
     let mut text = serde_json::to_string_pretty(&value).expect("plain data");
     text.push('\n');

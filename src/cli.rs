@@ -138,6 +138,9 @@ struct TestArgs {
     /// Compression threads for the builds.
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
+    /// Build for real even when the build cache has the outputs (also: BAKE_NO_CACHE=1).
+    #[arg(long)]
+    no_cache: bool,
     /// Print the results as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -155,6 +158,9 @@ struct BuildArgs {
     /// Compression threads (default: all cores). Never changes the output bytes.
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
+    /// Build for real even when the build cache has the outputs (also: BAKE_NO_CACHE=1).
+    #[arg(long)]
+    no_cache: bool,
     /// Print the result as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -200,6 +206,11 @@ pub fn main() -> i32 {
     }
 }
 
+/// Whether builds may use the build cache: not with `--no-cache`, nor with `BAKE_NO_CACHE=1`.
+fn use_cache(no_cache: bool) -> bool {
+    !no_cache && std::env::var_os("BAKE_NO_CACHE").is_none_or(|v| v != "1")
+}
+
 fn default_jobs() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }
@@ -242,6 +253,7 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
                 twice: args.twice,
                 jobs: args.jobs.unwrap_or_else(default_jobs),
                 env: args.packages.environment(),
+                use_cache: use_cache(args.no_cache),
             };
             let results = crate::boot_test::run(&args.recipes, &options, ui)?;
             if args.json {
@@ -272,7 +284,12 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
         }
         Command::Build(args) => {
             let jobs = args.jobs.unwrap_or_else(default_jobs);
-            let options = Options { out_dir: args.out, jobs, env: args.packages.environment() };
+            let options = Options {
+                out_dir: args.out,
+                jobs,
+                env: args.packages.environment(),
+                use_cache: use_cache(args.no_cache),
+            };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {
                 return build::print(&build::summary_json(&built)).map(|_| 0);
@@ -301,11 +318,12 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
                 .map(|_| 0);
             }
             build::print(&format!(
-                "{}: {} entries -> {} in {:.2} s\n",
+                "{}: {} entries -> {} in {:.2} s{}\n",
                 built.name,
                 built.entries,
                 images.join(", "),
-                built.elapsed.as_secs_f64()
+                built.elapsed.as_secs_f64(),
+                if built.cached { " (unchanged: from the build cache)" } else { "" }
             ))
             .map(|_| 0)
         }

@@ -9,6 +9,7 @@
 pub mod apt;
 pub mod boot_test;
 pub mod build;
+pub mod cache;
 pub mod child;
 pub mod cli;
 pub mod compress;

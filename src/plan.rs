@@ -18,6 +18,8 @@ use toml::Spanned;
 
 use crate::content::{Content, Spool};
 use crate::error::{Error, IoContext, Result};
+use sha2::{Digest as _, Sha256};
+
 use crate::hash::{Digest, HashingReader, digest_file, hex, parse_hex};
 use crate::lock::{LockedKernel, LockedLayer, LockedPackage};
 use crate::packages::{LockPolicy, LockState, PackageSettings, PackagesLayer};
@@ -200,6 +202,33 @@ struct LayerInput<'r> {
 
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
 pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
+    prepare(recipe, env, reporter)?.lay(spool, reporter)
+}
+
+/// A recipe checked, its packages resolved and fetched, and every input hashed, but no archive
+/// unpacked yet: enough to know whether the outputs are already in the build cache.
+pub struct Prepared<'r> {
+    recipe: &'r RecipeFile,
+    name: String,
+    epoch: u64,
+    initramfs: Option<InitramfsPlan>,
+    disk: Option<DiskPlan>,
+    file_limit: u64,
+    /// Each layer with its digest: a file's, or for a `dir` the digest of what was taken from it.
+    layers: Vec<(LayerInput<'r>, Digest)>,
+    /// What each `dir` layer holds, by layer index.
+    scanned: HashMap<usize, crate::source::dir::Scanned>,
+    package_layers: Vec<LockedLayer>,
+    kernel_source: Option<KernelSource>,
+    declared: Vec<Declared>,
+    /// The recipe's `source` files.
+    inputs: Vec<Input>,
+    patterns: Vec<Pattern>,
+    lock: LockState,
+}
+
+/// Checks `recipe`, resolves and fetches its packages and hashes every input.
+pub fn prepare<'r>(recipe: &'r RecipeFile, env: &Environment, reporter: &dyn Reporter) -> Result<Prepared<'r>> {
     let r = &recipe.recipe;
     let name = check_name(recipe, &r.image.name)?;
     let epoch = epoch(recipe, env)?;
@@ -235,7 +264,7 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
     // that of the whole image, checked when it is laid out).
     let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };
     let layers = check_layers(recipe)?;
-    let (declared, mut inputs) = check_declared(recipe, file_limit)?;
+    let (declared, inputs) = check_declared(recipe, file_limit)?;
     let patterns = check_patterns(recipe)?;
 
     // Package names become pinned `.deb` files in the cache.
@@ -250,11 +279,19 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         None => None,
     };
 
-    // Hash every archive before reading any, so a pin mismatch stops the build before work.
-    let mut layer_inputs = Vec::with_capacity(layers.len());
-    for layer in &layers {
+    // Hash every input before unpacking any, so a pin mismatch stops the build before work.
+    let mut hashed = Vec::with_capacity(layers.len());
+    let mut scanned = HashMap::new();
+    let total = layers.len();
+    for (index, layer) in layers.into_iter().enumerate() {
         let sha256 = match (layer.kind, &layer.package) {
-            ("dir", _) => [0; 32],
+            ("dir", _) => {
+                reporter.report(Event::Input { index: index + 1, total, label: layer_label(&layer) });
+                let dir = crate::source::dir::scan(&layer.host, file_limit)?;
+                let summary = dir.summary;
+                scanned.insert(index, dir);
+                summary
+            }
             (_, Some((_, digest))) => *digest,
             _ => digest_file(&layer.host)?.0,
         };
@@ -264,92 +301,180 @@ pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter:
         if layer.package.is_none() && layer.kind != "dir" {
             lock.check_input(recipe, layer.kind, &layer.written, &sha256)?;
         }
-        layer_inputs.push(sha256);
+        hashed.push((layer, sha256));
     }
-
-    let mut tree = Tree::with_file_limit(file_limit);
-    let mut packages = Vec::new();
-    let total = layers.len();
-    for (index, (layer, sha256)) in layers.iter().zip(&mut layer_inputs).enumerate() {
-        let label = match &layer.package {
-            Some((package, _)) => format!("layer {} (package {})", layer.number, package.label()),
-            None => format!("layer {} (`{}`)", layer.number, layer.written),
-        };
-        reporter.report(Event::Input { index: index + 1, total, label: label.clone() });
-        let origin = tree.origin(label);
-        if layer.kind == "dir" {
-            *sha256 = crate::source::dir::read(&layer.host, &mut tree, origin)?;
-            continue;
-        }
-        // Archives are read a second time to lay them in: check it is still the same file.
-        let file = std::fs::File::open(&layer.host).reading(&layer.host)?;
-        let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
-        let label = layer.host.display().to_string();
-        if layer.kind == "tar" {
-            crate::source::tar::read(&mut reader, &label, &mut tree, spool, origin)?;
-        } else {
-            crate::source::deb::read(&mut reader, &label, &mut tree, spool, origin)?;
-        }
-        if reader.finish().reading(&layer.host)? != *sha256 {
-            return Err(Error::input(format!("`{label}` changed while it was being read")));
-        }
-        // A package two layers name is laid in twice but listed once.
-        if let Some((package, _)) = &layer.package
-            && !packages.iter().any(|p: &PlannedPackage| p.package == *package)
-        {
-            let license = declared_license(&tree, spool, &package.name, origin)?;
-            packages.push(PlannedPackage { package: package.clone(), license });
-        }
-    }
-    let mut all_inputs: Vec<Input> = layers
-        .iter()
-        .zip(layer_inputs)
-        .map(|(layer, sha256)| Input { kind: layer.kind, path: layer.written.clone(), sha256 })
-        .collect();
-    all_inputs.append(&mut inputs);
-
-    prune(&mut tree, &patterns, reporter);
-
-    // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
-    // the recipe asked for.
-    let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel_source) {
-        (Some(section), Some(source)) => {
-            let (plan, input) = kernel(recipe, section, &source, &mut tree, spool, reporter)?;
-            all_inputs.push(input);
-            (Some(plan), source.package)
-        }
-        _ => (None, None),
-    };
-    if let Some(locked) = &kernel_package {
-        // Its licence is not read: bake lays in modules, not the package's documentation.
-        packages.push(PlannedPackage { package: locked.package.clone(), license: None });
-    }
-
-    for item in declared {
-        let origin = tree.origin(item.label);
-        match item.what {
-            Declaration::Entry(kind, meta) => tree.insert(&item.path, Entry { kind, meta, origin })?,
-            Declaration::File(content, meta) => {
-                let kind = Kind::File { content, inode: tree.new_inode() };
-                tree.insert(&item.path, Entry { kind, meta, origin })?
-            }
-            Declaration::Hardlink(target) => tree.link(&item.path, &target, origin)?,
-        };
-    }
-
-    lock.check_coverage(recipe, &all_inputs, &package_layers, kernel_package.as_ref(), reporter)?;
-    Ok(Plan {
+    Ok(Prepared {
+        recipe,
         name,
         epoch,
         initramfs,
         disk,
-        kernel,
-        entries: freeze(&tree),
-        inputs: all_inputs,
+        file_limit,
+        layers: hashed,
+        scanned,
         package_layers,
-        kernel_package,
-        packages,
+        kernel_source,
+        declared,
+        inputs,
+        patterns,
+        lock,
     })
+}
+
+fn layer_label(layer: &LayerInput) -> String {
+    match &layer.package {
+        Some((package, _)) => format!("layer {} (package {})", layer.number, package.label()),
+        None => format!("layer {} (`{}`)", layer.number, layer.written),
+    }
+}
+
+impl Prepared<'_> {
+    /// The name the recipe gives the image.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A digest of everything the outputs are made from: `bake` (the program's own digest),
+    /// the recipe's text, the epoch, and every input with its digest, the packages' locked
+    /// identities (which the SBOM repeats) and the kernel's. Two builds with the same key give
+    /// the same bytes, so the key can name them in a cache. Each field is length-prefixed, so
+    /// no two different lists of fields hash alike.
+    pub fn cache_key(&self, bake: &Digest) -> Digest {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(b"bake build cache key 1");
+        field(bake);
+        field(self.recipe.text.as_bytes());
+        field(self.epoch.to_string().as_bytes());
+        let package_fields = |field: &mut dyn FnMut(&[u8]), p: &LockedPackage| {
+            for value in [&p.name, &p.version, &p.architecture, &p.sha256, &p.source, &p.source_version, &p.filename] {
+                field(value.as_bytes());
+            }
+            field(p.size.to_string().as_bytes());
+        };
+        for (layer, sha256) in &self.layers {
+            field(layer.kind.as_bytes());
+            field(layer.written.as_bytes());
+            field(sha256);
+            if let Some((package, _)) = &layer.package {
+                package_fields(&mut field, package);
+            }
+        }
+        for input in &self.inputs {
+            field(input.kind.as_bytes());
+            field(input.path.as_bytes());
+            field(&input.sha256);
+        }
+        if let Some(kernel) = &self.kernel_source {
+            field(b"kernel");
+            field(kernel.written.as_bytes());
+            field(&kernel.sha256);
+            if let Some(locked) = &kernel.package {
+                package_fields(&mut field, &locked.package);
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// Unpacks the archives and lays every input and entry into the image's tree.
+    pub fn lay(self, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
+        let Prepared {
+            recipe,
+            name,
+            epoch,
+            initramfs,
+            disk,
+            file_limit,
+            layers,
+            mut scanned,
+            package_layers,
+            kernel_source,
+            declared,
+            inputs,
+            patterns,
+            lock,
+        } = self;
+        let mut tree = Tree::with_file_limit(file_limit);
+        let mut packages = Vec::new();
+        let total = layers.len();
+        for (index, (layer, sha256)) in layers.iter().enumerate() {
+            let label = layer_label(layer);
+            let origin = tree.origin(label.clone());
+            if let Some(dir) = scanned.remove(&index) {
+                dir.lay(&mut tree, origin)?;
+                continue;
+            }
+            reporter.report(Event::Input { index: index + 1, total, label });
+            // Archives are read a second time to lay them in: check it is still the same file.
+            let file = std::fs::File::open(&layer.host).reading(&layer.host)?;
+            let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+            let label = layer.host.display().to_string();
+            if layer.kind == "tar" {
+                crate::source::tar::read(&mut reader, &label, &mut tree, spool, origin)?;
+            } else {
+                crate::source::deb::read(&mut reader, &label, &mut tree, spool, origin)?;
+            }
+            if reader.finish().reading(&layer.host)? != *sha256 {
+                return Err(Error::input(format!("`{label}` changed while it was being read")));
+            }
+            // A package two layers name is laid in twice but listed once.
+            if let Some((package, _)) = &layer.package
+                && !packages.iter().any(|p: &PlannedPackage| p.package == *package)
+            {
+                let license = declared_license(&tree, spool, &package.name, origin)?;
+                packages.push(PlannedPackage { package: package.clone(), license });
+            }
+        }
+        let mut all_inputs: Vec<Input> =
+            layers.into_iter().map(|(layer, sha256)| Input { kind: layer.kind, path: layer.written, sha256 }).collect();
+        all_inputs.extend(inputs);
+
+        prune(&mut tree, &patterns, reporter);
+
+        // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
+        // the recipe asked for.
+        let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel_source) {
+            (Some(section), Some(source)) => {
+                let (plan, input) = kernel(recipe, section, &source, &mut tree, spool, reporter)?;
+                all_inputs.push(input);
+                (Some(plan), source.package)
+            }
+            _ => (None, None),
+        };
+        if let Some(locked) = &kernel_package {
+            // Its licence is not read: bake lays in modules, not the package's documentation.
+            packages.push(PlannedPackage { package: locked.package.clone(), license: None });
+        }
+
+        for item in declared {
+            let origin = tree.origin(item.label);
+            match item.what {
+                Declaration::Entry(kind, meta) => tree.insert(&item.path, Entry { kind, meta, origin })?,
+                Declaration::File(content, meta) => {
+                    let kind = Kind::File { content, inode: tree.new_inode() };
+                    tree.insert(&item.path, Entry { kind, meta, origin })?
+                }
+                Declaration::Hardlink(target) => tree.link(&item.path, &target, origin)?,
+            };
+        }
+
+        lock.check_coverage(recipe, &all_inputs, &package_layers, kernel_package.as_ref(), reporter)?;
+        Ok(Plan {
+            name,
+            epoch,
+            initramfs,
+            disk,
+            kernel,
+            entries: freeze(&tree),
+            inputs: all_inputs,
+            package_layers,
+            kernel_package,
+            packages,
+        })
+    }
 }
 
 /// Replaces each `packages` layer by the packages it resolves to, fetched into the cache.
@@ -390,8 +515,7 @@ fn resolve_packages<'r>(
 /// Where the `[kernel]` package comes from.
 struct KernelSource {
     host: PathBuf,
-    /// Its digest, when it was checked as it was fetched.
-    sha256: Option<Digest>,
+    sha256: Digest,
     /// As the manifest names it: the recipe's `deb`, or the package's file name.
     written: String,
     /// For `package`: what it resolved to.
@@ -413,7 +537,8 @@ fn kernel_source(
             if !host.is_file() {
                 return Err(recipe.error(deb, format!("`{}` is not a readable file", host.display())));
             }
-            Ok(KernelSource { host, sha256: None, written: deb.get_ref().clone(), package: None })
+            let sha256 = digest_file(&host)?.0;
+            Ok(KernelSource { host, sha256, written: deb.get_ref().clone(), package: None })
         }
         (None, Some(name)) => {
             if let Some(pin) = &k.sha256 {
@@ -422,7 +547,7 @@ fn kernel_source(
             let locked = crate::packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
             let (host, sha256) =
                 crate::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
-            Ok(KernelSource { host, sha256: Some(sha256), written: locked.package.deb_name(), package: Some(locked) })
+            Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),
     }
@@ -477,10 +602,7 @@ fn kernel(
 ) -> Result<(KernelPlan, Input)> {
     let k = section.get_ref();
     let host = &source.host;
-    let sha256 = match source.sha256 {
-        Some(digest) => digest,
-        None => digest_file(host)?.0,
-    };
+    let sha256 = source.sha256;
     if let Some(pin) = &k.sha256 {
         check_pin(recipe, pin, host, &sha256)?;
     }

@@ -45,7 +45,11 @@ pub fn build_twice(
 ) -> Result<Twice> {
     let recipe = RecipeFile::load(recipe_path)?;
     let first_dir = scratch.join("first");
-    let built = build::build(recipe_path, &Options { out_dir: first_dir.clone(), jobs, env: env.clone() }, reporter)?;
+    let built = build::build(
+        recipe_path,
+        &Options { out_dir: first_dir.clone(), jobs, env: env.clone(), use_cache: false },
+        reporter,
+    )?;
 
     let copy_root = scratch.join("second/inputs copy");
     let copied_recipe = copy_inputs(&recipe, &copy_root)?;
@@ -191,7 +195,7 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path, packages: &P
     let exe = std::env::current_exe().map_err(|e| Error::failure(format!("cannot find the bake executable: {e}")))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.current_dir(recipe.parent().unwrap_or(Path::new("/")))
-        .args(["-q", "build", "-j", "1", "-o"])
+        .args(["-q", "build", "--no-cache", "-j", "1", "-o"])
         .arg(out)
         .arg(recipe.file_name().unwrap_or_default())
         .env("TZ", "Pacific/Chatham")

@@ -210,7 +210,7 @@ fn build_under(recipe: &Path, out: &Path, variant: bool) {
     cmd.arg("-c")
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_bake"))
-        .args(["build", "-j", jobs, "-o"])
+        .args(["build", "--no-cache", "-j", jobs, "-o"])
         .arg(out)
         .env_remove("SOURCE_DATE_EPOCH")
         .env("TZ", tz)

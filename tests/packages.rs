@@ -439,3 +439,35 @@ fn a_kernel_named_by_package_follows_its_metapackage_and_is_locked() {
     let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out));
     assert!(err.contains("a kernel `package` is pinned in the lock file"), "{err}");
 }
+
+/// The build cache follows the lock: a package the lock moves to another version is a miss,
+/// and the outputs after it are a fresh build's.
+#[test]
+fn a_lock_update_misses_the_build_cache() {
+    let mut a = archive();
+    let work = tempfile::tempdir().unwrap();
+    let recipe = recipe_in(work.path());
+    run_ok(a.bake().arg("lock").arg(&recipe));
+    let out = work.path().join("out");
+    let cached = |a: &Archive| -> bool {
+        let output =
+            run_ok(a.bake().env_remove("BAKE_NO_CACHE").args(["build", "--json"]).arg(&recipe).arg("-o").arg(&out));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["cached"].as_bool().unwrap()
+    };
+    assert!(!cached(&a));
+    assert!(cached(&a));
+    a.add("libthing", "1.1-1", "", &[("/usr/lib/libthing.so.1", b"thing 1.1")]);
+    a.publish();
+    // A new version in the archive changes nothing while the lock pins the old one.
+    assert!(cached(&a));
+    run_ok(a.bake().arg("lock").arg("--update").arg(&recipe));
+    assert!(!cached(&a), "the lock moved libthing to 1.1-1, yet the old image was served");
+    let manifest = std::fs::read_to_string(out.join("pk.manifest.json")).unwrap();
+    assert!(manifest.contains("libthing_1.1-1"), "{manifest}");
+    let fresh = work.path().join("fresh");
+    run_ok(a.bake().args(["build", "--no-cache"]).arg(&recipe).arg("-o").arg(&fresh));
+    assert_eq!(
+        std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+        std::fs::read_to_string(fresh.join("SHA256SUMS")).unwrap()
+    );
+}

@@ -18,46 +18,74 @@ use crate::content::Content;
 use crate::error::{Error, IoContext, Result};
 use crate::hash::Digest;
 use crate::path::ImagePath;
-use crate::tree::{Entry, Kind, Meta, Origin, Tree};
+use crate::tree::{Entry, Kind, Meta, Origin, Tree, check_file_size};
 
-/// Lays the directory `root` into `tree` and returns a digest of everything taken from it (names,
-/// kinds, bits, link targets, content digests), which stands for the directory as an input.
-///
-/// The tree is walked first, then its files are hashed on every core, then laid in in walk
-/// order: the result is the same as hashing one file after another.
-pub fn read(root: &Path, tree: &mut Tree, origin: Origin) -> Result<Digest> {
+/// A host directory walked and hashed, ready to be laid into a tree.
+pub struct Scanned {
+    items: Vec<Item>,
+    /// Each file's digest and size, in walk order.
+    digests: Vec<(Digest, u64)>,
+    /// A digest of everything taken from the directory (names, kinds, bits, link targets,
+    /// content digests), which stands for it as an input.
+    pub summary: Digest,
+}
+
+/// Walks `root` and hashes its files, on every core; files larger than `file_limit` are refused.
+pub fn scan(root: &Path, file_limit: u64) -> Result<Scanned> {
     let meta = std::fs::metadata(root).reading(root)?;
     if !meta.is_dir() {
         return Err(Error::input(format!("`{}` is not a directory", root.display())));
     }
-    let items = walk(root, tree)?;
+    let items = walk(root, file_limit)?;
     let files: Vec<&Path> = items.iter().filter(|i| matches!(i.what, What::File { .. })).map(|i| &*i.host).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut digests = crate::hash::digest_files(&files, threads).into_iter();
+    let digests = crate::hash::digest_files(&files, threads).into_iter().collect::<Result<Vec<_>>>()?;
 
     let mut summary = Sha256::new();
-    for item in items {
-        let (kind, mode, detail) = match item.what {
-            What::Dir => (Kind::Dir { implied: false }, 0o755, Vec::new()),
-            What::Symlink(target) => (Kind::Symlink { target: target.clone() }, 0o777, target),
+    let mut files = digests.iter();
+    for item in &items {
+        let (tag, mode, detail): (u8, u32, &[u8]) = match &item.what {
+            What::Dir => (b'd', 0o755, &[]),
+            What::Symlink(target) => (b'l', 0o777, target),
             What::File { executable } => {
-                let (sha256, size) = digests.next().expect("one digest per file")?;
-                tree.check_file_size(&format!("`{}`", item.host.display()), size)?;
-                let mode = if executable { 0o755 } else { 0o644 };
-                let inode = tree.new_inode();
-                (Kind::File { content: Content::host(&item.host, size, sha256), inode }, mode, sha256.to_vec())
+                let (sha256, size) = files.next().expect("one digest per file");
+                check_file_size(&format!("`{}`", item.host.display()), *size, file_limit)?;
+                (b'f', file_mode(*executable), sha256)
             }
         };
-        summary.update([kind_tag(&kind)]);
+        summary.update([tag]);
         summary.update(format!("{mode:o}").as_bytes());
         summary.update([0]);
         summary.update(item.path.as_bytes());
         summary.update([0]);
-        summary.update(&detail);
+        summary.update(detail);
         summary.update([b'\n']);
-        tree.insert(&item.path, Entry { kind, meta: Meta::root(mode), origin })?;
     }
-    Ok(summary.finalize().into())
+    Ok(Scanned { items, digests, summary: summary.finalize().into() })
+}
+
+impl Scanned {
+    /// Lays the directory's entries into `tree`, in walk order.
+    pub fn lay(self, tree: &mut Tree, origin: Origin) -> Result<()> {
+        let mut digests = self.digests.into_iter();
+        for item in self.items {
+            let (kind, mode) = match item.what {
+                What::Dir => (Kind::Dir { implied: false }, 0o755),
+                What::Symlink(target) => (Kind::Symlink { target }, 0o777),
+                What::File { executable } => {
+                    let (sha256, size) = digests.next().expect("one digest per file");
+                    let inode = tree.new_inode();
+                    (Kind::File { content: Content::host(&item.host, size, sha256), inode }, file_mode(executable))
+                }
+            };
+            tree.insert(&item.path, Entry { kind, meta: Meta::root(mode), origin })?;
+        }
+        Ok(())
+    }
+}
+
+fn file_mode(executable: bool) -> u32 {
+    if executable { 0o755 } else { 0o644 }
 }
 
 /// One entry of the walk.
@@ -74,7 +102,7 @@ enum What {
 }
 
 /// Every entry under `root` in sorted order, refusing what a dir layer cannot hold.
-fn walk(root: &Path, tree: &Tree) -> Result<Vec<Item>> {
+fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
         crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
@@ -103,7 +131,7 @@ fn walk(root: &Path, tree: &Tree) -> Result<Vec<Item>> {
             let host_meta =
                 item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
             // Checked here too, so a file too large for the image is refused before any hashing.
-            tree.check_file_size(&format!("`{}`", host.display()), host_meta.len())?;
+            check_file_size(&format!("`{}`", host.display()), host_meta.len(), file_limit)?;
             What::File { executable: host_meta.permissions().mode() & 0o111 != 0 }
         } else {
             return Err(Error::input(format!(
@@ -116,15 +144,6 @@ fn walk(root: &Path, tree: &Tree) -> Result<Vec<Item>> {
         items.push(Item { host: host.to_path_buf(), path, what });
     }
     Ok(items)
-}
-
-fn kind_tag(kind: &Kind) -> u8 {
-    match kind {
-        Kind::Dir { .. } => b'd',
-        Kind::File { .. } => b'f',
-        Kind::Symlink { .. } => b'l',
-        Kind::Device { .. } => b'c',
-    }
 }
 
 fn special_kind(file_type: &std::fs::FileType) -> &'static str {

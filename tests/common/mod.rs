@@ -74,6 +74,9 @@ pub fn usable(recipe: &Path) -> PathBuf {
 pub fn bake() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
     cmd.env_remove("SOURCE_DATE_EPOCH");
+    // Every build is a real one (a test that builds twice must not get the first build's
+    // outputs back from the cache); tests/cache.rs turns the cache on where it tests it.
+    cmd.env("BAKE_NO_CACHE", "1");
     cmd
 }
 

@@ -1,0 +1,227 @@
+//! The build cache: the outputs of earlier builds, filed under the key of everything they were
+//! made from ([`Prepared::cache_key`]: this very `bake` program, the recipe's text, the epoch and
+//! every input's digest). Building an unchanged recipe again copies them into place instead of
+//! unpacking and compressing; any change to anything the image is made from is another key.
+//!
+//! A cached output is trusted only if it still has the size and sha256 recorded with it: the
+//! copy into the output folder is hashed on the way, and a mismatch (a file someone edited in
+//! the cache) drops the entry and builds for real. Storing is best effort: a full disk or a
+//! read-only cache only costs a warning.
+//!
+//! Layout: `CACHE/builds/KEY/` holds the outputs (hard links to the output folder's files where
+//! possible, copies otherwise) and `record.json`. Entries are used most-recent first; when they
+//! add up to more than [`BUDGET`] bytes, the least recently used go.
+//!
+//! [`Prepared::cache_key`]: crate::plan::Prepared::cache_key
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{Digest, hex};
+use crate::manifest::Output;
+use crate::output::{OutputDir, Staged};
+use crate::progress::{Event, Reporter};
+
+/// How many bytes of outputs the cache keeps.
+pub const BUDGET: u64 = 2 << 30;
+
+const RECORD: &str = "record.json";
+
+/// What a cache entry holds.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    name: String,
+    entries: usize,
+    outputs: Vec<RecordOutput>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordOutput {
+    file: String,
+    size: u64,
+    sha256: String,
+}
+
+/// A build served from the cache, staged in the output folder but not yet committed.
+pub struct Hit {
+    pub name: String,
+    pub entries: usize,
+    pub staged: Vec<Staged>,
+}
+
+pub struct BuildCache {
+    dir: PathBuf,
+}
+
+impl BuildCache {
+    /// The build cache inside bake's cache folder `root`.
+    pub fn new(root: &Path) -> BuildCache {
+        BuildCache { dir: root.join("builds") }
+    }
+
+    /// The digest of the running `bake` program, part of every key: a bake that writes other
+    /// bytes (another version, or a fix in development) never takes an older one's outputs.
+    pub fn program_digest() -> io::Result<Digest> {
+        let exe = std::env::current_exe()?;
+        Ok(crate::hash::digest_reader(File::open(exe)?)?.0)
+    }
+
+    fn entry(&self, key: &Digest) -> PathBuf {
+        self.dir.join(hex(key))
+    }
+
+    /// Stages the outputs cached under `key` in `out`, or `None` when there are none or they
+    /// are not exactly what was recorded (then the entry is removed).
+    pub fn restore(&self, key: &Digest, out: &OutputDir, reporter: &dyn Reporter) -> Option<Hit> {
+        let entry = self.entry(key);
+        let text = std::fs::read(entry.join(RECORD)).ok()?;
+        let restored = serde_json::from_slice::<Record>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|record| self.stage(&entry, record, out));
+        match restored {
+            Ok(hit) => {
+                // Mark it used, for eviction.
+                let _ = File::options()
+                    .append(true)
+                    .open(entry.join(RECORD))
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Some(hit)
+            }
+            Err(why) => {
+                reporter.report(Event::Warning(format!(
+                    "build cache entry `{}` is damaged ({why}): removed, building instead",
+                    entry.display()
+                )));
+                let _ = std::fs::remove_dir_all(&entry);
+                None
+            }
+        }
+    }
+
+    fn stage(&self, entry: &Path, record: Record, out: &OutputDir) -> Result<Hit, String> {
+        let mut staged = Vec::with_capacity(record.outputs.len());
+        for output in &record.outputs {
+            if output.file.contains('/') || output.file.starts_with('.') {
+                return Err(format!("its record names `{}`", output.file));
+            }
+            let source = entry.join(&output.file);
+            let copy = out
+                .stage(&output.file, |mut w| {
+                    let mut file = File::open(&source).map_err(|e| crate::error::Error::failure(e.to_string()))?;
+                    io::copy(&mut file, &mut w).map_err(|e| crate::error::Error::failure(e.to_string()))?;
+                    Ok(w)
+                })
+                .map_err(|e| e.to_string())?;
+            let got = copy.output();
+            if got.size != output.size || hex(&got.sha256) != output.sha256 {
+                return Err(format!("`{}` is not the file that was cached", output.file));
+            }
+            staged.push(copy);
+        }
+        Ok(Hit { name: record.name, entries: record.entries, staged })
+    }
+
+    /// Files `outputs`, now in `out_dir`, under `key`; then evicts the least recently used
+    /// entries beyond [`BUDGET`]. Failing costs only a warning.
+    pub fn store(
+        &self,
+        key: &Digest,
+        name: &str,
+        entries: usize,
+        out_dir: &Path,
+        outputs: &[Output],
+        reporter: &dyn Reporter,
+    ) {
+        if let Err(e) = self.store_entry(key, name, entries, out_dir, outputs) {
+            reporter.report(Event::Warning(format!(
+                "cannot keep this build in the cache `{}`: {}",
+                self.dir.display(),
+                crate::error::io_cause(&e)
+            )));
+        }
+        self.evict(BUDGET);
+    }
+
+    fn store_entry(
+        &self,
+        key: &Digest,
+        name: &str,
+        entries: usize,
+        out_dir: &Path,
+        outputs: &[Output],
+    ) -> io::Result<()> {
+        let entry = self.entry(key);
+        if entry.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        // Filled under a temporary name and renamed, so a reader never sees half an entry.
+        let temp = tempfile::Builder::new().prefix(".new-").tempdir_in(&self.dir)?;
+        for output in outputs {
+            let (from, to) = (out_dir.join(&output.file), temp.path().join(&output.file));
+            // A hard link costs no space while the output is in place; outputs are replaced by
+            // renaming, never rewritten, so the linked bytes stay as they are.
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to)?;
+            }
+        }
+        let record = Record {
+            name: name.to_string(),
+            entries,
+            outputs: outputs
+                .iter()
+                .map(|o| RecordOutput { file: o.file.clone(), size: o.size, sha256: hex(&o.sha256) })
+                .collect(),
+        };
+        std::fs::write(temp.path().join(RECORD), serde_json::to_vec_pretty(&record).map_err(io::Error::other)?)?;
+        match std::fs::rename(temp.path(), &entry) {
+            Ok(()) => {
+                // Renamed away: nothing left for the guard to remove.
+                let _ = temp.keep();
+                Ok(())
+            }
+            // Another build stored the same key meanwhile: theirs is as good.
+            Err(_) if entry.exists() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the least recently used entries until the rest fit in `budget` bytes (the most
+    /// recent entry always stays).
+    fn evict(&self, budget: u64) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return };
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = dir
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                // A `.new-` folder an hour old is what a killed build left behind.
+                let temporary = e.file_name().to_string_lossy().starts_with('.');
+                let abandoned = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(3600)));
+                if temporary && abandoned {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+                !temporary
+            })
+            .filter_map(|e| {
+                let used = std::fs::metadata(e.path().join(RECORD)).and_then(|m| m.modified()).ok()?;
+                let size =
+                    std::fs::read_dir(e.path()).ok()?.filter_map(|f| f.ok()?.metadata().ok()).map(|m| m.len()).sum();
+                Some((used, size, e.path()))
+            })
+            .collect();
+        entries.sort_by_key(|(used, _, _)| std::cmp::Reverse(*used));
+        let mut kept = 0u64;
+        for (index, (_, size, path)) in entries.into_iter().enumerate() {
+            kept += size;
+            if index > 0 && kept > budget {
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The build cache: an unchanged recipe is served from it, every change to what the image is
+//! made from misses it, and what it serves is always exactly what a fresh build makes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{TarMaker, bake, run_ok, text};
+
+const RECIPE: &str = r#"[image]
+name = "cached"
+
+[initramfs]
+compression = "gzip"
+
+[[layer]]
+dir = "rootfs"
+
+[[layer]]
+tar = "extra.tar"
+
+[[file]]
+path = "/etc/motd"
+source = "motd"
+
+[[file]]
+path = "/etc/hostname"
+content = "box\n"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+        std::fs::set_permissions(root.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(root.join("data.txt"), b"aaaa\n").unwrap();
+        std::os::unix::fs::symlink("data.txt", root.join("link")).unwrap();
+        let mut tar = TarMaker::new();
+        tar.file("opt/extra", 0o644, 0, 0, b"from the tar\n");
+        std::fs::write(dir.path().join("extra.tar"), tar.finish()).unwrap();
+        std::fs::write(dir.path().join("motd"), b"welcome\n").unwrap();
+        std::fs::write(dir.path().join("recipe.toml"), RECIPE).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Builds with the cache into `out`; returns whether the outputs came from the cache and
+    /// the text of `SHA256SUMS`.
+    fn build(&self, out: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
+        let mut cmd = bake();
+        cmd.env_remove("BAKE_NO_CACHE").args(["build", "-q", "--json", "--cache"]).arg(self.path("cache"));
+        cmd.arg("-o").arg(self.path(out)).arg(self.path("recipe.toml"));
+        for (name, value) in extra_env {
+            cmd.env(name, value);
+        }
+        let json: serde_json::Value = serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
+        let sums = std::fs::read_to_string(self.path(out).join("SHA256SUMS")).unwrap();
+        (json["cached"].as_bool().unwrap(), sums)
+    }
+
+    /// A build that never touches the cache, into a fresh folder.
+    fn fresh(&self, extra_env: &[(&str, &str)]) -> String {
+        let out = tempfile::tempdir_in(self.dir.path()).unwrap();
+        let mut cmd = bake();
+        cmd.args(["build", "-q", "--no-cache", "-o"]).arg(out.path()).arg(self.path("recipe.toml"));
+        for (name, value) in extra_env {
+            cmd.env(name, value);
+        }
+        run_ok(&mut cmd);
+        std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap()
+    }
+}
+
+#[test]
+fn an_unchanged_recipe_is_served_from_the_cache_with_the_same_bytes() {
+    let f = Fixture::new();
+    let (cached, first) = f.build("out", &[]);
+    assert!(!cached, "the first build cannot come from an empty cache");
+    let (cached, second) = f.build("out", &[]);
+    assert!(cached, "an unchanged recipe was built again");
+    assert_eq!(first, second);
+    // Into another folder, from another working directory: still the same entry.
+    let (cached, third) = f.build("elsewhere", &[]);
+    assert!(cached);
+    assert_eq!(first, third);
+    assert_eq!(first, f.fresh(&[]), "the cache holds something a fresh build does not make");
+    let summary = text(
+        &run_ok(
+            bake()
+                .env_remove("BAKE_NO_CACHE")
+                .args(["build", "--cache"])
+                .arg(f.path("cache"))
+                .arg("-o")
+                .arg(f.path("out"))
+                .arg(f.path("recipe.toml")),
+        )
+        .stdout,
+    );
+    assert!(summary.contains("(unchanged: from the build cache)"), "{summary}");
+}
+
+/// Each change is a miss; the build after it equals a fresh build; and building again hits.
+#[test]
+fn every_kind_of_change_misses_the_cache() {
+    let f = Fixture::new();
+    f.build("out", &[]);
+    type Change<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a [(&'a str, &'a str)]);
+    let changes: Vec<Change> = vec![
+        (
+            "a file's content, same size",
+            Box::new(|d| std::fs::write(d.join("rootfs/data.txt"), b"bbbb\n").unwrap()),
+            &[],
+        ),
+        (
+            "a file's exec bit (its mode in the image)",
+            Box::new(|d| {
+                std::fs::set_permissions(d.join("rootfs/data.txt"), std::fs::Permissions::from_mode(0o755)).unwrap()
+            }),
+            &[],
+        ),
+        ("a new file", Box::new(|d| std::fs::write(d.join("rootfs/new"), b"").unwrap()), &[]),
+        ("a renamed file", Box::new(|d| std::fs::rename(d.join("rootfs/new"), d.join("rootfs/new2")).unwrap()), &[]),
+        // Not `new2`: that would bring back the tree of two steps ago, which is cached, rightly.
+        ("a removed file", Box::new(|d| std::fs::remove_file(d.join("rootfs/data.txt")).unwrap()), &[]),
+        ("a new empty folder", Box::new(|d| std::fs::create_dir(d.join("rootfs/empty")).unwrap()), &[]),
+        (
+            "a symlink's target",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("rootfs/link")).unwrap();
+                std::os::unix::fs::symlink("bin/tool", d.join("rootfs/link")).unwrap();
+            }),
+            &[],
+        ),
+        (
+            "a symlink replaced by the file it named",
+            Box::new(|d| {
+                std::fs::remove_file(d.join("rootfs/link")).unwrap();
+                std::fs::write(d.join("rootfs/link"), b"#!/bin/sh\necho tool\n").unwrap();
+            }),
+            &[],
+        ),
+        (
+            "a member of a tar layer",
+            Box::new(|d| {
+                let mut tar = TarMaker::new();
+                tar.file("opt/extra", 0o644, 0, 0, b"from the TAR\n");
+                std::fs::write(d.join("extra.tar"), tar.finish()).unwrap();
+            }),
+            &[],
+        ),
+        (
+            "an owner inside a tar layer",
+            Box::new(|d| {
+                let mut tar = TarMaker::new();
+                tar.file("opt/extra", 0o644, 1000, 0, b"from the TAR\n");
+                std::fs::write(d.join("extra.tar"), tar.finish()).unwrap();
+            }),
+            &[],
+        ),
+        ("a `source` file", Box::new(|d| std::fs::write(d.join("motd"), b"WELCOME\n").unwrap()), &[]),
+        (
+            "the recipe's text",
+            Box::new(|d| {
+                let recipe = std::fs::read_to_string(d.join("recipe.toml")).unwrap();
+                std::fs::write(d.join("recipe.toml"), recipe.replace("box\\n", "box2\\n")).unwrap();
+            }),
+            &[],
+        ),
+        (
+            "the compression level",
+            Box::new(|d| {
+                let recipe = std::fs::read_to_string(d.join("recipe.toml")).unwrap();
+                let recipe = recipe.replace("compression = \"gzip\"", "compression = \"gzip\"\nlevel = 1");
+                std::fs::write(d.join("recipe.toml"), recipe).unwrap();
+            }),
+            &[],
+        ),
+        ("SOURCE_DATE_EPOCH (the recipe sets no epoch)", Box::new(|_| {}), &[("SOURCE_DATE_EPOCH", "1700000000")]),
+    ];
+    for (what, change, env) in changes {
+        change(f.dir.path());
+        let (cached, sums) = f.build("out", env);
+        assert!(!cached, "changing {what} was served from the cache");
+        assert_eq!(sums, f.fresh(env), "after changing {what}, the build differs from a fresh one");
+        assert!(f.build("out", env).0, "after changing {what}, the next build was not cached");
+    }
+}
+
+/// A host detail bake never takes (permission bits other than exec, times, owner) leaves the
+/// image as it was, so the cached outputs are still exactly right.
+#[test]
+fn a_change_the_image_does_not_see_is_served_and_is_still_right() {
+    let f = Fixture::new();
+    let (_, before) = f.build("out", &[]);
+    std::fs::set_permissions(f.path("rootfs/data.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = std::fs::File::options().append(true).open(f.path("rootfs/data.txt")).unwrap();
+    file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86400)).unwrap();
+    let (cached, after) = f.build("out", &[]);
+    assert!(cached);
+    assert_eq!(before, after);
+    assert_eq!(after, f.fresh(&[]));
+}
+
+#[test]
+fn a_damaged_cache_entry_is_dropped_and_the_image_built() {
+    let f = Fixture::new();
+    let (_, good) = f.build("out", &[]);
+    let builds = f.path("cache/builds");
+    let entry = std::fs::read_dir(&builds).unwrap().next().unwrap().unwrap().path();
+    let image = entry.join("cached.cpio.gz");
+    // Break the hard link first, as an editor saving the file would, then change a byte.
+    let mut bytes = std::fs::read(&image).unwrap();
+    std::fs::remove_file(&image).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&image, bytes).unwrap();
+    let output = run_ok(
+        bake()
+            .env_remove("BAKE_NO_CACHE")
+            .args(["build", "--json", "--cache"])
+            .arg(f.path("cache"))
+            .arg("-o")
+            .arg(f.path("out"))
+            .arg(f.path("recipe.toml")),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["cached"], false);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("is damaged") && stderr.contains("not the file that was cached"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(f.path("out/SHA256SUMS")).unwrap(), good);
+    assert!(f.build("out", &[]).0, "the rebuilt outputs were not cached again");
+}
+
+#[test]
+fn no_cache_and_verify_never_use_it() {
+    let f = Fixture::new();
+    f.build("out", &[]);
+    let output = run_ok(
+        bake()
+            .env_remove("BAKE_NO_CACHE")
+            .args(["build", "--json", "--no-cache", "--cache"])
+            .arg(f.path("cache"))
+            .arg("-o")
+            .arg(f.path("out"))
+            .arg(f.path("recipe.toml")),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["cached"], false);
+    let mut env_off = bake();
+    env_off.env("BAKE_NO_CACHE", "1").args(["build", "--json", "--cache"]).arg(f.path("cache"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(env_off.arg("-o").arg(f.path("out")).arg(f.path("recipe.toml"))).stdout)
+            .unwrap();
+    assert_eq!(json["cached"], false);
+    // verify's two builds are real: with a build leaking the recipe's mtime into the image,
+    // a cached first build would hide the difference.
+    let verify = common::run(
+        bake()
+            .env_remove("BAKE_NO_CACHE")
+            .env("BAKE_TEST_LEAK_INPUT_MTIME", "1")
+            .args(["verify", "--cache"])
+            .arg(f.path("cache"))
+            .arg(f.path("recipe.toml")),
+    );
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+}

@@ -47,7 +47,7 @@ fn stock_modules_come_with_their_dependencies_and_a_modules_dep() {
 
     // modules.dep in depmod's format, read back with GNU cpio.
     let root = t.path().join("x");
-    cpio_extract(&decompress(&out.join("modules.cpio.zst")), &root);
+    cpio_extract(&decompress(&image_in(&out)), &root);
     let dir = root.join(format!("lib/modules/{version}"));
     let dep = std::fs::read_to_string(dir.join("modules.dep")).unwrap();
     let line =

@@ -58,16 +58,17 @@ type Made = (String, usize, Vec<Output>, bool);
 
 fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<Made> {
     let out = OutputDir::new(&options.out_dir);
-    let prepared = plan::prepare(recipe, &options.env, reporter)?;
-    let cache = match (options.use_cache, &options.env.packages.cache) {
-        (true, Some(root)) => match BuildCache::program_digest() {
+    let cache_root = options.env.packages.cache.as_deref().filter(|_| options.use_cache);
+    let prepared = plan::prepare(recipe, &options.env, cache_root, reporter)?;
+    let cache = match cache_root {
+        Some(root) => match BuildCache::program_digest() {
             Ok(program) => Some((BuildCache::new(root), prepared.cache_key(&program))),
             Err(e) => {
                 reporter.report(Event::Warning(format!("build cache not used: cannot read the bake program: {e}")));
                 None
             }
         },
-        _ => None,
+        None => None,
     };
     if let Some((cache, key)) = &cache
         && let Some(hit) = cache.restore(key, &out, reporter)

@@ -17,6 +17,7 @@ pub mod content;
 pub mod cpio;
 pub mod debian;
 pub mod diff;
+pub mod digest_cache;
 pub mod erofs;
 pub mod error;
 pub mod gpt;

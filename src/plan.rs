@@ -202,7 +202,7 @@ struct LayerInput<'r> {
 
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
 pub fn plan(recipe: &RecipeFile, env: &Environment, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
-    prepare(recipe, env, reporter)?.lay(spool, reporter)
+    prepare(recipe, env, None, reporter)?.lay(spool, reporter)
 }
 
 /// A recipe checked, its packages resolved and fetched, and every input hashed, but no archive
@@ -227,8 +227,14 @@ pub struct Prepared<'r> {
     lock: LockState,
 }
 
-/// Checks `recipe`, resolves and fetches its packages and hashes every input.
-pub fn prepare<'r>(recipe: &'r RecipeFile, env: &Environment, reporter: &dyn Reporter) -> Result<Prepared<'r>> {
+/// Checks `recipe`, resolves and fetches its packages and hashes every input. With a cache
+/// folder, files of `dir` layers unchanged since an earlier build are not read again.
+pub fn prepare<'r>(
+    recipe: &'r RecipeFile,
+    env: &Environment,
+    cache: Option<&Path>,
+    reporter: &dyn Reporter,
+) -> Result<Prepared<'r>> {
     let r = &recipe.recipe;
     let name = check_name(recipe, &r.image.name)?;
     let epoch = epoch(recipe, env)?;
@@ -287,7 +293,7 @@ pub fn prepare<'r>(recipe: &'r RecipeFile, env: &Environment, reporter: &dyn Rep
         let sha256 = match (layer.kind, &layer.package) {
             ("dir", _) => {
                 reporter.report(Event::Input { index: index + 1, total, label: layer_label(&layer) });
-                let dir = crate::source::dir::scan(&layer.host, file_limit)?;
+                let dir = crate::source::dir::scan(&layer.host, file_limit, cache)?;
                 let summary = dir.summary;
                 scanned.insert(index, dir);
                 summary

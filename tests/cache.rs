@@ -113,7 +113,11 @@ fn an_unchanged_recipe_is_served_from_the_cache_with_the_same_bytes() {
 #[test]
 fn every_kind_of_change_misses_the_cache() {
     let f = Fixture::new();
+    // Let the fixture's times settle, so the first build remembers the digests of its files
+    // and the changes below are made to files whose digests bake would otherwise reuse.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     f.build("out", &[]);
+    assert!(remembered_digests(&f) > 0);
     type Change<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a [(&'a str, &'a str)]);
     let changes: Vec<Change> = vec![
         (
@@ -273,4 +277,30 @@ fn no_cache_and_verify_never_use_it() {
             .arg(f.path("recipe.toml")),
     );
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+}
+
+/// How many bytes of remembered file digests the cache holds.
+fn remembered_digests(f: &Fixture) -> u64 {
+    std::fs::read_dir(f.path("cache/digests"))
+        .map(|dir| dir.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+/// The digest of a file unchanged since the last build is remembered rather than read again;
+/// a write that keeps the file's size and puts its mtime back still gives a new change time,
+/// so the file is read again and the build misses the cache.
+#[test]
+fn a_remembered_file_rewritten_with_its_old_size_and_mtime_still_misses() {
+    let f = Fixture::new();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (_, before) = f.build("out", &[]);
+    assert!(remembered_digests(&f) > 0, "nothing was remembered");
+    let path = f.path("rootfs/data.txt");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, b"cccc\n").unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    let (cached, after) = f.build("out", &[]);
+    assert!(!cached, "a rewritten file was taken for unchanged");
+    assert_ne!(before, after);
+    assert_eq!(after, f.fresh(&[]));
 }

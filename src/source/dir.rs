@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use crate::content::Content;
+use crate::digest_cache::{Remembered, Stat};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::Digest;
 use crate::path::ImagePath;
@@ -31,15 +32,36 @@ pub struct Scanned {
 }
 
 /// Walks `root` and hashes its files, on every core; files larger than `file_limit` are refused.
-pub fn scan(root: &Path, file_limit: u64) -> Result<Scanned> {
+/// With a cache folder, the digests of files unchanged since an earlier scan are taken from
+/// it ([`crate::digest_cache`]) rather than read again.
+pub fn scan(root: &Path, file_limit: u64, cache: Option<&Path>) -> Result<Scanned> {
     let meta = std::fs::metadata(root).reading(root)?;
     if !meta.is_dir() {
         return Err(Error::input(format!("`{}` is not a directory", root.display())));
     }
+    let remembered = cache.map(|cache| Remembered::load(cache, root));
     let items = walk(root, file_limit)?;
-    let files: Vec<&Path> = items.iter().filter(|i| matches!(i.what, What::File { .. })).map(|i| &*i.host).collect();
+    let files: Vec<(&Item, Stat)> = items
+        .iter()
+        .filter_map(|i| match i.what {
+            What::File { stat, .. } => Some((i, stat)),
+            _ => None,
+        })
+        .collect();
+    let mut digests: Vec<Option<(Digest, u64)>> =
+        files.iter().map(|(item, stat)| remembered.as_ref().and_then(|r| r.get(item.path.as_bytes(), stat))).collect();
+    let unknown: Vec<&Path> =
+        files.iter().zip(&digests).filter(|(_, known)| known.is_none()).map(|((item, _), _)| &*item.host).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let digests = crate::hash::digest_files(&files, threads).into_iter().collect::<Result<Vec<_>>>()?;
+    let mut hashed = crate::hash::digest_files(&unknown, threads).into_iter();
+    for digest in digests.iter_mut().filter(|d| d.is_none()) {
+        *digest = Some(hashed.next().expect("one digest per unknown file")?);
+    }
+    let digests: Vec<(Digest, u64)> = digests.into_iter().map(|d| d.expect("every file hashed")).collect();
+    if let Some(remembered) = remembered {
+        remembered
+            .save(files.iter().zip(&digests).map(|((item, stat), (digest, _))| (item.path.as_bytes(), *stat, *digest)));
+    }
 
     let mut summary = Sha256::new();
     let mut files = digests.iter();
@@ -47,7 +69,7 @@ pub fn scan(root: &Path, file_limit: u64) -> Result<Scanned> {
         let (tag, mode, detail): (u8, u32, &[u8]) = match &item.what {
             What::Dir => (b'd', 0o755, &[]),
             What::Symlink(target) => (b'l', 0o777, target),
-            What::File { executable } => {
+            What::File { executable, .. } => {
                 let (sha256, size) = files.next().expect("one digest per file");
                 check_file_size(&format!("`{}`", item.host.display()), *size, file_limit)?;
                 (b'f', file_mode(*executable), sha256)
@@ -72,7 +94,7 @@ impl Scanned {
             let (kind, mode) = match item.what {
                 What::Dir => (Kind::Dir { implied: false }, 0o755),
                 What::Symlink(target) => (Kind::Symlink { target }, 0o777),
-                What::File { executable } => {
+                What::File { executable, .. } => {
                     let (sha256, size) = digests.next().expect("one digest per file");
                     let inode = tree.new_inode();
                     (Kind::File { content: Content::host(&item.host, size, sha256), inode }, file_mode(executable))
@@ -98,7 +120,7 @@ struct Item {
 enum What {
     Dir,
     Symlink(Vec<u8>),
-    File { executable: bool },
+    File { executable: bool, stat: Stat },
 }
 
 /// Every entry under `root` in sorted order, refusing what a dir layer cannot hold.
@@ -132,7 +154,7 @@ fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
                 item.metadata().map_err(|e| Error::input(format!("cannot read `{}`: {e}", host.display())))?;
             // Checked here too, so a file too large for the image is refused before any hashing.
             check_file_size(&format!("`{}`", host.display()), host_meta.len(), file_limit)?;
-            What::File { executable: host_meta.permissions().mode() & 0o111 != 0 }
+            What::File { executable: host_meta.permissions().mode() & 0o111 != 0, stat: Stat::of(&host_meta) }
         } else {
             return Err(Error::input(format!(
                 "`{}` is {}: a dir layer can hold only files, directories and symlinks; declare \

@@ -73,7 +73,6 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     if let Some((cache, key)) = &cache
         && let Some(hit) = cache.restore(key, &out, reporter)
     {
-        reporter.report(Event::Info(format!("`{}` is unchanged: outputs taken from the build cache", prepared.name())));
         let outputs = out.commit(hit.staged)?;
         return Ok((hit.name, hit.entries, outputs, true));
     }

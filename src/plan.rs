@@ -335,11 +335,6 @@ fn layer_label(layer: &LayerInput) -> String {
 }
 
 impl Prepared<'_> {
-    /// The name the recipe gives the image.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// A digest of everything the outputs are made from: `bake` (the program's own digest),
     /// the recipe's text, the epoch, and every input with its digest, the packages' locked
     /// identities (which the SBOM repeats) and the kernel's. Two builds with the same key give

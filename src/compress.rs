@@ -77,7 +77,7 @@ impl Compression {
 
 /// A `Write` that compresses into `W`; [`Encoder::finish`] ends the stream and returns `W`.
 pub enum Encoder<W: Write> {
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Zstd(Zstd<W>),
     Xz(Xz<W>),
     /// gzip and LZ4: cut into fixed-size chunks compressed on worker threads.
     Chunked(Chunked<W>),
@@ -99,7 +99,7 @@ impl<W: Write> Encoder<W> {
                 // worker: the output is then the same on a 2-core builder and a 64-core one.
                 encoder.multithread(workers)?;
                 encoder.include_checksum(true)?;
-                Encoder::Zstd(encoder)
+                Encoder::Zstd(Zstd(Some(encoder)))
             }
             Compression::Gzip => Encoder::Chunked(Chunked::new(out, Codec::Deflate(level as u32), workers)?),
             // liblzma's multi-threaded encoder cuts the stream into blocks of a size set by the
@@ -149,6 +149,42 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Xz(e) => e.flush(),
             Encoder::Chunked(e) => e.flush(),
             Encoder::None(w) => w.flush(),
+        }
+    }
+}
+
+/// zstd's multi-threaded encoder. Dropping it waits for every job in flight, which at level 19
+/// can take many seconds; when the build is being stopped by a signal it is leaked instead, so
+/// Ctrl-C stays prompt. Its threads only compress into their own buffers, and the process is
+/// about to exit.
+pub struct Zstd<W: Write>(Option<zstd::stream::write::Encoder<'static, W>>);
+
+impl<W: Write> Zstd<W> {
+    fn inner(&mut self) -> &mut zstd::stream::write::Encoder<'static, W> {
+        self.0.as_mut().expect("present until finished or dropped")
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.0.take().expect("present until finished or dropped").finish()
+    }
+}
+
+impl<W: Write> Write for Zstd<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner().flush()
+    }
+}
+
+impl<W: Write> Drop for Zstd<W> {
+    fn drop(&mut self) {
+        if let Some(encoder) = self.0.take()
+            && crate::interrupt::requested()
+        {
+            std::mem::forget(encoder);
         }
     }
 }

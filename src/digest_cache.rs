@@ -6,7 +6,7 @@
 //! its change time to the current time, and nothing but the clock can set it back, so a file
 //! whose bytes changed always looks changed. One case needs care: a file written again within
 //! the clock's granularity after it was hashed could keep the same times. So a digest is
-//! remembered only for a file whose times were at least [`SETTLED`] old when hashing began;
+//! remembered only for a file whose times were at least two seconds old when hashing began;
 //! a file changed more recently is hashed again on every build until it settles.
 //!
 //! The digests only ever decide whether the build cache has the outputs. A real build still

@@ -390,8 +390,7 @@ impl<W: Write> Chunked<W> {
             self.write_oldest()?;
         }
         if let Codec::Deflate(_) = self.codec {
-            let crc = self.crc.clone().finalize();
-            self.out.write_all(&crc.to_le_bytes())?;
+            self.out.write_all(&self.crc.finalize().to_le_bytes())?;
             self.out.write_all(&(self.total as u32).to_le_bytes())?;
         }
         self.out.flush()?;

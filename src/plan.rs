@@ -214,10 +214,9 @@ pub struct Prepared<'r> {
     initramfs: Option<InitramfsPlan>,
     disk: Option<DiskPlan>,
     file_limit: u64,
-    /// Each layer with its digest: a file's, or for a `dir` the digest of what was taken from it.
-    layers: Vec<(LayerInput<'r>, Digest)>,
-    /// What each `dir` layer holds, by layer index.
-    scanned: HashMap<usize, crate::source::dir::Scanned>,
+    /// Each layer with its digest (a file's, or for a `dir` the digest of what was taken from
+    /// it) and, for a `dir`, what it holds.
+    layers: Vec<(LayerInput<'r>, Digest, Option<crate::source::dir::Scanned>)>,
     package_layers: Vec<LockedLayer>,
     kernel_source: Option<KernelSource>,
     declared: Vec<Declared>,
@@ -287,19 +286,16 @@ pub fn prepare<'r>(
 
     // Hash every input before unpacking any, so a pin mismatch stops the build before work.
     let mut hashed = Vec::with_capacity(layers.len());
-    let mut scanned = HashMap::new();
     let total = layers.len();
     for (index, layer) in layers.into_iter().enumerate() {
-        let sha256 = match (layer.kind, &layer.package) {
+        let (sha256, scanned) = match (layer.kind, &layer.package) {
             ("dir", _) => {
                 reporter.report(Event::Input { index: index + 1, total, label: layer_label(&layer) });
                 let dir = crate::source::dir::scan(&layer.host, file_limit, cache)?;
-                let summary = dir.summary;
-                scanned.insert(index, dir);
-                summary
+                (dir.summary, Some(dir))
             }
-            (_, Some((_, digest))) => *digest,
-            _ => digest_file(&layer.host)?.0,
+            (_, Some((_, digest))) => (*digest, None),
+            _ => (digest_file(&layer.host)?.0, None),
         };
         if let Some(pin) = layer.pin {
             check_pin(recipe, pin, &layer.host, &sha256)?;
@@ -307,7 +303,7 @@ pub fn prepare<'r>(
         if layer.package.is_none() && layer.kind != "dir" {
             lock.check_input(recipe, layer.kind, &layer.written, &sha256)?;
         }
-        hashed.push((layer, sha256));
+        hashed.push((layer, sha256, scanned));
     }
     Ok(Prepared {
         recipe,
@@ -317,7 +313,6 @@ pub fn prepare<'r>(
         disk,
         file_limit,
         layers: hashed,
-        scanned,
         package_layers,
         kernel_source,
         declared,
@@ -356,7 +351,7 @@ impl Prepared<'_> {
             }
             field(p.size.to_string().as_bytes());
         };
-        for (layer, sha256) in &self.layers {
+        for (layer, sha256, _) in &self.layers {
             field(layer.kind.as_bytes());
             field(layer.written.as_bytes());
             field(sha256);
@@ -389,8 +384,7 @@ impl Prepared<'_> {
             initramfs,
             disk,
             file_limit,
-            layers,
-            mut scanned,
+            mut layers,
             package_layers,
             kernel_source,
             declared,
@@ -401,10 +395,10 @@ impl Prepared<'_> {
         let mut tree = Tree::with_file_limit(file_limit);
         let mut packages = Vec::new();
         let total = layers.len();
-        for (index, (layer, sha256)) in layers.iter().enumerate() {
+        for (index, (layer, sha256, scanned)) in layers.iter_mut().enumerate() {
             let label = layer_label(layer);
             let origin = tree.origin(label.clone());
-            if let Some(dir) = scanned.remove(&index) {
+            if let Some(dir) = scanned.take() {
                 dir.lay(&mut tree, origin)?;
                 continue;
             }
@@ -429,8 +423,10 @@ impl Prepared<'_> {
                 packages.push(PlannedPackage { package: package.clone(), license });
             }
         }
-        let mut all_inputs: Vec<Input> =
-            layers.into_iter().map(|(layer, sha256)| Input { kind: layer.kind, path: layer.written, sha256 }).collect();
+        let mut all_inputs: Vec<Input> = layers
+            .into_iter()
+            .map(|(layer, sha256, _)| Input { kind: layer.kind, path: layer.written, sha256 })
+            .collect();
         all_inputs.extend(inputs);
 
         prune(&mut tree, &patterns, reporter);

@@ -42,9 +42,7 @@ impl Fixture {
         std::fs::set_permissions(root.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(root.join("data.txt"), b"aaaa\n").unwrap();
         std::os::unix::fs::symlink("data.txt", root.join("link")).unwrap();
-        let mut tar = TarMaker::new();
-        tar.file("opt/extra", 0o644, 0, 0, b"from the tar\n");
-        std::fs::write(dir.path().join("extra.tar"), tar.finish()).unwrap();
+        write_tar_layer(dir.path(), 0, b"from the tar\n");
         std::fs::write(dir.path().join("motd"), b"welcome\n").unwrap();
         std::fs::write(dir.path().join("recipe.toml"), RECIPE).unwrap();
         Fixture { dir }
@@ -54,18 +52,23 @@ impl Fixture {
         self.dir.path().join(relative)
     }
 
-    /// Builds with the cache into `out`; returns whether the outputs came from the cache and
-    /// the text of `SHA256SUMS`.
-    fn build(&self, out: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
+    /// Runs `bake build FLAGS --cache CACHE -o OUT recipe.toml` with the cache allowed (and
+    /// `extra_env`), and requires it to succeed.
+    fn run_build(&self, out: &str, flags: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
         let mut cmd = bake();
-        cmd.env_remove("BAKE_NO_CACHE").args(["build", "-q", "--json", "--cache"]).arg(self.path("cache"));
+        cmd.env_remove("BAKE_NO_CACHE").arg("build").args(flags).arg("--cache").arg(self.path("cache"));
         cmd.arg("-o").arg(self.path(out)).arg(self.path("recipe.toml"));
         for (name, value) in extra_env {
             cmd.env(name, value);
         }
-        let json: serde_json::Value = serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
-        let sums = std::fs::read_to_string(self.path(out).join("SHA256SUMS")).unwrap();
-        (json["cached"].as_bool().unwrap(), sums)
+        run_ok(&mut cmd)
+    }
+
+    /// Builds with the cache into `out`; returns whether the outputs came from the cache and
+    /// the text of `SHA256SUMS`.
+    fn build(&self, out: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
+        let cached = was_cached(&self.run_build(out, &["-q", "--json"], extra_env));
+        (cached, std::fs::read_to_string(self.path(out).join("SHA256SUMS")).unwrap())
     }
 
     /// A build that never touches the cache, into a fresh folder.
@@ -94,18 +97,7 @@ fn an_unchanged_recipe_is_served_from_the_cache_with_the_same_bytes() {
     assert!(cached);
     assert_eq!(first, third);
     assert_eq!(first, f.fresh(&[]), "the cache holds something a fresh build does not make");
-    let summary = text(
-        &run_ok(
-            bake()
-                .env_remove("BAKE_NO_CACHE")
-                .args(["build", "--cache"])
-                .arg(f.path("cache"))
-                .arg("-o")
-                .arg(f.path("out"))
-                .arg(f.path("recipe.toml")),
-        )
-        .stdout,
-    );
+    let summary = text(&f.run_build("out", &[], &[]).stdout);
     assert!(summary.contains("(unchanged: from the build cache)"), "{summary}");
 }
 
@@ -153,24 +145,8 @@ fn every_kind_of_change_misses_the_cache() {
             }),
             &[],
         ),
-        (
-            "a member of a tar layer",
-            Box::new(|d| {
-                let mut tar = TarMaker::new();
-                tar.file("opt/extra", 0o644, 0, 0, b"from the TAR\n");
-                std::fs::write(d.join("extra.tar"), tar.finish()).unwrap();
-            }),
-            &[],
-        ),
-        (
-            "an owner inside a tar layer",
-            Box::new(|d| {
-                let mut tar = TarMaker::new();
-                tar.file("opt/extra", 0o644, 1000, 0, b"from the TAR\n");
-                std::fs::write(d.join("extra.tar"), tar.finish()).unwrap();
-            }),
-            &[],
-        ),
+        ("a member of a tar layer", Box::new(|d| write_tar_layer(d, 0, b"from the TAR\n")), &[]),
+        ("an owner inside a tar layer", Box::new(|d| write_tar_layer(d, 1000, b"from the TAR\n")), &[]),
         ("a `source` file", Box::new(|d| std::fs::write(d.join("motd"), b"WELCOME\n").unwrap()), &[]),
         (
             "the recipe's text",
@@ -228,17 +204,8 @@ fn a_damaged_cache_entry_is_dropped_and_the_image_built() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&image, bytes).unwrap();
-    let output = run_ok(
-        bake()
-            .env_remove("BAKE_NO_CACHE")
-            .args(["build", "--json", "--cache"])
-            .arg(f.path("cache"))
-            .arg("-o")
-            .arg(f.path("out"))
-            .arg(f.path("recipe.toml")),
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(json["cached"], false);
+    let output = f.run_build("out", &["--json"], &[]);
+    assert!(!was_cached(&output));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("is damaged") && stderr.contains("not the file that was cached"), "{stderr}");
     assert_eq!(std::fs::read_to_string(f.path("out/SHA256SUMS")).unwrap(), good);
@@ -249,23 +216,8 @@ fn a_damaged_cache_entry_is_dropped_and_the_image_built() {
 fn no_cache_and_verify_never_use_it() {
     let f = Fixture::new();
     f.build("out", &[]);
-    let output = run_ok(
-        bake()
-            .env_remove("BAKE_NO_CACHE")
-            .args(["build", "--json", "--no-cache", "--cache"])
-            .arg(f.path("cache"))
-            .arg("-o")
-            .arg(f.path("out"))
-            .arg(f.path("recipe.toml")),
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(json["cached"], false);
-    let mut env_off = bake();
-    env_off.env("BAKE_NO_CACHE", "1").args(["build", "--json", "--cache"]).arg(f.path("cache"));
-    let json: serde_json::Value =
-        serde_json::from_slice(&run_ok(env_off.arg("-o").arg(f.path("out")).arg(f.path("recipe.toml"))).stdout)
-            .unwrap();
-    assert_eq!(json["cached"], false);
+    assert!(!was_cached(&f.run_build("out", &["--json", "--no-cache"], &[])));
+    assert!(!was_cached(&f.run_build("out", &["--json"], &[("BAKE_NO_CACHE", "1")])));
     // verify's two builds are real: with a build leaking the recipe's mtime into the image,
     // a cached first build would hide the difference.
     let verify = common::run(
@@ -277,6 +229,19 @@ fn no_cache_and_verify_never_use_it() {
             .arg(f.path("recipe.toml")),
     );
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+}
+
+/// Whether a `bake build --json` says its outputs came from the cache.
+fn was_cached(output: &std::process::Output) -> bool {
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    json["cached"].as_bool().unwrap()
+}
+
+/// Writes the fixture's tar layer: one file, `opt/extra`, owned by `uid`.
+fn write_tar_layer(dir: &Path, uid: u64, data: &[u8]) {
+    let mut tar = TarMaker::new();
+    tar.file("opt/extra", 0o644, uid, 0, data);
+    std::fs::write(dir.join("extra.tar"), tar.finish()).unwrap();
 }
 
 /// How many bytes of remembered file digests the cache holds.

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::build::{self, Options};
-use crate::error::Result;
-use crate::hash::hex;
-use crate::packages::LockPolicy;
+use crate::base::error::Result;
+use crate::base::hash::hex;
+use crate::output::build::{self, Options};
 use crate::plan::Environment;
+use crate::source::packages::LockPolicy;
 use crate::ui::{Ui, Verbosity, human_size};
 
 /// bake: a minimal, bit-for-bit reproducible VM image baker.
@@ -185,14 +185,14 @@ pub fn main() -> i32 {
     } else {
         Verbosity::Normal
     };
-    crate::interrupt::install();
+    crate::base::interrupt::install();
     let ui = Ui::new(verbosity);
     match run(cli.command, &ui) {
         Ok(code) => code,
         Err(e) => {
             drop(ui);
             // Whatever was cut short by a signal, say only that.
-            match crate::interrupt::check() {
+            match crate::base::interrupt::check() {
                 Err(stop) => {
                     eprintln!("error: {stop}");
                     1
@@ -219,17 +219,20 @@ fn default_jobs() -> u32 {
 fn run(command: Command, ui: &Ui) -> Result<i32> {
     match command {
         Command::Inspect(args) => {
-            let segments = crate::image::read_file(&args.image)?;
-            let text =
-                if args.json { crate::inspect::listing_json(&segments) } else { crate::inspect::listing(&segments) };
+            let segments = crate::check::image::read_file(&args.image)?;
+            let text = if args.json {
+                crate::check::inspect::listing_json(&segments)
+            } else {
+                crate::check::inspect::listing(&segments)
+            };
             build::print(&text).map(|_| 0)
         }
         Command::Diff(args) => {
-            let report = crate::diff::compare_files(&args.a, &args.b)?;
+            let report = crate::check::diff::compare_files(&args.a, &args.b)?;
             let text = if args.json {
-                crate::diff::json(&report)
+                crate::check::diff::json(&report)
             } else {
-                crate::diff::text(&report, &args.a.display().to_string(), &args.b.display().to_string())
+                crate::check::diff::text(&report, &args.a.display().to_string(), &args.b.display().to_string())
             };
             build::print(&text)?;
             Ok(if report.same_content() { 0 } else { 1 })
@@ -237,7 +240,7 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
         Command::Verify(args) => verify(args, ui),
         Command::Lock(args) => {
             let env = PackageArgs { cache: args.cache, locked: false }.environment();
-            let locked = crate::lock::lock_recipe(&args.recipe, args.update, &env, ui)?;
+            let locked = crate::lockfile::lock_recipe(&args.recipe, args.update, &env, ui)?;
             let state = if locked.changed { "written" } else { "unchanged" };
             build::print(&format!(
                 "{}: {state}: {} packages, {} other inputs pinned\n",
@@ -248,16 +251,16 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
             .map(|_| 0)
         }
         Command::Test(args) => {
-            let options = crate::boot_test::TestOptions {
+            let options = crate::vm::boot_test::TestOptions {
                 kernel: args.kernel,
                 twice: args.twice,
                 jobs: args.jobs.unwrap_or_else(default_jobs),
                 env: args.packages.environment(),
                 use_cache: use_cache(args.no_cache),
             };
-            let results = crate::boot_test::run(&args.recipes, &options, ui)?;
+            let results = crate::vm::boot_test::run(&args.recipes, &options, ui)?;
             if args.json {
-                build::print(&crate::boot_test::results_json(&results))?;
+                build::print(&crate::vm::boot_test::results_json(&results))?;
             } else {
                 for r in &results {
                     let boot: f64 = r.boots.iter().map(|b| b.seconds).sum();
@@ -302,7 +305,7 @@ fn run(command: Command, ui: &Ui) -> Result<i32> {
             let images: Vec<String> = built
                 .outputs
                 .iter()
-                .filter(|o| crate::image::is_image_file(&o.file))
+                .filter(|o| crate::check::image::is_image_file(&o.file))
                 .map(|o| {
                     let path = built.out_dir.join(&o.file);
                     format!("{} ({}, sha256 {})", path.display(), human_size(o.size), hex(&o.sha256))
@@ -334,15 +337,16 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     let scratch = tempfile::Builder::new()
         .prefix("bake-verify-")
         .tempdir()
-        .map_err(|e| crate::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
+        .map_err(|e| crate::base::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let twice = crate::verify::build_twice(&args.recipe, scratch.path(), jobs, &args.packages.environment(), ui)?;
+    let twice =
+        crate::check::verify::build_twice(&args.recipe, scratch.path(), jobs, &args.packages.environment(), ui)?;
     // The images that differ, with how.
     let mut reports = Vec::new();
     for (output, second) in &twice.outputs {
-        if second.is_some_and(|d| d != output.sha256) && crate::image::is_image_file(&output.file) {
+        if second.is_some_and(|d| d != output.sha256) && crate::check::image::is_image_file(&output.file) {
             let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
-            reports.push((output.file.clone(), crate::diff::compare_files(&a, &b)?));
+            reports.push((output.file.clone(), crate::check::diff::compare_files(&a, &b)?));
         }
     }
     let code = if twice.identical() { 0 } else { 1 };
@@ -361,7 +365,9 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
             .collect();
         let diffs: serde_json::Map<String, serde_json::Value> = reports
             .iter()
-            .map(|(file, report)| (file.clone(), serde_json::from_str(&crate::diff::json(report)).unwrap_or_default()))
+            .map(|(file, report)| {
+                (file.clone(), serde_json::from_str(&crate::check::diff::json(report)).unwrap_or_default())
+            })
             .collect();
         let value = serde_json::json!({
             "name": twice.name,
@@ -392,7 +398,7 @@ fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
     }
     for (file, report) in &reports {
         text.push_str(&format!("bake diff of the two `{file}`:\n"));
-        text.push_str(&crate::diff::text(report, "first", "second"));
+        text.push_str(&crate::check::diff::text(report, "first", "second"));
     }
     let differ = twice.outputs.iter().filter(|(o, d)| *d != Some(o.sha256)).count();
     text.push_str(&format!("not reproducible: {}, {differ} of {} outputs differ\n", twice.name, twice.outputs.len()));

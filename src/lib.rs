@@ -6,39 +6,15 @@
 //! renamed) with a [`manifest`]. [`build`] runs it; [`boot_test`] boots what was built under
 //! [`qemu`] and judges the [`transcript`]; [`cli`] is the command line.
 
-pub mod apt;
-pub mod boot_test;
-pub mod build;
-pub mod cache;
-pub mod child;
+pub mod base;
+pub mod check;
 pub mod cli;
-pub mod compress;
-pub mod content;
-pub mod cpio;
 pub mod debian;
-pub mod diff;
-pub mod digest_cache;
-pub mod erofs;
-pub mod error;
-pub mod gpt;
-pub mod hash;
-pub mod image;
-pub mod initramfs;
-pub mod inspect;
-pub mod interrupt;
-pub mod kernel;
-pub mod lock;
-pub mod manifest;
+pub mod format;
+pub mod lockfile;
 pub mod output;
-pub mod packages;
-pub mod path;
 pub mod plan;
-pub mod progress;
-pub mod qemu;
 pub mod recipe;
-pub mod sbom;
 pub mod source;
-pub mod transcript;
-pub mod tree;
 pub mod ui;
-pub mod verify;
+pub mod vm;

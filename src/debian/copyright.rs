@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::hash::{digest_bytes, hex};
-use crate::sbom::idstring;
+use crate::base::hash::{digest_bytes, hex};
+use crate::output::sbom::idstring;
 
 /// A package's declared licence, in SPDX terms.
 #[derive(Debug, Clone, PartialEq, Eq)]

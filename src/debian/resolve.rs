@@ -130,7 +130,7 @@ impl<'a> Walk<'a> {
         match self.index.providers(name).as_slice() {
             [] => Err(format!(
                 "no package list offers or provides `{name}`{}",
-                crate::kernel::suggest(name, self.index.names())
+                crate::source::kernel::suggest(name, self.index.names())
             )),
             [one] if self.excluded.contains(one.name.as_str()) => {
                 Err(format!("its only provider `{}` is excluded", one.name))

@@ -3,9 +3,9 @@
 
 use std::io::{BufReader, Read};
 
-use crate::content::Spool;
-use crate::error::{Error, Result};
-use crate::tree::{Origin, Tree};
+use crate::base::error::{Error, Result};
+use crate::plan::tree::{Origin, Tree};
+use crate::source::content::Spool;
 
 /// Lays the data of the package read from `input` into `tree`; `label` names the package in
 /// messages. Returns how many members its data archive had.

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::content::Content;
-use crate::digest_cache::{Remembered, Stat};
-use crate::error::{Error, IoContext, Result};
-use crate::hash::Digest;
-use crate::path::ImagePath;
-use crate::tree::{Entry, Kind, Meta, Origin, Tree, check_file_size};
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::Digest;
+use crate::base::path::ImagePath;
+use crate::plan::tree::{Entry, Kind, Meta, Origin, Tree, check_file_size};
+use crate::source::content::Content;
+use crate::source::digest_cache::{Remembered, Stat};
 
 /// A host directory walked and hashed, ready to be laid into a tree.
 pub struct Scanned {
@@ -33,7 +33,7 @@ pub struct Scanned {
 
 /// Walks `root` and hashes its files, on every core; files larger than `file_limit` are refused.
 /// With a cache folder, the digests of files unchanged since an earlier scan are taken from
-/// it ([`crate::digest_cache`]) rather than read again.
+/// it ([`crate::source::digest_cache`]) rather than read again.
 pub fn scan(root: &Path, file_limit: u64, cache: Option<&Path>) -> Result<Scanned> {
     let meta = std::fs::metadata(root).reading(root)?;
     if !meta.is_dir() {
@@ -53,7 +53,7 @@ pub fn scan(root: &Path, file_limit: u64, cache: Option<&Path>) -> Result<Scanne
     let unknown: Vec<&Path> =
         files.iter().zip(&digests).filter(|(_, known)| known.is_none()).map(|((item, _), _)| &*item.host).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut hashed = crate::hash::digest_files(&unknown, threads).into_iter();
+    let mut hashed = crate::base::hash::digest_files(&unknown, threads).into_iter();
     for digest in digests.iter_mut().filter(|d| d.is_none()) {
         *digest = Some(hashed.next().expect("one digest per unknown file")?);
     }
@@ -127,13 +127,13 @@ enum What {
 fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
-        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             Error::input(format!(
                 "cannot read `{}`: {}",
                 path.display(),
-                e.io_error().map_or(e.to_string(), crate::error::io_cause)
+                e.io_error().map_or(e.to_string(), crate::base::error::io_cause)
             ))
         })?;
         let host = item.path();
@@ -146,7 +146,7 @@ fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(host).reading(host)?;
             let target = target.as_os_str().as_bytes().to_vec();
-            crate::tree::check_symlink_target(&target)
+            crate::plan::tree::check_symlink_target(&target)
                 .map_err(|e| Error::input(format!("`{}`: {e}", host.display())))?;
             What::Symlink(target)
         } else if file_type.is_file() {

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::content::Spool;
-use crate::error::{Error, Result};
-use crate::path::ImagePath;
+use crate::base::error::{Error, Result};
+use crate::base::path::ImagePath;
+use crate::plan::tree::{Entry, Kind, Meta, Origin, Tree};
 use crate::recipe::DeviceKind;
-use crate::tree::{Entry, Kind, Meta, Origin, Tree};
+use crate::source::content::Spool;
 
 /// Lays every member of the tar stream `input` into `tree`. `label` names the archive in
 /// messages. Returns how many members were read.
@@ -25,7 +25,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
     // kinds of thing is malformed or hostile, not a layer over a layer.
     let mut kinds: HashMap<ImagePath, &'static str> = HashMap::new();
     for entry in entries {
-        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         let name = entry.path_bytes().into_owned();
@@ -54,7 +54,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
             tar::EntryType::Directory => Kind::Dir { implied: false },
             tar::EntryType::Symlink => {
                 let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target".into()))?;
-                crate::tree::check_symlink_target(&target).map_err(bad)?;
+                crate::plan::tree::check_symlink_target(&target).map_err(bad)?;
                 Kind::Symlink { target: target.into_owned() }
             }
             tar::EntryType::Link => {
@@ -73,7 +73,7 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
                 let number = |n: std::io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0));
                 let major = number(header.device_major()).map_err(|e| bad(format!("bad device major: {e}")))?;
                 let minor = number(header.device_minor()).map_err(|e| bad(format!("bad device minor: {e}")))?;
-                crate::tree::check_device_numbers(major, minor).map_err(bad)?;
+                crate::plan::tree::check_device_numbers(major, minor).map_err(bad)?;
                 let kind = if entry_type == tar::EntryType::Char { DeviceKind::Char } else { DeviceKind::Block };
                 Kind::Device { kind, major, minor }
             }
@@ -109,7 +109,7 @@ type Archive<'a> = tar::Archive<EndMarker<Box<dyn Read + 'a>>>;
 
 /// Opens the tar stream `input`, whatever its compression.
 fn open<'a>(input: impl Read + 'a, label: &str) -> Result<Archive<'a>> {
-    let (_, decoded) = crate::compress::decoder(input)
+    let (_, decoded) = crate::format::compress::decoder(input)
         .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
     Ok(tar::Archive::new(EndMarker { inner: decoded, last_block: Vec::with_capacity(512) }))
 }
@@ -141,7 +141,7 @@ pub fn for_each_file(
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
-        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         count += 1;

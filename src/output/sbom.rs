@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::base::hash::{digest_bytes, hex, parse_hex};
 use crate::debian::copyright::Extracted;
-use crate::hash::{digest_bytes, hex, parse_hex};
-use crate::manifest::Output;
+use crate::output::manifest::Output;
 use crate::plan::PlannedPackage;
 
 const NOASSERTION: &str = "NOASSERTION";
@@ -212,7 +212,7 @@ fn output_package(output: &Output, spdx_id: String) -> Package {
 /// but the SPDX 2.3 JSON schema spells it OPERATING_SYSTEM and the text OPERATING-SYSTEM (fixed
 /// only in 2.3.1), so no spelling of it validates everywhere.
 fn output_kind(file: &str) -> (&'static str, bool) {
-    if crate::image::is_image_file(file) { ("ARCHIVE", true) } else { ("FILE", false) }
+    if crate::check::image::is_image_file(file) { ("ARCHIVE", true) } else { ("FILE", false) }
 }
 
 fn deb_package<'a>(p: &'a PlannedPackage, spdx_id: String) -> Package {
@@ -350,9 +350,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::hash::digest_bytes;
     use crate::debian::copyright::Declared;
-    use crate::hash::digest_bytes;
-    use crate::lock::LockedPackage;
+    use crate::lockfile::LockedPackage;
     use serde_json::Value;
 
     fn deb(name: &str, version: &str, license: Option<Declared>) -> PlannedPackage {

@@ -7,15 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::build::{self, Options};
-use crate::error::{Error, Result};
-use crate::hash::hex;
-use crate::manifest::Output;
+use crate::base::error::{Error, Result};
+use crate::base::hash::hex;
+use crate::base::progress::{Event, Reporter};
+use crate::output::build::{self, Options};
+use crate::output::manifest::Output;
 use crate::plan::Environment;
-use crate::progress::{Event, Reporter};
-use crate::qemu::{self, Accel, Boot, Machine, Verdict};
 use crate::recipe::RecipeFile;
-use crate::transcript;
+use crate::vm::qemu::{self, Accel, Boot, Machine, Verdict};
+use crate::vm::transcript;
 
 /// Default and allowed `[test]` values.
 const DEFAULT_TIMEOUT: u64 = 60;
@@ -187,8 +187,9 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
     // /dev/kvm takes far longer, or fails.
     let probe = scratch.join("probe");
     let empty = probe.join("empty.cpio");
-    let made = std::fs::create_dir_all(&probe)
-        .and_then(|_| std::fs::write(&empty, crate::cpio::Writer::new(Vec::new()).finish().unwrap_or_default()));
+    let made = std::fs::create_dir_all(&probe).and_then(|_| {
+        std::fs::write(&empty, crate::format::cpio::Writer::new(Vec::new()).finish().unwrap_or_default())
+    });
     if made.is_err() {
         return (Accel::Tcg, "could not prepare the KVM probe".to_string());
     }
@@ -268,7 +269,8 @@ fn run_case(
         found.expect("the recipe was checked to have what is booted").clone()
     };
     let (name, image, out_a, second) = if options.twice {
-        let twice = crate::verify::build_twice(&recipe.path, &dir.join("twice"), options.jobs, &options.env, reporter)?;
+        let twice =
+            crate::check::verify::build_twice(&recipe.path, &dir.join("twice"), options.jobs, &options.env, reporter)?;
         let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
         let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
         let second = (twice.second_dir.clone(), sha_b, twice.identical());

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{IoContext, Result};
+use crate::base::error::{IoContext, Result};
 
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
@@ -60,7 +60,7 @@ pub fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         loop {
-            crate::interrupt::check()?;
+            crate::base::interrupt::check()?;
             let n = match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -192,7 +192,7 @@ impl<W: Write + Send + 'static> HashingWriter<W> {
 impl<W: Write + Send + 'static> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Compressors call this from inside their long final loops too: stop them there.
-        crate::interrupt::check()?;
+        crate::base::interrupt::check()?;
         if self.buffer.len() == HASHING_BUFFER {
             self.send()?;
         }

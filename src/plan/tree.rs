@@ -20,10 +20,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::content::Content;
-use crate::error::{Error, Result};
-use crate::path::ImagePath;
+use crate::base::error::{Error, Result};
+use crate::base::path::ImagePath;
 use crate::recipe::DeviceKind;
+use crate::source::content::Content;
 
 /// How many symlinks one lookup may follow before it is called a loop (Linux's `MAXSYMLINKS`).
 const MAX_SYMLINKS: u32 = 40;
@@ -380,7 +380,7 @@ pub fn check_symlink_target(target: &[u8]) -> std::result::Result<(), String> {
     if target.is_empty() || target.contains(&0) {
         return Err("a symlink target must be non-empty and without NUL".to_string());
     }
-    if target.len() >= crate::path::PATH_MAX {
+    if target.len() >= crate::base::path::PATH_MAX {
         return Err(format!("a symlink target of {} bytes is longer than the kernel allows", target.len()));
     }
     Ok(())

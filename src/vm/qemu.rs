@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::transcript::{self, Line};
+use crate::base::error::{Error, Result};
+use crate::vm::transcript::{self, Line};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -180,7 +180,7 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     })?;
     let mut guest = Guest { child };
     // QEMU's messages are read on the side, so a chatty QEMU never blocks on a full pipe.
-    let stderr = crate::child::drain(guest.child.stderr.take());
+    let stderr = crate::base::process::drain(guest.child.stderr.take());
     let mut console = ConsoleWatch::default();
     let ending = loop {
         if let Some(status) =
@@ -194,9 +194,9 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
             guest.stop();
             break Ending::Panicked;
         }
-        if crate::interrupt::requested() {
+        if crate::base::interrupt::requested() {
             guest.stop();
-            crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+            crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         }
         if started.elapsed() >= timeout {
             guest.stop();

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use crate::error::{Error, IoContext, Result};
-use crate::hash::HashingWriter;
-use crate::manifest::Output;
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::HashingWriter;
+use crate::output::manifest::Output;
 
 /// An output being written.
 pub struct Staged {
@@ -76,11 +76,15 @@ impl OutputDir {
     pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Output>> {
         // A signal that came while a library call held the build (a compressor finishing its
         // last blocks) still stops it here, before anything is replaced.
-        crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         let mut outputs = Vec::with_capacity(staged.len());
         for s in staged {
             s.temp.persist(&s.dest).map_err(|e| {
-                Error::failure(format!("cannot write `{}`: {}", s.dest.display(), crate::error::io_cause(&e.error)))
+                Error::failure(format!(
+                    "cannot write `{}`: {}",
+                    s.dest.display(),
+                    crate::base::error::io_cause(&e.error)
+                ))
             })?;
             outputs.push(s.output);
         }

@@ -13,11 +13,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{Digest, digest_file, hex};
+use crate::base::progress::{Event, Reporter};
 use crate::debian::index::{Index, Priority};
-use crate::error::{Error, IoContext, Result};
-use crate::hash::{Digest, digest_file, hex};
-use crate::lock::LockedPackage;
-use crate::progress::{Event, Reporter};
+use crate::lockfile::LockedPackage;
 
 /// Runs an apt program (in `dir`, if given) and returns its standard output.
 fn apt(program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
@@ -29,7 +29,7 @@ fn apt(program: &str, args: &[&str], dir: Option<&Path>) -> Result<String> {
         Error::input(format!(
             "cannot run `{program}`: {}: `packages` layers need apt (a Debian or Ubuntu host); a locked recipe \
              whose packages are all in the cache builds without it",
-            crate::error::io_cause(&e)
+            crate::base::error::io_cause(&e)
         ))
     })?;
     if !output.status.success() {
@@ -146,7 +146,11 @@ fn read_list(path: &Path) -> Result<String> {
     };
     let mut text = String::new();
     decoded.read_to_string(&mut text).map_err(|e| {
-        Error::failure(format!("cannot read apt's package list `{}`: {}", path.display(), crate::error::io_cause(&e)))
+        Error::failure(format!(
+            "cannot read apt's package list `{}`: {}",
+            path.display(),
+            crate::base::error::io_cause(&e)
+        ))
     })?;
     Ok(text)
 }

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::apt::Lists;
+use crate::base::error::{Error, Result};
+use crate::base::hash::{Digest, hex};
+use crate::base::progress::{Event, Reporter};
 use crate::debian::resolve::Request;
-use crate::error::{Error, Result};
-use crate::hash::{Digest, hex};
-use crate::lock::{Lock, LockedKernel, LockedLayer, LockedPackage};
+use crate::lockfile::{Lock, LockedKernel, LockedLayer, LockedPackage};
 use crate::plan::Input;
-use crate::progress::{Event, Reporter};
 use crate::recipe::RecipeFile;
+use crate::source::apt::Lists;
 
 /// How `bake` treats the recipe's lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,8 +62,8 @@ pub struct LockState {
 
 impl LockState {
     pub fn load(recipe: &RecipeFile, policy: LockPolicy) -> Result<LockState> {
-        let path = crate::lock::path_for(&recipe.path);
-        let lock = if policy == LockPolicy::Update { None } else { crate::lock::read(&path)? };
+        let path = crate::lockfile::path_for(&recipe.path);
+        let lock = if policy == LockPolicy::Update { None } else { crate::lockfile::read(&path)? };
         if policy == LockPolicy::Require && lock.is_none() {
             return Err(Error::input(format!(
                 "`{}` is missing, and `--locked` requires it: run `bake lock {}` and commit the lock",

@@ -40,8 +40,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result, io_cause};
-use crate::hash::{self, Digest};
+use crate::base::error::{Error, Result, io_cause};
+use crate::base::hash::{self, Digest};
 
 /// Bytes in a logical block: the only block size written or read.
 pub const SECTOR: u64 = 512;
@@ -191,7 +191,7 @@ fn derived_guid(which: &str, label: &str, fs_sha256: &Digest) -> [u8; 16] {
         hasher.update(part);
     }
     hasher.update(fs_sha256);
-    swap_guid_fields(crate::hash::uuid_v8(&hasher.finalize()))
+    swap_guid_fields(crate::base::hash::uuid_v8(&hasher.finalize()))
 }
 
 /// Converts between a GUID's text byte order and its on-disk order: on disk the first three
@@ -265,7 +265,7 @@ fn copy_filesystem(fs: &mut dyn Read, size: u64, sha256: &Digest, out: &mut impl
     let mut buf = vec![0u8; 256 * 1024];
     let mut copied = 0u64;
     while copied < size {
-        crate::interrupt::check().map_err(failed)?;
+        crate::base::interrupt::check().map_err(failed)?;
         let want = buf.len().min(usize::try_from(size - copied).unwrap_or(usize::MAX));
         let n = match fs.read(&mut buf[..want]) {
             Ok(0) => break,
@@ -590,7 +590,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::hash::digest_bytes;
+    use crate::base::hash::digest_bytes;
 
     /// `size` bytes that differ from block to block, so a misplaced block shows.
     fn filesystem(size: usize) -> Vec<u8> {

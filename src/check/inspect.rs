@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
-use crate::cpio;
-use crate::hash::hex;
-use crate::image::{ImageEntry, Segment};
+use crate::base::hash::hex;
+use crate::check::image::{ImageEntry, Segment};
+use crate::format::cpio;
 
 /// `drwxr-xr-x`, `-rwsr-xr-x`, `crw-------`: the type letter and permission bits as `ls -l`
 /// prints them (setuid, setgid and sticky included).

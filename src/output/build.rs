@@ -4,14 +4,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cache::BuildCache;
-use crate::content::Spool;
-use crate::error::{Error, IoContext, Result};
-use crate::manifest::{self, Output};
-use crate::output::OutputDir;
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::progress::{Event, Reporter};
+use crate::output::cache::BuildCache;
+use crate::output::manifest::{self, Output};
+use crate::output::stage::OutputDir;
 use crate::plan::{self, Environment};
-use crate::progress::{Event, Reporter};
 use crate::recipe::{PartitionTable, RecipeFile};
+use crate::source::content::Spool;
 
 /// How to build, beyond the recipe.
 #[derive(Debug, Clone)]
@@ -85,30 +85,32 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
 
     let mut staged = Vec::new();
     if let Some(settings) = plan.initramfs {
-        crate::initramfs::check(&plan)?;
+        crate::output::initramfs::check(&plan)?;
         let file = format!("{}.cpio{}", plan.name, settings.compression.suffix());
         reporter.report(Event::WriteStart {
             output: file.clone(),
             entries: plan.entries.len() as u64,
-            bytes: crate::initramfs::data_bytes(&plan),
+            bytes: crate::output::initramfs::data_bytes(&plan),
         });
-        staged.push(out.stage(&file, |w| crate::initramfs::write(&plan, settings, &spool, w, options.jobs, reporter))?);
+        staged.push(
+            out.stage(&file, |w| crate::output::initramfs::write(&plan, settings, &spool, w, options.jobs, reporter))?,
+        );
         reporter.report(Event::WriteDone { output: file });
     }
     if let Some(disk) = plan.disk {
         let file = format!("{}.erofs", plan.name);
         // Laid out first: an image the format cannot hold is refused before anything is written.
-        crate::erofs::image_size(&plan)?;
-        let bytes = crate::initramfs::data_bytes(&plan);
+        crate::format::erofs::image_size(&plan)?;
+        let bytes = crate::output::initramfs::data_bytes(&plan);
         reporter.report(Event::WriteStart { output: file.clone(), entries: plan.entries.len() as u64, bytes });
-        let fs = out.stage(&file, |w| crate::erofs::write(&plan, &spool, w, reporter))?;
+        let fs = out.stage(&file, |w| crate::format::erofs::write(&plan, &spool, w, reporter))?;
         reporter.report(Event::WriteDone { output: file });
         if disk.partition_table == PartitionTable::Gpt {
             let file = format!("{}.img", plan.name);
             let (size, sha256) = (fs.output().size, fs.output().sha256);
             let disk = out.stage(&file, |w| {
                 let mut data = std::io::BufReader::with_capacity(1 << 20, fs.reopen()?);
-                crate::gpt::write(&plan.name, &mut data, size, &sha256, w)
+                crate::format::gpt::write(&plan.name, &mut data, size, &sha256, w)
             })?;
             staged.push(fs);
             staged.push(disk);
@@ -135,7 +137,7 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     let images: Vec<Output> = staged.iter().map(|s| s.output().clone()).collect();
     if !plan.packages.is_empty() {
         let file = format!("{}.spdx.json", plan.name);
-        let sbom = crate::sbom::spdx_json(&plan.name, plan.epoch, &plan.packages, &images);
+        let sbom = crate::output::sbom::spdx_json(&plan.name, plan.epoch, &plan.packages, &images);
         staged.push(out.stage_bytes(&file, sbom.as_bytes())?);
     }
     let manifest_file = format!("{}.manifest.json", plan.name);
@@ -158,7 +160,7 @@ pub fn summary_json(built: &Built) -> String {
             serde_json::json!({
                 "path": built.out_dir.join(&o.file).display().to_string(),
                 "size": o.size,
-                "sha256": crate::hash::hex(&o.sha256),
+                "sha256": crate::base::hash::hex(&o.sha256),
             })
         })
         .collect();

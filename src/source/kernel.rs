@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
-use crate::content::{Content, Spool};
-use crate::error::{Error, IoContext, Result};
+use crate::base::error::{Error, IoContext, Result};
+use crate::source::content::{Content, Spool};
 
 /// Largest module file read into memory to find its `.modinfo` (the biggest real ones are a few
 /// MiB).
@@ -161,7 +161,7 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
 
 /// Decompresses a module shipped as `.ko.xz`, `.ko.zst` or `.ko.gz` (by its magic bytes).
 fn decompress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let (compression, mut reader) = crate::compress::decoder(raw)?;
+    let (compression, mut reader) = crate::format::compress::decoder(raw)?;
     if compression == crate::recipe::Compression::None {
         return Ok(raw.to_vec());
     }
@@ -447,7 +447,7 @@ mod tests {
             [crate::recipe::Compression::Xz, crate::recipe::Compression::Zstd, crate::recipe::Compression::Gzip]
         {
             use std::io::Write;
-            let mut encoder = crate::compress::Encoder::new(Vec::new(), compression, None, 1).unwrap();
+            let mut encoder = crate::format::compress::Encoder::new(Vec::new(), compression, None, 1).unwrap();
             encoder.write_all(&elf).unwrap();
             let packed = encoder.finish().unwrap();
             assert_eq!(decompress(&packed).unwrap(), elf);

@@ -10,10 +10,10 @@
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::compress;
-use crate::cpio::{self, ReadHeader};
-use crate::error::{Error, Result};
-use crate::hash::{Digest, digest_reader};
+use crate::base::error::{Error, Result};
+use crate::base::hash::{Digest, digest_reader};
+use crate::format::compress;
+use crate::format::cpio::{self, ReadHeader};
 use crate::recipe::Compression;
 
 /// Longest symlink target read into memory.
@@ -237,8 +237,9 @@ pub fn is_image_file(file: &str) -> bool {
 /// Reads the image file at `path`; any problem is an input error naming it.
 pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
     let open = || {
-        std::fs::File::open(path)
-            .map_err(|e| Error::input(format!("cannot read `{}`: {}", path.display(), crate::error::io_cause(&e))))
+        std::fs::File::open(path).map_err(|e| {
+            Error::input(format!("cannot read `{}`: {}", path.display(), crate::base::error::io_cause(&e)))
+        })
     };
     let mut head = Vec::with_capacity(2048);
     open()?
@@ -246,11 +247,11 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
         .read_to_end(&mut head)
         .map_err(|e| Error::input(format!("cannot read `{}`: {e}", path.display())))?;
     let named = |e: Error| e.context(format!("`{}`", path.display()));
-    if crate::erofs::is_magic(&head) {
-        let entries = crate::erofs::read(open()?).map_err(named)?;
+    if crate::format::erofs::is_magic(&head) {
+        let entries = crate::format::erofs::read(open()?).map_err(named)?;
         return Ok(vec![erofs_segment(entries, 0, None)]);
     }
-    if crate::gpt::is_gpt(&head) {
+    if crate::format::gpt::is_gpt(&head) {
         return read_disk(open()?).map_err(named);
     }
     read(open()?).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
@@ -258,7 +259,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
 
 /// Every EROFS file system in the partitions of a GPT disk.
 fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
-    let table = crate::gpt::read(&mut file)?;
+    let table = crate::format::gpt::read(&mut file)?;
     // Partitions that share blocks would let a small disk make its file systems read many
     // times over.
     let mut spans: Vec<(u64, u64, u32)> = table.partitions.iter().map(|p| (p.first_lba, p.last_lba, p.index)).collect();
@@ -272,12 +273,12 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
             Window::new(&mut file, partition.offset, partition.size).map_err(|e| Error::input(e.to_string()))?;
         let mut head = Vec::with_capacity(2048);
         (&mut window).take(2048).read_to_end(&mut head).map_err(|e| Error::input(e.to_string()))?;
-        if !crate::erofs::is_magic(&head) {
+        if !crate::format::erofs::is_magic(&head) {
             continue;
         }
         window.seek(SeekFrom::Start(0)).map_err(|e| Error::input(e.to_string()))?;
         let label = format!("GPT partition {} (`{}`)", partition.index, partition.name);
-        let entries = crate::erofs::read(window).map_err(|e| e.context(&label))?;
+        let entries = crate::format::erofs::read(window).map_err(|e| e.context(&label))?;
         segments.push(erofs_segment(entries, partition.offset, Some(label)));
     }
     if segments.is_empty() {
@@ -290,7 +291,7 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
 }
 
 /// An EROFS file system as a segment. The root directory is left out, as in bake's archives.
-fn erofs_segment(entries: Vec<crate::erofs::Entry>, offset: u64, partition: Option<String>) -> Segment {
+fn erofs_segment(entries: Vec<crate::format::erofs::Entry>, offset: u64, partition: Option<String>) -> Segment {
     let entries = entries
         .into_iter()
         .filter(|e| !e.path.is_empty())

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, IoContext, Result};
-use crate::hash::{Digest, hex};
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{Digest, hex};
 
 /// The bytes of one regular file.
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ impl Content {
     pub fn inline(bytes: &[u8]) -> Content {
         Content {
             size: bytes.len() as u64,
-            sha256: crate::hash::digest_bytes(bytes),
+            sha256: crate::base::hash::digest_bytes(bytes),
             place: Place::Inline(bytes.into()),
         }
     }
@@ -128,7 +128,7 @@ impl Spool {
         self.store_inner(reader, size).map_err(|e| match e {
             StoreError::Write(e) => StoreError::Write(io::Error::new(
                 e.kind(),
-                format!("cannot write the spool `{}`: {}", self.path.display(), crate::error::io_cause(&e)),
+                format!("cannot write the spool `{}`: {}", self.path.display(), crate::base::error::io_cause(&e)),
             )),
             read => read,
         })
@@ -146,7 +146,7 @@ impl Spool {
         let mut left = size;
         let mut writer = io::BufWriter::with_capacity(256 * 1024, &*file);
         while left > 0 {
-            crate::interrupt::check().map_err(StoreError::Write)?;
+            crate::base::interrupt::check().map_err(StoreError::Write)?;
             let want = left.min(buf.len() as u64) as usize;
             let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => {
@@ -195,10 +195,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// An input error worded by `bad` for a failed read; a build failure for a failed write.
-    pub fn into_error(self, bad: impl FnOnce(String) -> crate::error::Error) -> crate::error::Error {
+    pub fn into_error(self, bad: impl FnOnce(String) -> crate::base::error::Error) -> crate::base::error::Error {
         match self {
             StoreError::Read(e) => bad(e.to_string()),
-            StoreError::Write(e) => crate::error::Error::failure(e.to_string()),
+            StoreError::Write(e) => crate::base::error::Error::failure(e.to_string()),
         }
     }
 }
@@ -262,7 +262,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"planned").unwrap();
-        let (sha256, size) = crate::hash::digest_file(&path).unwrap();
+        let (sha256, size) = crate::base::hash::digest_file(&path).unwrap();
         let content = Content::host(&path, size, sha256);
         let spool = Spool::new(dir.path().join("spool"));
         assert_eq!(read_all(&content, &spool), b"planned");

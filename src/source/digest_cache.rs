@@ -22,7 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::hash::Digest;
+use crate::base::hash::Digest;
 
 /// How old a file's times must be, when hashing starts, for its digest to be remembered.
 const SETTLED: Duration = Duration::from_secs(2);
@@ -86,7 +86,7 @@ impl Remembered {
     /// are none, or they cannot be read). Call it before hashing anything.
     pub fn load(cache: &Path, root: &Path) -> Remembered {
         let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-        let key = crate::hash::hex(&crate::hash::digest_bytes(absolute.as_os_str().as_bytes()));
+        let key = crate::base::hash::hex(&crate::base::hash::digest_bytes(absolute.as_os_str().as_bytes()));
         let file = cache.join("digests").join(&key[..32]);
         let settled = SystemTime::now().checked_sub(SETTLED).unwrap_or(UNIX_EPOCH);
         let since = settled.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -169,7 +169,7 @@ mod tests {
         // ctime is what keeps a fresh write from being trusted; pretend hashing began later).
         let old = SystemTime::now() - Duration::from_secs(60);
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
-        let digest = crate::hash::digest_bytes(b"old");
+        let digest = crate::base::hash::digest_bytes(b"old");
         let mut remembered = Remembered::load(cache.path(), root.path());
         remembered.settled_before = (i64::MAX, 0);
         remembered.save([(&b"f"[..], stat_of(&path), digest)].into_iter());
@@ -190,7 +190,7 @@ mod tests {
         let path = root.path().join("f");
         std::fs::write(&path, b"recent").unwrap();
         let remembered = Remembered::load(cache.path(), root.path());
-        remembered.save([(&b"f"[..], stat_of(&path), crate::hash::digest_bytes(b"recent"))].into_iter());
+        remembered.save([(&b"f"[..], stat_of(&path), crate::base::hash::digest_bytes(b"recent"))].into_iter());
         assert_eq!(Remembered::load(cache.path(), root.path()).get(b"f", &stat_of(&path)), None);
     }
 

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::hash::{Digest, hex};
+use crate::base::hash::{Digest, hex};
 use crate::plan::{Node, Plan, PlanEntry};
 
 /// An output file of the build.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::base::error::{Error, IoContext, Result};
 
 /// The lock format this bake writes and reads.
 pub const LOCK_VERSION: u32 = 1;
@@ -191,9 +191,9 @@ pub fn lock_recipe(
     recipe_path: &Path,
     update: bool,
     env: &crate::plan::Environment,
-    reporter: &dyn crate::progress::Reporter,
+    reporter: &dyn crate::base::progress::Reporter,
 ) -> Result<Locked> {
-    use crate::packages::LockPolicy;
+    use crate::source::packages::LockPolicy;
     let recipe = crate::recipe::RecipeFile::load(recipe_path)?;
     let mut env = env.clone();
     env.packages.policy = if update { LockPolicy::Update } else { LockPolicy::Relock };
@@ -201,7 +201,7 @@ pub fn lock_recipe(
         .prefix("bake-lock-")
         .tempdir()
         .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
-    let mut spool = crate::content::Spool::new(scratch.path().join("spool"));
+    let mut spool = crate::source::content::Spool::new(scratch.path().join("spool"));
     let plan = crate::plan::plan(&recipe, &env, &mut spool, reporter)?;
     let lock = Lock {
         version: LOCK_VERSION,
@@ -214,7 +214,7 @@ pub fn lock_recipe(
             .map(|i| LockedInput {
                 kind: i.kind.to_string(),
                 path: i.path.clone(),
-                sha256: crate::hash::hex(&i.sha256),
+                sha256: crate::base::hash::hex(&i.sha256),
             })
             .collect(),
     };

@@ -40,7 +40,7 @@ pub struct Counted<'a, R> {
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         const STEP: u64 = 4 << 20;
-        crate::interrupt::check()?;
+        crate::base::interrupt::check()?;
         let n = self.inner.read(buf)?;
         let before = self.bytes;
         self.bytes += n as u64;

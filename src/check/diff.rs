@@ -12,11 +12,11 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cpio;
-use crate::error::Result;
-use crate::hash::{Digest, hex};
-use crate::image::{self, ImageEntry, Segment};
-use crate::inspect::utc;
+use crate::base::error::Result;
+use crate::base::hash::{Digest, hex};
+use crate::check::image::{self, ImageEntry, Segment};
+use crate::check::inspect::utc;
+use crate::format::cpio;
 
 /// An entry as it ends up on the unpacked file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +201,8 @@ pub fn compare_files(a: &Path, b: &Path) -> Result<Report> {
 }
 
 fn files_equal(a: &Path, b: &Path) -> Result<bool> {
-    let (da, _) = crate::hash::digest_file(a)?;
-    let (db, _) = crate::hash::digest_file(b)?;
+    let (da, _) = crate::base::hash::digest_file(a)?;
+    let (db, _) = crate::base::hash::digest_file(b)?;
     Ok(da == db)
 }
 

@@ -6,13 +6,13 @@
 
 use std::io::Write;
 
-use crate::compress::Encoder;
-use crate::content::Spool;
-use crate::cpio::{self, Header};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::progress::{Event, Reporter};
+use crate::format::compress::Encoder;
+use crate::format::cpio::{self, Header};
 use crate::plan::{InitramfsPlan, Node, Plan};
-use crate::progress::{Event, Reporter};
 use crate::recipe::DeviceKind;
+use crate::source::content::Spool;
 
 /// Refuses, before any work, what newc cannot hold: a file of 4 GiB or more, an mtime after
 /// 2106-02-07, more inodes than 32 bits count.
@@ -28,7 +28,7 @@ pub fn check(plan: &Plan) -> Result<()> {
     }
     for entry in &plan.entries {
         if let Node::File { content, .. } = &entry.node {
-            crate::tree::check_file_size(&format!("`{}`", entry.path), content.size, cpio::FIELD_MAX + 1)?;
+            crate::plan::tree::check_file_size(&format!("`{}`", entry.path), content.size, cpio::FIELD_MAX + 1)?;
         }
     }
     Ok(())
@@ -62,7 +62,7 @@ pub fn write<W: Write>(
     let mtime = plan.epoch as u32;
     let mut bytes = 0u64;
     for (done, entry) in plan.entries.iter().enumerate() {
-        crate::interrupt::check().map_err(|e| io("stopping", e))?;
+        crate::base::interrupt::check().map_err(|e| io("stopping", e))?;
         let name = entry.path.as_bytes();
         let (type_bits, rdev) = match &entry.node {
             Node::Dir => (cpio::S_IFDIR, (0, 0)),
@@ -90,8 +90,12 @@ pub fn write<W: Write>(
         match &entry.node {
             Node::File { content, carries_data: true, .. } => {
                 header.size = content.size as u32;
-                let mut data =
-                    crate::progress::Counted { inner: content.open(spool)?, entries: done as u64, bytes, reporter };
+                let mut data = crate::base::progress::Counted {
+                    inner: content.open(spool)?,
+                    entries: done as u64,
+                    bytes,
+                    reporter,
+                };
                 archive.append(&header, &mut data).map_err(|e| io(&shown(), e))?;
                 bytes += content.size;
             }

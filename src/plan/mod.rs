@@ -14,19 +14,21 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub mod tree;
+
 use toml::Spanned;
 
-use crate::content::{Content, Spool};
-use crate::error::{Error, IoContext, Result};
+use crate::base::error::{Error, IoContext, Result};
+use crate::source::content::{Content, Spool};
 use sha2::{Digest as _, Sha256};
 
-use crate::hash::{Digest, HashingReader, digest_file, hex, parse_hex};
-use crate::lock::{LockedKernel, LockedLayer, LockedPackage};
-use crate::packages::{LockPolicy, LockState, PackageSettings, PackagesLayer};
-use crate::path::ImagePath;
-use crate::progress::{Event, Reporter};
+use crate::base::hash::{Digest, HashingReader, digest_file, hex, parse_hex};
+use crate::base::path::ImagePath;
+use crate::base::progress::{Event, Reporter};
+use crate::lockfile::{LockedKernel, LockedLayer, LockedPackage};
+use crate::plan::tree::{Entry, Kind, Meta, Tree};
 use crate::recipe::{Compression, DeviceKind, Mode, RecipeFile};
-use crate::tree::{Entry, Kind, Meta, Tree};
+use crate::source::packages::{LockPolicy, LockState, PackageSettings, PackagesLayer};
 
 /// What the environment may contribute to a build; everything else is ignored.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,7 @@ impl Environment {
         Environment {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
             leak_input_mtime: std::env::var_os("BAKE_TEST_LEAK_INPUT_MTIME").is_some_and(|v| v == "1"),
-            packages: PackageSettings { cache: crate::apt::default_cache(), policy: LockPolicy::Honour },
+            packages: PackageSettings { cache: crate::source::apt::default_cache(), policy: LockPolicy::Honour },
         }
     }
 }
@@ -247,27 +249,27 @@ pub fn prepare<'r>(
 
     // Check everything that can be checked without reading an input first, so a typo is
     // reported in a moment, not after minutes of unpacking.
-    if initramfs.is_some() && epoch > crate::cpio::FIELD_MAX {
+    if initramfs.is_some() && epoch > crate::format::cpio::FIELD_MAX {
         return Err(Error::input(format!(
             "epoch {epoch} is after 2106-02-07 06:28:15 UTC, the last time a cpio newc header can hold"
         )));
     }
     let disk = r.disk.as_ref().map(|d| DiskPlan { partition_table: d.get_ref().partition_table });
     if disk.is_some_and(|d| d.partition_table == crate::recipe::PartitionTable::Gpt)
-        && name.encode_utf16().count() > crate::gpt::NAME_UNITS
+        && name.encode_utf16().count() > crate::format::gpt::NAME_UNITS
     {
         return Err(recipe.error(
             &r.image.name,
             format!(
                 "image name `{name}` is longer than the {} characters a GPT partition label holds (the disk's \
                  partition is named after the image): shorten it, or use `partition-table = \"none\"`",
-                crate::gpt::NAME_UNITS
+                crate::format::gpt::NAME_UNITS
             ),
         ));
     }
     // The largest file the requested outputs can hold (cpio newc: below 4 GiB; EROFS's limit is
     // that of the whole image, checked when it is laid out).
-    let file_limit = if initramfs.is_some() { crate::cpio::FIELD_MAX + 1 } else { u64::MAX };
+    let file_limit = if initramfs.is_some() { crate::format::cpio::FIELD_MAX + 1 } else { u64::MAX };
     let layers = check_layers(recipe)?;
     let (declared, inputs) = check_declared(recipe, file_limit)?;
     let patterns = check_patterns(recipe)?;
@@ -277,7 +279,7 @@ pub fn prepare<'r>(
     for input in &inputs {
         lock.check_input(recipe, input.kind, &input.path, &input.sha256)?;
     }
-    let mut lists = crate::apt::Lists::default();
+    let mut lists = crate::source::apt::Lists::default();
     let (layers, package_layers) = resolve_packages(recipe, layers, &lock, &env.packages, &mut lists, reporter)?;
     let kernel_source = match &r.kernel {
         Some(section) => Some(kernel_source(recipe, section, &lock, &env.packages, &mut lists, reporter)?),
@@ -480,7 +482,7 @@ fn resolve_packages<'r>(
     layers: Vec<LayerInput<'r>>,
     lock: &LockState,
     settings: &PackageSettings,
-    lists: &mut crate::apt::Lists,
+    lists: &mut crate::source::apt::Lists,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<LayerInput<'r>>, Vec<LockedLayer>)> {
     let mut out = Vec::with_capacity(layers.len());
@@ -490,10 +492,10 @@ fn resolve_packages<'r>(
             out.push(layer);
             continue;
         };
-        let locked = crate::packages::resolve_layer(recipe, request, lock, lists, reporter)?;
+        let locked = crate::source::packages::resolve_layer(recipe, request, lock, lists, reporter)?;
         let cache = settings.cache()?;
         for package in &locked.resolved {
-            let (host, digest) = crate::apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
+            let (host, digest) = crate::source::apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
             out.push(LayerInput {
                 number: layer.number,
                 kind: "package",
@@ -524,7 +526,7 @@ fn kernel_source(
     section: &Spanned<crate::recipe::KernelSection>,
     lock: &LockState,
     settings: &PackageSettings,
-    lists: &mut crate::apt::Lists,
+    lists: &mut crate::source::apt::Lists,
     reporter: &dyn Reporter,
 ) -> Result<KernelSource> {
     let k = section.get_ref();
@@ -541,9 +543,9 @@ fn kernel_source(
             if let Some(pin) = &k.sha256 {
                 return Err(recipe.error(pin, "`sha256` pins a `deb`; a kernel `package` is pinned in the lock file"));
             }
-            let locked = crate::packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
+            let locked = crate::source::packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
             let (host, sha256) =
-                crate::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+                crate::source::apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
             Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),
@@ -556,7 +558,7 @@ fn declared_license(
     tree: &Tree,
     spool: &Spool,
     name: &str,
-    origin: crate::tree::Origin,
+    origin: crate::plan::tree::Origin,
 ) -> Result<Option<crate::debian::copyright::Declared>> {
     let Ok(path) = ImagePath::from_recipe(&format!("/usr/share/doc/{name}/copyright")) else { return Ok(None) };
     let Some(Entry { kind: Kind::File { content, .. }, origin: from, .. }) = tree.get(&path) else { return Ok(None) };
@@ -604,9 +606,9 @@ fn kernel(
         check_pin(recipe, pin, host, &sha256)?;
     }
     reporter.report(Event::Info(format!("reading the kernel package `{}`", source.written)));
-    let package = crate::kernel::read_package(host, spool)?;
+    let package = crate::source::kernel::read_package(host, spool)?;
     let requested: &[String] = k.modules.as_ref().map_or(&[], |m| m.get_ref());
-    let resolution = crate::kernel::resolve(&package, requested).map_err(|e| match &k.modules {
+    let resolution = crate::source::kernel::resolve(&package, requested).map_err(|e| match &k.modules {
         Some(span) => recipe.error(span, e),
         None => recipe.error(section, e),
     })?;
@@ -630,9 +632,9 @@ fn kernel(
     for (name, content) in &package.index_files {
         place(tree, name, content.clone())?;
     }
-    let dep = crate::kernel::modules_dep(&package, &resolution.load_order);
+    let dep = crate::source::kernel::modules_dep(&package, &resolution.load_order);
     place(tree, "modules.dep", Content::inline(dep.as_bytes()))?;
-    let order = crate::kernel::load_order_file(&package, &resolution.load_order);
+    let order = crate::source::kernel::load_order_file(&package, &resolution.load_order);
     place(tree, "modules.load-order", Content::inline(order.as_bytes()))?;
     let plan = KernelPlan {
         version: package.version.clone(),
@@ -744,7 +746,7 @@ fn check_layers(recipe: &RecipeFile) -> Result<Vec<LayerInput<'_>>> {
         }
         let host = recipe.host_path(value.get_ref());
         let meta = std::fs::metadata(&host).map_err(|e| {
-            recipe.error(value, format!("cannot read `{}`: {}", host.display(), crate::error::io_cause(&e)))
+            recipe.error(value, format!("cannot read `{}`: {}", host.display(), crate::base::error::io_cause(&e)))
         })?;
         let expected_dir = kind == "dir";
         if meta.is_dir() != expected_dir || (!expected_dir && !meta.is_file()) {
@@ -797,7 +799,8 @@ fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>
     }
     for s in &r.symlinks {
         let s = s.get_ref();
-        crate::tree::check_symlink_target(s.target.get_ref().as_bytes()).map_err(|e| recipe.error(&s.target, e))?;
+        crate::plan::tree::check_symlink_target(s.target.get_ref().as_bytes())
+            .map_err(|e| recipe.error(&s.target, e))?;
         let meta = Meta { mode: 0o777, uid: s.uid, gid: s.gid };
         let kind = Kind::Symlink { target: s.target.get_ref().as_bytes().to_vec() };
         add(&s.path, Declaration::Entry(kind, meta), &mut out)?;
@@ -823,7 +826,7 @@ fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>
             (DeviceKind::Fifo, None, None) => (0, 0),
             (DeviceKind::Fifo, _, _) => return Err(recipe.error(d, "a `fifo` has no `major` or `minor` numbers")),
             (_, Some(major), Some(minor)) => {
-                crate::tree::check_device_numbers(major, minor).map_err(|e| recipe.error(d, e))?;
+                crate::plan::tree::check_device_numbers(major, minor).map_err(|e| recipe.error(d, e))?;
                 (major, minor)
             }
             _ => return Err(recipe.error(d, "a `char` or `block` device needs both `major` and `minor`")),
@@ -843,11 +846,11 @@ fn check_declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Declared>
 /// end). Returns its content and whether any exec bit is set.
 fn read_source(host: &Path, file_limit: u64) -> std::result::Result<(Content, bool), String> {
     let meta = std::fs::metadata(host)
-        .map_err(|e| format!("cannot read `{}`: {}", host.display(), crate::error::io_cause(&e)))?;
+        .map_err(|e| format!("cannot read `{}`: {}", host.display(), crate::base::error::io_cause(&e)))?;
     if !meta.is_file() {
         return Err(format!("`{}` is not a regular file", host.display()));
     }
-    crate::tree::check_file_size(&format!("`{}`", host.display()), meta.len(), file_limit)
+    crate::plan::tree::check_file_size(&format!("`{}`", host.display()), meta.len(), file_limit)
         .map_err(|e| e.to_string())?;
     let (sha256, size) = digest_file(host).map_err(|e| e.to_string())?;
     Ok((Content::host(host, size, sha256), meta.permissions().mode() & 0o111 != 0))

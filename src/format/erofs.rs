@@ -47,13 +47,13 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::content::{Content, Spool};
-use crate::cpio::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
-use crate::error::{Error, Result, io_cause};
-use crate::hash::Digest;
+use crate::base::error::{Error, Result, io_cause};
+use crate::base::hash::Digest;
+use crate::base::progress::{Counted, Event, Reporter};
+use crate::format::cpio::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
 use crate::plan::{Node, Plan};
-use crate::progress::{Counted, Event, Reporter};
 use crate::recipe::DeviceKind;
+use crate::source::content::{Content, Spool};
 
 const BLOCK_BITS: u8 = 12;
 const BLOCK: u64 = 1 << BLOCK_BITS;
@@ -156,7 +156,7 @@ fn copy_data(
         )
     };
     while copied < whole {
-        crate::interrupt::check()?;
+        crate::base::interrupt::check()?;
         let want = (whole - copied).min(buf.len() as u64) as usize;
         let n = match data.read(&mut buf[..want]) {
             Ok(0) => return Err(short(copied)),
@@ -394,7 +394,7 @@ impl<'p> Layout<'p> {
                 Node::Symlink { target } => (S_IFLNK, FT_SYMLINK, Data::Bytes(target), 0),
                 Node::Device { kind: DeviceKind::Fifo, .. } => (S_IFIFO, FT_FIFO, Data::None, 0),
                 Node::Device { kind, major, minor } => {
-                    crate::tree::check_device_numbers(*major, *minor)
+                    crate::plan::tree::check_device_numbers(*major, *minor)
                         .map_err(|e| Error::input(format!("`{}`: {e}", entry.path)))?;
                     // The kernel's `new_encode_dev`: minor's low byte, 12 bits of major, the
                     // rest of minor.
@@ -595,7 +595,7 @@ fn uuid(plan: &Plan) -> [u8; 16] {
             }
         }
     }
-    crate::hash::uuid_v8(&hasher.finalize())
+    crate::base::hash::uuid_v8(&hasher.finalize())
 }
 
 // CRC-32C (Castagnoli), for the superblock checksum. Written here because no crate in the
@@ -687,11 +687,11 @@ pub fn read(input: impl Read + Seek) -> Result<Vec<Entry>> {
             path_bytes_left = path_bytes_left.checked_sub(child.len() as u64).ok_or_else(|| {
                 bad(format!("its paths add up to more than 16 times its size (at `{}`)", shown(&child)))
             })?;
-            if child.len() >= crate::path::PATH_MAX {
+            if child.len() >= crate::base::path::PATH_MAX {
                 return Err(bad(format!(
                     "`{}...` is longer than {} bytes",
                     shown(&child[..64]),
-                    crate::path::PATH_MAX
+                    crate::base::path::PATH_MAX
                 )));
             }
             let inode = image.inode(nid, &child)?;
@@ -1046,7 +1046,7 @@ impl<R: Read + Seek> Image<R> {
         match inode.mode & S_IFMT {
             S_IFREG => entry.sha256 = Some(self.digest(inode, &entry.path)?),
             S_IFLNK => {
-                if inode.size == 0 || inode.size >= crate::path::PATH_MAX as u64 {
+                if inode.size == 0 || inode.size >= crate::base::path::PATH_MAX as u64 {
                     return Err(bad(format!("symlink `{}` has a target of {} bytes", shown(&entry.path), inode.size)));
                 }
                 let mut target = vec![0u8; inode.size as usize];
@@ -1093,7 +1093,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::path::ImagePath;
+    use crate::base::path::ImagePath;
     use crate::plan::PlanEntry;
 
     const EPOCH: u64 = 1_700_000_000;
@@ -1205,7 +1205,7 @@ mod tests {
     }
 
     fn image(plan: &Plan) -> Vec<u8> {
-        let out = write(plan, &spool(), Vec::new(), &crate::progress::Silent).unwrap();
+        let out = write(plan, &spool(), Vec::new(), &crate::base::progress::Silent).unwrap();
         assert_eq!(out.len() as u64, image_size(plan).unwrap());
         out
     }
@@ -1906,7 +1906,7 @@ mod tests {
         // `sha256sum` of that file, so the test reads its 4 GiB twice (writing, and reading the
         // image back), not three times.
         let sha256 =
-            crate::hash::parse_hex("45a14ad6f331f054f29fd4d42a0db7b3d2db564aff7f332d7ae6348ee45fc1c9").unwrap();
+            crate::base::hash::parse_hex("45a14ad6f331f054f29fd4d42a0db7b3d2db564aff7f332d7ae6348ee45fc1c9").unwrap();
         let mut plan = plan(EPOCH, vec![item("small", Spec::File(b"small".to_vec()), 0o644)]);
         let content = Content::host(&host, size, sha256);
         plan.entries.insert(
@@ -1921,11 +1921,11 @@ mod tests {
                 nlink: 1,
             },
         );
-        let out = write(&plan, &spool(), Sparse::default(), &crate::progress::Silent).unwrap();
+        let out = write(&plan, &spool(), Sparse::default(), &crate::base::progress::Silent).unwrap();
         assert_eq!(out.len, image_size(&plan).unwrap());
         let entries = read(SparseReader { image: &out, pos: 0 }).unwrap();
         assert_eq!((entries[1].path.as_slice(), entries[1].size, entries[1].sha256), (&b"big"[..], size, Some(sha256)));
-        assert_eq!(entries[2].sha256, Some(crate::hash::digest_bytes(b"small")));
+        assert_eq!(entries[2].sha256, Some(crate::base::hash::digest_bytes(b"small")));
 
         // The kernel reads it back, sparsely stored on the host as well.
         let image = dir.path().join("image.erofs");

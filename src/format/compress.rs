@@ -182,7 +182,7 @@ impl<W: Write> Write for Zstd<W> {
 impl<W: Write> Drop for Zstd<W> {
     fn drop(&mut self) {
         if let Some(encoder) = self.0.take()
-            && crate::interrupt::requested()
+            && crate::base::interrupt::requested()
         {
             std::mem::forget(encoder);
         }
@@ -207,7 +207,7 @@ impl<W: Write> Xz<W> {
     /// Runs the encoder once (at most [`XZ_TIMEOUT_MS`]) and writes what it produced; returns
     /// how much input it took and whether the stream ended.
     fn step(&mut self, input: &[u8], action: liblzma::stream::Action) -> io::Result<(usize, bool)> {
-        crate::interrupt::check()?;
+        crate::base::interrupt::check()?;
         let before = self.stream.total_in();
         self.buffer.clear();
         let status = self.stream.process_vec(input, &mut self.buffer, action).map_err(io::Error::other)?;
@@ -793,7 +793,7 @@ mod golden {
             let mut encoder = Encoder::new(Vec::new(), compression, None, 2).unwrap();
             encoder.write_all(&data).unwrap();
             let packed = encoder.finish().unwrap();
-            let digest = crate::hash::hex(&crate::hash::digest_bytes(&packed));
+            let digest = crate::base::hash::hex(&crate::base::hash::digest_bytes(&packed));
             assert_eq!(digest, expected, "{} output changed", compression.name());
         }
     }

@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::build::{self, Options};
-use crate::error::{Error, IoContext, Result};
-use crate::manifest::Output;
-use crate::packages::{LockPolicy, PackageSettings};
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::progress::Reporter;
+use crate::output::build::{self, Options};
+use crate::output::manifest::Output;
 use crate::plan::Environment;
-use crate::progress::Reporter;
 use crate::recipe::RecipeFile;
+use crate::source::packages::{LockPolicy, PackageSettings};
 
 /// Two builds of one recipe.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct Twice {
     pub second_dir: PathBuf,
     /// Every output of the first build, with the second build's digest of the same file
     /// (`None` when the second build did not make it).
-    pub outputs: Vec<(Output, Option<crate::hash::Digest>)>,
+    pub outputs: Vec<(Output, Option<crate::base::hash::Digest>)>,
 }
 
 impl Twice {
@@ -63,7 +63,7 @@ pub fn build_twice(
         .into_iter()
         .map(|o| {
             let other = second_dir.join(&o.file);
-            let digest = other.exists().then(|| crate::hash::digest_file(&other).map(|(d, _)| d)).transpose()?;
+            let digest = other.exists().then(|| crate::base::hash::digest_file(&other).map(|(d, _)| d)).transpose()?;
             Ok((o, digest))
         })
         .collect::<Result<_>>()?;
@@ -115,9 +115,9 @@ fn copy_inputs(recipe: &RecipeFile, root: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(recipe_copy.parent().unwrap_or(root)).writing(root)?;
     std::fs::write(&recipe_copy, &recipe.text).writing(&recipe_copy)?;
     set_other_mtime(&recipe_copy)?;
-    let lock = crate::lock::path_for(&recipe.path);
+    let lock = crate::lockfile::path_for(&recipe.path);
     if lock.exists() {
-        let lock_copy = crate::lock::path_for(&recipe_copy);
+        let lock_copy = crate::lockfile::path_for(&recipe_copy);
         std::fs::copy(&lock, &lock_copy).writing(&lock_copy)?;
         set_other_mtime(&lock_copy)?;
     }
@@ -219,7 +219,7 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path, packages: &P
         cmd.arg("--locked");
     }
     let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
-    let messages = crate::child::drain(child.stderr.take());
+    let messages = crate::base::process::drain(child.stderr.take());
     // Wait, but pass Ctrl-C or SIGTERM on: the child is not in the terminal's way of them.
     let status = loop {
         if let Some(status) =
@@ -227,13 +227,13 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path, packages: &P
         {
             break status;
         }
-        if crate::interrupt::requested() {
+        if crate::base::interrupt::requested() {
             // SAFETY: signals the child we started; touches no memory of ours.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
             let _ = child.wait();
-            crate::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+            crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
         }
         std::thread::sleep(Duration::from_millis(50));
     };

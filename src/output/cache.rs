@@ -21,10 +21,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{Digest, hex};
-use crate::manifest::Output;
-use crate::output::{OutputDir, Staged};
-use crate::progress::{Event, Reporter};
+use crate::base::hash::{Digest, hex};
+use crate::base::progress::{Event, Reporter};
+use crate::output::manifest::Output;
+use crate::output::stage::{OutputDir, Staged};
 
 /// How many bytes of outputs the cache keeps.
 pub const BUDGET: u64 = 2 << 30;
@@ -67,7 +67,7 @@ impl BuildCache {
     /// bytes (another version, or a fix in development) never takes an older one's outputs.
     pub fn program_digest() -> io::Result<Digest> {
         let exe = std::env::current_exe()?;
-        Ok(crate::hash::digest_reader(File::open(exe)?)?.0)
+        Ok(crate::base::hash::digest_reader(File::open(exe)?)?.0)
     }
 
     fn entry(&self, key: &Digest) -> PathBuf {
@@ -111,8 +111,9 @@ impl BuildCache {
             let source = entry.join(&output.file);
             let copy = out
                 .stage(&output.file, |mut w| {
-                    let mut file = File::open(&source).map_err(|e| crate::error::Error::failure(e.to_string()))?;
-                    io::copy(&mut file, &mut w).map_err(|e| crate::error::Error::failure(e.to_string()))?;
+                    let mut file =
+                        File::open(&source).map_err(|e| crate::base::error::Error::failure(e.to_string()))?;
+                    io::copy(&mut file, &mut w).map_err(|e| crate::base::error::Error::failure(e.to_string()))?;
                     Ok(w)
                 })
                 .map_err(|e| e.to_string())?;
@@ -140,7 +141,7 @@ impl BuildCache {
             reporter.report(Event::Warning(format!(
                 "cannot keep this build in the cache `{}`: {}",
                 self.dir.display(),
-                crate::error::io_cause(&e)
+                crate::base::error::io_cause(&e)
             )));
         }
         self.evict(BUDGET);

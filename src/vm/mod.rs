@@ -1,0 +1,5 @@
+//! Booting images.
+
+pub mod boot_test;
+pub mod qemu;
+pub mod transcript;

@@ -26,7 +26,7 @@ const COMPRESSORS: [&str; 5] = ["zstd", "gzip", "xz", "lz4", "none"];
 #[test]
 fn skeleton_recipe_has_the_golden_digest() {
     let tmp = tempfile::tempdir().unwrap();
-    build(&repo().join("recipes/skeleton.toml"), tmp.path());
+    Bake::build(repo().join("recipes/skeleton.toml")).out(tmp.path()).ok();
     let image = tmp.path().join("skeleton.cpio.zst");
     let bytes = std::fs::read(&image).unwrap();
     assert_eq!(sha256_hex(&decompress(&image)), SKELETON_CPIO_SHA256, "uncompressed archive changed");
@@ -39,7 +39,7 @@ fn skeleton_disk_has_the_golden_digests() {
     let text = std::fs::read_to_string(repo().join("recipes/skeleton.toml")).unwrap();
     let recipe = write_recipe(tmp.path(), &format!("{text}\n[disk]\npartition-table = \"gpt\"\n"));
     let out = tmp.path().join("out");
-    build(&recipe, &out);
+    Bake::build(&recipe).out(&out).ok();
     let digest = |file: &str| sha256_hex(&std::fs::read(out.join(file)).unwrap());
     assert_eq!(digest("skeleton.erofs"), SKELETON_EROFS_SHA256, "the EROFS image changed");
     assert_eq!(digest("skeleton.img"), SKELETON_IMG_SHA256, "the GPT disk changed");
@@ -204,21 +204,22 @@ impl Fixture {
 /// Builds with a deliberately different environment: umask, time zone, locale, worker count,
 /// working directory, and a relative rather than absolute recipe path.
 fn build_under(recipe: &Path, out: &Path, variant: bool) {
-    let mut cmd = std::process::Command::new("sh");
+    use std::os::unix::process::CommandExt;
     let (umask, tz, lc, jobs) =
-        if variant { ("077", "Asia/Kathmandu", "C.UTF-8", "3") } else { ("022", "UTC", "C", "1") };
-    cmd.arg("-c")
-        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_bake"))
-        .args(["build", "--no-cache", "-j", jobs, "-o"])
-        .arg(out)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("TZ", tz)
-        .env("LC_ALL", lc);
-    if variant {
-        cmd.current_dir(recipe.parent().unwrap()).arg(recipe.file_name().unwrap());
+        if variant { (0o077, "Asia/Kathmandu", "C.UTF-8", "3") } else { (0o022, "UTC", "C", "1") };
+    let (dir, recipe) = if variant {
+        (recipe.parent().unwrap().to_path_buf(), recipe.file_name().unwrap())
     } else {
-        cmd.current_dir(std::env::temp_dir()).arg(recipe);
+        (std::env::temp_dir(), recipe.as_os_str())
+    };
+    let bake = Bake::new("build").args(["--no-cache", "-j", jobs]).out(out).arg(recipe);
+    let mut cmd = bake.env("TZ", tz).env("LC_ALL", lc).current_dir(dir).command();
+    // SAFETY: umask(2) is async-signal-safe and only changes the child's file mode mask.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask);
+            Ok(())
+        });
     }
     run_ok(&mut cmd);
 }
@@ -295,7 +296,7 @@ fn gnu_cpio_lists_exactly_the_manifest_and_extracts_the_inputs() {
     let tmp = tempfile::tempdir().unwrap();
     let fixture = Fixture::create(&tmp.path().join("in"), "zstd", false);
     let out = tmp.path().join("out");
-    build(&fixture.recipe(), &out);
+    Bake::build(fixture.recipe()).out(&out).ok();
     let archive = decompress(&out.join("fixture.cpio.zst"));
     let manifest = manifest(&out, "fixture");
     let entries = manifest["entries"].as_array().unwrap();
@@ -381,7 +382,7 @@ fn hard_links_extract_as_hard_links() {
     let tmp = tempfile::tempdir().unwrap();
     let fixture = Fixture::create(&tmp.path().join("in"), "none", false);
     let out = tmp.path().join("out");
-    build(&fixture.recipe(), &out);
+    Bake::build(fixture.recipe()).out(&out).ok();
     let archive = std::fs::read(out.join("fixture.cpio")).unwrap();
     let root = tmp.path().join("x");
     cpio_extract(&archive, &root);
@@ -398,7 +399,7 @@ fn hard_links_extract_as_hard_links() {
 fn sha256sums_is_accepted_by_sha256sum_and_names_every_output() {
     require_tool("sha256sum");
     let tmp = tempfile::tempdir().unwrap();
-    build(&repo().join("recipes/skeleton.toml"), tmp.path());
+    Bake::build(repo().join("recipes/skeleton.toml")).out(tmp.path()).ok();
     let sums = std::fs::read_to_string(tmp.path().join("SHA256SUMS")).unwrap();
     assert!(sums.contains("  skeleton.cpio.zst\n") && sums.contains("  skeleton.manifest.json\n"), "{sums}");
     run_ok(std::process::Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(tmp.path()));
@@ -441,7 +442,7 @@ fn hello_holds_busybox_and_its_init() {
     let tmp = tempfile::tempdir().unwrap();
     let debs = repo().join("cache/debs/busybox-static.deb");
     assert!(debs.exists(), "run scripts/fetch-debs.sh first");
-    build(&repo().join("recipes/hello.toml"), tmp.path());
+    Bake::build(repo().join("recipes/hello.toml")).out(tmp.path()).ok();
     let listing = cpio_list(&decompress(&tmp.path().join("hello.cpio.zst")));
     let names: Vec<String> = listing.iter().map(|l| listing_line(l).4).collect();
     for wanted in ["bin/busybox", "bin/sh", "init", "dev/console"] {
@@ -458,11 +459,11 @@ fn source_date_epoch_sets_the_time_when_the_recipe_does_not() {
         "[image]\nname = \"t\"\n[initramfs]\ncompression = \"none\"\n[[file]]\npath = \"/a\"\ncontent = \"a\"\n",
     );
     let out = tmp.path().join("out");
-    run_ok(bake().args(["build", "-q", "-o"]).arg(&out).arg(&recipe).env("SOURCE_DATE_EPOCH", "1700000000"));
+    Bake::build(&recipe).arg("-q").out(&out).env("SOURCE_DATE_EPOCH", "1700000000").ok();
     assert_eq!(manifest(&out, "t")["entries"][0]["mtime"], 1700000000);
     let listing = cpio_list(&std::fs::read(out.join("t.cpio")).unwrap());
     assert!(listing[0].contains("2023"), "{listing:?}");
-    run_ok(bake().args(["build", "-q", "-o"]).arg(&out).arg(&recipe));
+    Bake::build(&recipe).arg("-q").out(&out).ok();
     assert_eq!(manifest(&out, "t")["entries"][0]["mtime"], 0);
 }
 
@@ -470,15 +471,15 @@ fn source_date_epoch_sets_the_time_when_the_recipe_does_not() {
 fn quiet_prints_nothing_and_json_prints_the_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let recipe = repo().join("recipes/skeleton.toml");
-    let out = run_ok(bake().args(["build", "-q", "--json", "-o"]).arg(tmp.path()).arg(&recipe));
-    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = Bake::build(&recipe).args(["-q", "--json"]).out(tmp.path()).ok();
+    assert!(out.stderr().is_empty(), "{}", out.stderr());
+    let summary = out.json();
     assert_eq!(summary["outputs"][0]["sha256"], SKELETON_CPIO_ZST_SHA256);
     assert_eq!(summary["outputs"].as_array().unwrap().len(), 3);
     // Without a terminal, progress is plain lines on standard error.
-    let out = run_ok(bake().args(["build", "-o"]).arg(tmp.path()).arg(&recipe));
-    assert!(text(&out.stderr).contains("writing skeleton.cpio.zst"), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains(SKELETON_CPIO_ZST_SHA256));
+    let out = Bake::build(&recipe).out(tmp.path()).ok();
+    assert!(out.stderr().contains("writing skeleton.cpio.zst"), "{}", out.stderr());
+    assert!(out.stdout().contains(SKELETON_CPIO_ZST_SHA256));
 }
 
 /// Regression: GNU tar leaves a FIFO's device fields empty, which was read as a bad number.
@@ -497,7 +498,7 @@ fn a_fifo_archived_by_gnu_tar_is_laid_in() {
         "[image]\nname = \"f\"\n[initramfs]\ncompression = \"none\"\n[[layer]]\ntar = \"fifo.tar\"\n",
     );
     let out = tmp.path().join("out");
-    build(&recipe, &out);
+    Bake::build(&recipe).out(&out).ok();
     assert_eq!(manifest(&out, "f")["entries"][0]["type"], "fifo");
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let names: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();

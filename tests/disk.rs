@@ -91,7 +91,7 @@ fn erofs_utils_and_the_partitioners_accept_the_disk_and_it_extracts_to_the_input
     let t = tempfile::tempdir().unwrap();
     let recipe = fixture(t.path());
     let out = t.path().join("out");
-    build(&recipe, &out);
+    Bake::build(&recipe).out(&out).ok();
     let (fs, img) = (out.join("d.erofs"), out.join("d.img"));
 
     // fsck.erofs checks every file and extracts the tree; it matches the inputs.
@@ -132,7 +132,7 @@ fn erofs_utils_and_the_partitioners_accept_the_disk_and_it_extracts_to_the_input
     assert_eq!(&disk[1 << 20..(1 << 20) + fs_bytes.len()], &fs_bytes[..]);
 
     // bake reads both, through the partition table, as it reads an initramfs.
-    let listing = |p: &Path| text(&run_ok(bake().arg("inspect").arg(p)).stdout);
+    let listing = |p: &Path| Bake::new("inspect").arg(p).ok().stdout();
     let (of_fs, of_img) = (listing(&fs), listing(&img));
     assert!(of_img.starts_with("# erofs file system at byte 1048576 in GPT partition 1 (`d`)"), "{of_img}");
     let body = |l: &str| l.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>();
@@ -140,8 +140,7 @@ fn erofs_utils_and_the_partitioners_accept_the_disk_and_it_extracts_to_the_input
     let manifest = manifest(&out, "d");
     assert_eq!(body(&of_fs).len(), manifest["entries"].as_array().unwrap().len());
     assert!(of_fs.contains("-rwsr-x---   2 70000 80000") && of_fs.contains(" etc/owned"), "{of_fs}");
-    let same = run(bake().arg("diff").arg(&fs).arg(&img));
-    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
+    Bake::new("diff").arg(&fs).arg(&img).ok();
 }
 
 /// Every regular file below `dir`, by path relative to it, with its bytes, sorted.
@@ -168,17 +167,15 @@ fn two_builds_under_other_conditions_give_the_same_disk_and_diff_names_a_change(
     let t = tempfile::tempdir().unwrap();
     let recipe = fixture(t.path());
     let (a, b) = (t.path().join("a"), t.path().join("b"));
-    build(&recipe, &a);
-    run_ok(bake().arg("build").arg("-j1").arg(&recipe).arg("-o").arg(&b).env("TZ", "Pacific/Chatham"));
+    Bake::build(&recipe).out(&a).ok();
+    Bake::build(&recipe).arg("-j1").out(&b).env("TZ", "Pacific/Chatham").ok();
     assert_eq!(files_of(&a), files_of(&b));
     run_ok(Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&a));
 
     std::fs::write(t.path().join("tree/size-4097"), b"changed\n").unwrap();
     let c = t.path().join("c");
-    build(&recipe, &c);
-    let out = run(bake().arg("diff").arg(a.join("d.img")).arg(c.join("d.img")));
-    let said = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    Bake::build(&recipe).out(&c).ok();
+    let said = Bake::new("diff").arg(a.join("d.img")).arg(c.join("d.img")).fails(1).stdout();
     assert!(said.contains("/size-4097") && said.contains("content"), "{said}");
 }
 
@@ -192,7 +189,7 @@ fn without_a_partition_table_only_the_file_system_is_written() {
         "[image]\nname = \"bare\"\n[disk]\npartition-table = \"none\"\n[[layer]]\ndir = \"tree\"\n",
     );
     let out = t.path().join("out");
-    let said = text(&build(&recipe, &out).stdout);
+    let said = Bake::build(&recipe).out(&out).ok().stdout();
     assert!(said.contains("bare.erofs"), "{said}");
     assert!(out.join("bare.erofs").is_file() && !out.join("bare.img").exists());
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
@@ -203,25 +200,18 @@ fn without_a_partition_table_only_the_file_system_is_written() {
 fn disk_mistakes_are_refused_with_their_line() {
     let t = tempfile::tempdir().unwrap();
     let recipe = write_recipe(t.path(), "[image]\nname = \"x\"\n[disk]\nformat = \"ext4\"\n");
-    let out = run(bake().arg("build").arg(&recipe));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("recipe.toml:4:10: unknown variant `ext4`"), "{}", text(&out.stderr));
+    let stderr = Bake::build(&recipe).fails(2).stderr();
+    assert!(stderr.contains("recipe.toml:4:10: unknown variant `ext4`"), "{stderr}");
     // The partition is named after the image: a name that does not fit is refused up front.
     let long = "n".repeat(37);
     let recipe = write_recipe(t.path(), &format!("[image]\nname = \"{long}\"\n[disk]\n"));
-    let out = run(bake().arg("build").arg(&recipe).arg("-o").arg(t.path().join("out")));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("recipe.toml:2:8: image name") && text(&out.stderr).contains("36 characters"));
+    let stderr = Bake::build(&recipe).out(t.path().join("out")).fails(2).stderr();
+    assert!(stderr.contains("recipe.toml:2:8: image name") && stderr.contains("36 characters"));
     assert!(!t.path().join("out").exists());
     let recipe = write_recipe(
         t.path(),
         "[image]\nname = \"x\"\n[initramfs]\n[test]\nboot-recipe = \"boot.toml\"\nexpect = [\"x\"]\n",
     );
-    let out = run(bake().arg("test").arg(&recipe).arg("--kernel").arg(&recipe));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("`boot-recipe` boots a `[disk]`, and this recipe has none"),
-        "{}",
-        text(&out.stderr)
-    );
+    let stderr = Bake::new("test").arg(&recipe).arg("--kernel").arg(&recipe).fails(2).stderr();
+    assert!(stderr.contains("`boot-recipe` boots a `[disk]`, and this recipe has none"), "{stderr}");
 }

@@ -14,9 +14,7 @@ const HEAD: &str = "[image]\nname = \"bad\"\n[initramfs]\ncompression = \"none\"
 fn refused(dir: &Path, recipe: &str, expected: &[&str]) {
     let path = write_recipe(dir, recipe);
     let out = dir.join("out");
-    let result = run(bake().arg("build").arg(&path).arg("-o").arg(&out));
-    let stderr = text(&result.stderr);
-    assert_eq!(result.status.code(), Some(2), "exit status; stderr:\n{stderr}");
+    let stderr = Bake::build(&path).out(&out).fails(2).stderr();
     for want in expected {
         assert!(stderr.contains(want), "expected `{want}` in:\n{stderr}");
     }
@@ -201,10 +199,8 @@ fn bad_numbers_and_shapes_are_refused_with_their_line() {
 fn a_bad_source_date_epoch_is_refused() {
     let t = tmp();
     let path = write_recipe(t.path(), "[image]\nname = \"x\"\n");
-    let result =
-        run(bake().arg("build").arg(&path).arg("-o").arg(t.path().join("out")).env("SOURCE_DATE_EPOCH", "yesterday"));
-    assert_eq!(result.status.code(), Some(2));
-    assert!(text(&result.stderr).contains("SOURCE_DATE_EPOCH=`yesterday`"), "{}", text(&result.stderr));
+    let stderr = Bake::build(&path).out(t.path().join("out")).env("SOURCE_DATE_EPOCH", "yesterday").fails(2).stderr();
+    assert!(stderr.contains("SOURCE_DATE_EPOCH=`yesterday`"), "{stderr}");
 }
 
 #[test]
@@ -227,11 +223,10 @@ fn a_failed_build_keeps_the_previous_outputs_and_leaves_no_temporary_files() {
     let good = format!("{HEAD}[[file]]\npath = \"/a\"\ncontent = \"a\"\n");
     let path = write_recipe(t.path(), &good);
     let out = t.path().join("out");
-    run_ok(bake().arg("build").arg(&path).arg("-o").arg(&out));
+    Bake::build(&path).out(&out).ok();
     let before = files_of(&out);
     std::fs::write(&path, format!("{good}[[file]]\npath = \"/b\"\nsource = \"gone\"\n")).unwrap();
-    let result = run(bake().arg("build").arg(&path).arg("-o").arg(&out));
-    assert_eq!(result.status.code(), Some(2));
+    Bake::build(&path).out(&out).fails(2);
     assert_eq!(files_of(&out), before, "outputs changed or temporary files left behind");
 }
 

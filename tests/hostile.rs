@@ -26,9 +26,7 @@ fn refuse_tar(tar: &[u8], expected: &[&str]) {
     let recipe = write_recipe(t.path(), &format!("{HEAD}[[layer]]\ntar = \"in.tar\"\n"));
     let before = snapshot(t.path());
     let out = t.path().join("out");
-    let result = run(bake().arg("build").arg(&recipe).arg("-o").arg(&out));
-    let stderr = text(&result.stderr);
-    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let stderr = Bake::build(&recipe).out(&out).fails(2).stderr();
     for want in expected {
         assert!(stderr.contains(want), "expected `{want}` in {stderr}");
     }
@@ -114,9 +112,7 @@ fn a_socket_in_a_dir_layer_is_refused() {
     std::fs::create_dir(t.path().join("rootfs")).unwrap();
     let _socket = std::os::unix::net::UnixListener::bind(t.path().join("rootfs/control.sock")).unwrap();
     let recipe = write_recipe(t.path(), &format!("{HEAD}[[layer]]\ndir = \"rootfs\"\n"));
-    let result = run(bake().arg("build").arg(&recipe).arg("-o").arg(t.path().join("out")));
-    let stderr = text(&result.stderr);
-    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let stderr = Bake::build(&recipe).out(t.path().join("out")).fails(2).stderr();
     assert!(stderr.contains("rootfs/control.sock` is a socket"), "{stderr}");
     assert!(!t.path().join("out").exists());
 }
@@ -156,7 +152,7 @@ fn previous_outputs(out: &Path) -> Vec<(String, Option<Vec<u8>>)> {
         t.path(),
         "[image]\nname = \"slow\"\n[initramfs]\ncompression = \"xz\"\n[[dir]]\npath = \"/old\"\n",
     );
-    build(&recipe, out);
+    Bake::build(&recipe).out(out).ok();
     listing(out)
 }
 
@@ -169,11 +165,9 @@ fn interrupt_build(signal: i32, compression: &str) -> (Duration, Option<i32>, St
     let recipe = slow_recipe(t.path(), compression);
     let out = t.path().join("out");
     let before = previous_outputs(&out);
-    let mut child = bake()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&out)
+    let mut child = Bake::build(&recipe)
+        .out(&out)
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -234,8 +228,7 @@ fn a_full_disk_is_a_clear_error_with_no_partial_output() {
     let recipe_text = std::fs::read_to_string(&recipe).unwrap().replace("level = 9\n", "level = 0\n");
     std::fs::write(&recipe, recipe_text).unwrap();
     let out = t.path().join("out");
-    let mut cmd = bake();
-    cmd.arg("build").arg(&recipe).arg("-o").arg(&out);
+    let mut cmd = Bake::build(&recipe).out(&out).command();
     // The file size limit stands in for a full disk: writes past 4 MiB fail with EFBIG.
     // SAFETY: setrlimit and signal are async-signal-safe and only affect the child.
     unsafe {
@@ -264,9 +257,7 @@ fn an_image_larger_than_the_test_memory_is_refused_before_booting() {
         "[image]\nname = \"big\"\n[initramfs]\ncompression = \"lz4\"\n[[layer]]\ndir = \"rootfs\"\n[test]\nexpect = [\"x\"]\nmemory = 64\n",
     );
     // The kernel is never booted: any file will do.
-    let result = run(bake().arg("test").arg(&recipe).env("BAKE_KERNEL", &recipe));
-    let stderr = text(&result.stderr);
-    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let stderr = Bake::new("test").arg(&recipe).env("BAKE_KERNEL", &recipe).fails(2).stderr();
     assert!(stderr.contains("recipe.toml:9:10: the image needs about"), "{stderr}");
     assert!(stderr.contains("but `[test] memory` is 64 MiB"), "{stderr}");
 }
@@ -283,9 +274,7 @@ fn a_device_node_in_a_dir_layer_is_refused() {
         return;
     }
     let recipe = write_recipe(t.path(), &format!("{HEAD}[[layer]]\ndir = \"rootfs\"\n"));
-    let result = run(bake().arg("build").arg(&recipe).arg("-o").arg(t.path().join("out")));
-    let stderr = text(&result.stderr);
-    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    let stderr = Bake::build(&recipe).out(t.path().join("out")).fails(2).stderr();
     assert!(stderr.contains("rootfs/null` is a character device"), "{stderr}");
     assert!(!t.path().join("out").exists());
 }
@@ -297,10 +286,10 @@ fn sigterm_stops_verify_and_its_second_build() {
     let recipe = slow_recipe(t.path(), "xz");
     let scratch = t.path().join("tmp");
     std::fs::create_dir(&scratch).unwrap();
-    let child = bake()
-        .arg("verify")
+    let child = Bake::new("verify")
         .arg(&recipe)
         .env("TMPDIR", &scratch)
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -35,8 +35,7 @@ fn gnu_cpio(dir: &Path, reverse: bool, owner: &str) -> Vec<u8> {
 }
 
 fn inspect_json(image: &Path) -> serde_json::Value {
-    let out = run_ok(bake().args(["inspect", "--json"]).arg(image));
-    serde_json::from_slice(&out.stdout).unwrap()
+    Bake::new("inspect").arg("--json").arg(image).ok().json()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -69,7 +68,7 @@ fn inspect_lists_a_gnu_cpio_archive_completely() {
     assert_eq!(by_name("bin/tool-link")["sha256"], sha256_hex(&noise(5000, 9)));
     assert_eq!(by_name("etc/hostname")["sha256"], sha256_hex(b"guest\n"));
     // The text listing has one line per entry, like `ls -l`.
-    let text = text(&run_ok(bake().arg("inspect").arg(&image)).stdout);
+    let text = Bake::new("inspect").arg(&image).ok().stdout();
     assert_eq!(text.lines().count(), entries.len());
     assert!(text.lines().any(|l| l.starts_with("lrwxrwxrwx") && l.ends_with(" bin/sh -> tool")), "{text}");
 }
@@ -93,14 +92,14 @@ fn inspect_shows_each_archive_of_a_concatenated_image() {
     assert_eq!(kinds, ["none", "zstd", "gzip"]);
     assert_eq!(archives[1]["entries"].as_array().unwrap().len(), cpio_list(&main_archive).len());
     assert!(archives[1]["offset"].as_u64().unwrap() > 0);
-    let text = text(&run_ok(bake().arg("inspect").arg(&path)).stdout);
+    let text = Bake::new("inspect").arg(&path).ok().stdout();
     assert!(text.contains("# archive 2 of 3: zstd, at byte "), "{text}");
 }
 
 /// Runs `bake diff` and returns the exit status and the output.
 fn diff(a: &Path, b: &Path) -> (i32, String) {
-    let out = run(bake().arg("diff").arg(a).arg(b));
-    (out.status.code().unwrap(), text(&out.stdout) + &text(&out.stderr))
+    let out = Bake::new("diff").arg(a).arg(b).run();
+    (out.code().unwrap(), out.stdout() + &out.stderr())
 }
 
 /// Two GNU cpio images of `tree` before and after `change`.
@@ -204,8 +203,8 @@ fn diff_finds_changed_device_numbers() {
         )
     };
     let (a, b) = (t.path().join("a"), t.path().join("b"));
-    build(&write_recipe(&a, &recipe(64)), &a.join("out"));
-    build(&write_recipe(&b, &recipe(65)), &b.join("out"));
+    Bake::build(write_recipe(&a, &recipe(64))).out(a.join("out")).ok();
+    Bake::build(write_recipe(&b, &recipe(65))).out(b.join("out")).ok();
     let (code, out) = diff(&a.join("out/d.cpio"), &b.join("out/d.cpio"));
     assert_eq!(code, 1);
     assert!(out.contains("~ /dev/ttyS0: device: 4,64 -> 4,65"), "{out}");
@@ -242,8 +241,7 @@ fn diff_says_when_only_the_compression_differs_and_when_nothing_does() {
     let (code, out) = diff(&a, &a);
     assert_eq!(code, 0);
     assert!(out.contains("identical, byte for byte"), "{out}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&run(bake().args(["diff", "--json"]).arg(&a).arg(&b)).stdout).unwrap();
+    let json = Bake::new("diff").arg("--json").arg(&a).arg(&b).run().json();
     assert_eq!(json["same_content"], true);
     assert_eq!(json["same_bytes"], false);
 }
@@ -270,9 +268,9 @@ fn malformed_images_exit_2_with_a_message() {
     for (what, bytes) in cases {
         let path = write(t.path(), "bad.img", &bytes);
         for args in [&["inspect"][..], &["diff", path.to_str().unwrap()]] {
-            let out = run(bake().args(args).arg(&path));
-            let stderr = text(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{what} {args:?}: {stderr}");
+            let out = Bake::new(args[0]).args(&args[1..]).arg(&path).run();
+            let stderr = out.stderr();
+            assert_eq!(out.code(), Some(2), "{what} {args:?}: {stderr}");
             assert!(stderr.starts_with("error: ") && stderr.contains("bad.img"), "{what}: {stderr}");
             assert!(!stderr.contains("panicked"), "{what}: {stderr}");
         }
@@ -285,32 +283,33 @@ fn verify_passes_for_every_recipe_and_boot_case() {
     let recipes = all_recipes();
     assert!(recipes.iter().any(|r| r.ends_with("modules.toml")));
     for recipe in recipes {
-        let out = run(bake().arg("verify").arg(&recipe));
-        let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{}:\n{stdout}\n{}", recipe.display(), text(&out.stderr));
+        let stdout = Bake::new("verify").arg(&recipe).ok().stdout();
         assert!(stdout.contains("reproducible: ") && stdout.contains("outputs identical"), "{stdout}");
     }
 }
 
+/// `bake verify` copies the inputs for its second build without group and other permission
+/// bits, so a file only others may execute is 0755 in the first image and 0644 in the second.
 #[test]
-fn verify_fails_with_a_useful_diff_when_the_build_leaks_an_input_mtime() {
+fn verify_fails_with_a_useful_diff_when_a_host_permission_bit_reaches_the_image() {
     let t = tempfile::tempdir().unwrap();
     let recipe = write_recipe(
         t.path(),
-        "[image]\nname = \"leak\"\n[initramfs]\ncompression = \"gzip\"\n[[file]]\npath = \"/etc/motd\"\ncontent = \"hi\\n\"\n",
+        "[image]\nname = \"leak\"\n[initramfs]\ncompression = \"gzip\"\n[[layer]]\ndir = \"rootfs\"\n",
     );
-    let out = run(bake().arg("verify").arg(&recipe).env("BAKE_TEST_LEAK_INPUT_MTIME", "1"));
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("leak.cpio.gz") && stdout.contains("DIFFERENT: second build"), "{stdout}");
-    assert!(stdout.contains("~ /etc/motd: mtime: "), "the diff names the entry and the field: {stdout}");
+    std::fs::create_dir_all(t.path().join("rootfs/bin")).unwrap();
+    write(&t.path().join("rootfs/bin"), "tool", b"#!/bin/sh\n");
+    std::fs::set_permissions(t.path().join("rootfs/bin/tool"), std::fs::Permissions::from_mode(0o645)).unwrap();
+    let stdout = Bake::new("verify").arg(&recipe).fails(1).stdout();
+    let image_line = stdout.lines().find(|l| l.trim_start().starts_with("leak.cpio.gz "));
+    assert!(image_line.is_some_and(|l| l.contains("DIFFERENT: second build")), "{stdout}");
+    assert!(stdout.contains("~ /bin/tool: mode: 0755 -> 0644"), "the diff names the entry and the field: {stdout}");
     assert!(stdout.contains("not reproducible: leak, 3 of 3 outputs differ"), "{stdout}");
-    let out = run(bake().args(["verify", "--json"]).arg(&recipe).env("BAKE_TEST_LEAK_INPUT_MTIME", "1"));
-    assert_eq!(out.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = Bake::new("verify").arg("--json").arg(&recipe).fails(1).json();
     assert_eq!(json["reproducible"], false);
+    assert_eq!(json["outputs"][0]["file"], "leak.cpio.gz");
     assert_eq!(json["outputs"][0]["identical"], false);
     let changed = &json["diffs"]["leak.cpio.gz"]["changed"][0];
-    assert_eq!(changed["path"], "/etc");
-    assert_eq!(changed["changes"][0]["field"], "mtime");
+    assert_eq!(changed["path"], "/bin/tool");
+    assert_eq!(changed["changes"][0]["field"], "mode");
 }

@@ -16,7 +16,7 @@ fn kernel_deb() -> std::path::PathBuf {
 fn stock_modules_come_with_their_dependencies_and_a_modules_dep() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("out");
-    build(&repo().join("qemu-tests/modules.toml"), &out);
+    Bake::build(repo().join("qemu-tests/modules.toml")).out(&out).ok();
     let manifest = manifest(&out, "modules");
     let kernel = &manifest["kernel"];
     let version = kernel["version"].as_str().unwrap();
@@ -76,9 +76,7 @@ fn an_unknown_module_is_refused_with_the_closest_names() {
             deb.display()
         ),
     );
-    let out = run(bake().arg("build").arg(&recipe).arg("-o").arg(t.path().join("out")));
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = Bake::build(&recipe).out(t.path().join("out")).fails(2).stderr();
     assert!(stderr.contains("recipe.toml:6:11: unknown module `virtio_blkk`"), "{stderr}");
     assert!(stderr.contains("did you mean `virtio_blk`"), "{stderr}");
     assert!(!t.path().join("out").exists());

@@ -115,11 +115,16 @@ impl Archive {
         sha256_hex(&self.packages.iter().find(|p| p.name == name).unwrap().deb)
     }
 
-    /// `bake` using this archive, with its cache in the fixture folder.
-    fn bake(&self) -> Command {
-        let mut cmd = bake();
-        cmd.env("APT_CONFIG", self.root().join("apt.conf")).env("XDG_CACHE_HOME", self.root().join("xdg"));
-        cmd
+    /// `bake SUBCOMMAND` using this archive, with its cache in the fixture folder.
+    fn bake(&self, subcommand: &str) -> Bake {
+        Bake::new(subcommand)
+            .env("APT_CONFIG", self.root().join("apt.conf"))
+            .env("XDG_CACHE_HOME", self.root().join("xdg"))
+    }
+
+    /// `bake build RECIPE` using this archive.
+    fn build(&self, recipe: &Path) -> Bake {
+        self.bake("build").arg(recipe)
     }
 
     fn cache(&self) -> PathBuf {
@@ -157,19 +162,13 @@ fn lock_text(recipe: &Path) -> String {
     std::fs::read_to_string(recipe.with_extension("lock")).unwrap()
 }
 
-fn failing(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2:\n{}\n{}", text(&out.stdout), text(&out.stderr));
-    text(&out.stderr)
-}
-
 #[test]
 fn lock_pins_the_closure_in_dependency_order_and_twice_gives_the_same_file() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    let out = run_ok(a.bake().arg("lock").arg(&recipe));
-    assert!(text(&out.stdout).contains("written: 4 packages, 1 other inputs pinned"), "{}", text(&out.stdout));
+    let out = a.bake("lock").arg(&recipe).ok();
+    assert!(out.stdout().contains("written: 4 packages, 1 other inputs pinned"), "{}", out.stdout());
     let first = lock_text(&recipe);
     // Pre-Depends first, then the first satisfiable alternative, then the package itself.
     let names: Vec<&str> = first.lines().filter_map(|l| l.strip_prefix("name = ")).collect();
@@ -184,12 +183,12 @@ fn lock_pins_the_closure_in_dependency_order_and_twice_gives_the_same_file() {
             sha256_hex(b"#!/bin/sh\necho hi\n")
         ))
     );
-    let out = run_ok(a.bake().arg("lock").arg(&recipe));
-    assert!(text(&out.stdout).contains("unchanged"), "{}", text(&out.stdout));
+    let out = a.bake("lock").arg(&recipe).ok();
+    assert!(out.stdout().contains("unchanged"), "{}", out.stdout());
     assert_eq!(lock_text(&recipe), first);
     // The closure is laid in, and the recipe's own file.
     let built = tempfile::tempdir().unwrap();
-    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(built.path()));
+    a.build(&recipe).arg("--locked").out(built.path()).ok();
     let names: Vec<String> = cpio_list(&decompress(&built.path().join("pk.cpio.gz")));
     for wanted in ["usr/bin/tool", "usr/lib/libthing.so.1", "etc/base-release", "usr/share/tool/data", "init"] {
         assert!(names.iter().any(|n| n.ends_with(wanted)), "`{wanted}` missing: {names:?}");
@@ -206,19 +205,19 @@ fn a_lock_entry_the_recipe_no_longer_uses_is_stale() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let lock = lock_text(&recipe);
     // A second packages layer in the lock that the recipe does not have.
     let extra = lock.replace("[[layer]]\nlayer = 1\n", "[[layer]]\nlayer = 7\n");
     let layers = &extra[extra.find("[[layer]]").unwrap()..extra.find("[[input]]").unwrap()];
     std::fs::write(recipe.with_extension("lock"), lock.replace("[[input]]", &format!("{layers}[[input]]"))).unwrap();
     let out_dir = work.path().join("out");
-    let err = failing(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    let err = a.build(&recipe).arg("--locked").out(&out_dir).fails(2).stderr();
     assert!(err.contains("pins packages for layer 7, which the recipe no longer asks for"), "{err}");
-    let out = run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out_dir));
-    assert!(text(&out.stderr).contains("pins packages for layer 7"), "{}", text(&out.stderr));
+    let out = a.build(&recipe).out(&out_dir).ok();
+    assert!(out.stderr().contains("pins packages for layer 7"), "{}", out.stderr());
     // `bake lock` drops it.
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     assert_eq!(lock_text(&recipe), lock);
 }
 
@@ -227,7 +226,7 @@ fn a_lock_that_names_a_path_or_an_option_is_refused_before_use() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let lock = lock_text(&recipe);
     for (from, to) in [
         ("name = \"libthing\"", "name = \"../../../../etc/passwd\""),
@@ -235,13 +234,13 @@ fn a_lock_that_names_a_path_or_an_option_is_refused_before_use() {
         ("version = \"1.0-1\"", "version = \"1.0/../x\""),
     ] {
         std::fs::write(recipe.with_extension("lock"), lock.replacen(from, to, 1)).unwrap();
-        let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+        let err = a.build(&recipe).out(work.path().join("out")).fails(2).stderr();
         assert!(err.contains("recipe.lock`: `") && err.contains("bake lock --update"), "{to}: {err}");
     }
     // A sha256 that is not the archive's is never downloaded as if it were.
     let wrong = lock.replacen(&a.deb_sha256("libthing"), &"0".repeat(64), 1);
     std::fs::write(recipe.with_extension("lock"), wrong).unwrap();
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+    let err = a.build(&recipe).out(work.path().join("out")).fails(2).stderr();
     assert!(err.contains("`libthing` 1.0-1 (amd64): the archive now has sha256"), "{err}");
 }
 
@@ -250,10 +249,10 @@ fn the_sbom_lists_every_package_and_output_and_is_reproducible() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let (one, two) = (work.path().join("one"), work.path().join("two/x"));
-    run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&one));
-    run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&two).arg("-j1").env("TZ", "Asia/Kathmandu"));
+    a.build(&recipe).out(&one).ok();
+    a.build(&recipe).out(&two).arg("-j1").env("TZ", "Asia/Kathmandu").ok();
     let sbom = std::fs::read(one.join("pk.spdx.json")).unwrap();
     assert_eq!(sbom, std::fs::read(two.join("pk.spdx.json")).unwrap(), "the SBOM differs between two builds");
     assert_eq!(files_of(&one), files_of(&two));
@@ -296,27 +295,27 @@ fn a_changed_input_is_refused_naming_the_file_and_locked_needs_a_lock() {
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
     let out_dir = work.path().join("out");
-    let err = failing(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    let err = a.build(&recipe).arg("--locked").out(&out_dir).fails(2).stderr();
     assert!(err.contains("recipe.lock` is missing") && err.contains("bake lock"), "{err}");
-    run_ok(a.bake().arg("lock").arg(&recipe));
-    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    a.bake("lock").arg(&recipe).ok();
+    a.build(&recipe).arg("--locked").out(&out_dir).ok();
     let before = files_of(&out_dir);
 
     // One byte of one input.
     std::fs::write(work.path().join("init"), "#!/bin/sh\necho ho\n").unwrap();
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out_dir));
+    let err = a.build(&recipe).out(&out_dir).fails(2).stderr();
     assert!(err.contains("file `init` has sha256") && err.contains("recipe.lock` pins"), "{err}");
     assert_eq!(files_of(&out_dir), before, "a refused build leaves the outputs as they were");
     // Re-locking accepts the change.
-    run_ok(a.bake().arg("lock").arg(&recipe));
-    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    a.bake("lock").arg(&recipe).ok();
+    a.build(&recipe).arg("--locked").out(&out_dir).ok();
 
     // A request the lock does not cover: a warning, or an error under --locked.
     std::fs::write(&recipe, RECIPE.replace("[\"tool\"]", "[\"tool\", \"libother\"]")).unwrap();
-    let err = failing(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out_dir));
+    let err = a.build(&recipe).arg("--locked").out(&out_dir).fails(2).stderr();
     assert!(err.contains("does not pin the packages of layer 1"), "{err}");
-    let out = run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out_dir));
-    assert!(text(&out.stderr).contains("does not pin the packages of layer 1"), "{}", text(&out.stderr));
+    let out = a.build(&recipe).out(&out_dir).ok();
+    assert!(out.stderr().contains("does not pin the packages of layer 1"), "{}", out.stderr());
 }
 
 #[test]
@@ -324,21 +323,21 @@ fn a_version_the_archive_replaced_says_how_to_update_the_lock() {
     let mut a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     // The archive moves on (a point release), and this machine has never fetched the old one.
     a.add("libthing", "1.1-1", "", &[("/usr/lib/libthing.so.1", b"thing 1.1")]);
     a.publish();
     std::fs::remove_dir_all(a.cache()).ok();
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+    let err = a.build(&recipe).out(work.path().join("out")).fails(2).stderr();
     assert!(err.contains("`libthing` 1.0-1 (amd64) is no longer offered"), "{err}");
     assert!(err.contains("apt offers 1.1-1 now") && err.contains("bake lock --update"), "{err}");
     // `bake lock` keeps the pins of an unchanged request; `--update` moves them.
-    let _ = run(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).run();
     assert!(lock_text(&recipe).contains("version = \"1.0-1\""));
-    run_ok(a.bake().arg("lock").arg("--update").arg(&recipe));
+    a.bake("lock").arg("--update").arg(&recipe).ok();
     let lock = lock_text(&recipe);
     assert!(lock.contains("version = \"1.1-1\"") && !lock.contains("1.0-1"), "{lock}");
-    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(work.path().join("out")));
+    a.build(&recipe).arg("--locked").out(work.path().join("out")).ok();
 }
 
 #[test]
@@ -346,21 +345,21 @@ fn a_locked_recipe_builds_from_the_cache_without_apt() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let first = work.path().join("first");
-    run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&first));
+    a.build(&recipe).out(&first).ok();
     // A cached file that was tampered with is fetched again, never used.
     let cached = a.cache().join("libthing_1.0-1_amd64.deb");
     std::fs::write(&cached, b"not a package").unwrap();
-    run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&first));
+    a.build(&recipe).out(&first).ok();
     assert_eq!(sha256_hex(&std::fs::read(&cached).unwrap()), a.deb_sha256("libthing"));
     // No apt at all: an empty PATH.
     let second = work.path().join("second");
-    run_ok(a.bake().arg("build").arg(&recipe).arg("-o").arg(&second).env("PATH", ""));
+    a.build(&recipe).out(&second).env("PATH", "").ok();
     assert_eq!(files_of(&first), files_of(&second));
     // Without the cache, apt is needed, and its absence is a clear error.
     std::fs::remove_dir_all(a.cache()).unwrap();
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(&second).env("PATH", ""));
+    let err = a.build(&recipe).out(&second).env("PATH", "").fails(2).stderr();
     assert!(err.contains("cannot run `apt-config`") && err.contains("need apt"), "{err}");
 }
 
@@ -375,11 +374,11 @@ fn an_unresolvable_dependency_names_the_chain_and_the_recipe_line() {
         work.path(),
         "[image]\nname = \"b\"\n[initramfs]\n[[layer]]\npackages = [\"broken\"]\n[[file]]\npath = \"/init\"\nsource = \"init\"\n",
     );
-    let err = failing(a.bake().arg("lock").arg(&recipe));
+    let err = a.bake("lock").arg(&recipe).fails(2).stderr();
     assert!(err.contains("recipe.toml:5:"), "names the line of `packages`: {err}");
     assert!(err.contains("`broken`") && err.contains("libmissing"), "names the chain: {err}");
     assert!(!recipe.with_extension("lock").exists(), "no lock is written for an unresolvable recipe");
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(work.path().join("out")));
+    let err = a.build(&recipe).out(work.path().join("out")).fails(2).stderr();
     assert!(err.contains("libmissing"), "{err}");
     assert!(!work.path().join("out").exists());
 }
@@ -389,15 +388,15 @@ fn verify_rebuilds_a_package_recipe_identically() {
     let a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
-    let out = run_ok(a.bake().arg("verify").arg("--locked").arg(&recipe));
-    let stdout = text(&out.stdout);
+    a.bake("lock").arg(&recipe).ok();
+    let out = a.bake("verify").arg("--locked").arg(&recipe).ok();
+    let stdout = out.stdout();
     assert!(stdout.contains("pk.spdx.json") && stdout.contains("reproducible: pk, 4 outputs identical"), "{stdout}");
     // The lock too is the same from another folder, another environment, another list order.
     let copy = tempfile::tempdir().unwrap();
     let moved = recipe_in(copy.path());
-    let out = run_ok(a.bake().arg("lock").arg("recipe.toml").current_dir(copy.path()).env("TZ", "Asia/Kathmandu"));
-    assert!(text(&out.stdout).contains("written"));
+    let out = a.bake("lock").arg("recipe.toml").current_dir(copy.path()).env("TZ", "Asia/Kathmandu").ok();
+    assert!(out.stdout().contains("written"));
     assert_eq!(lock_text(&moved), lock_text(&recipe));
 }
 
@@ -420,13 +419,13 @@ fn a_kernel_named_by_package_follows_its_metapackage_and_is_locked() {
     let recipe = recipe_in(work.path());
     let text = format!("{RECIPE}[kernel]\npackage = \"linux-image-fake\"\nmodules = [\"fakefs\"]\n");
     std::fs::write(&recipe, text).unwrap();
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let lock = lock_text(&recipe);
     assert!(lock.contains("[kernel]\nrequest = \"linux-image-fake\""), "{lock}");
     assert!(lock.contains("[kernel.package]\nname = \"linux-image-1.0-fake\""), "{lock}");
     assert!(!lock.contains("kind = \"package\""), "packages are pinned as packages, not as other inputs: {lock}");
     let out = work.path().join("out");
-    run_ok(a.bake().arg("build").arg("--locked").arg(&recipe).arg("-o").arg(&out));
+    a.build(&recipe).arg("--locked").out(&out).ok();
     assert_eq!(std::fs::read(out.join("pk.vmlinuz")).unwrap(), b"fake kernel");
     let manifest = manifest(&out, "pk");
     assert_eq!(manifest["kernel"]["package"], "linux-image-1.0-fake_1.0-1_amd64.deb");
@@ -436,7 +435,7 @@ fn a_kernel_named_by_package_follows_its_metapackage_and_is_locked() {
     assert!(names.contains(&"linux-image-1.0-fake") && names.contains(&"tool"), "{names:?}");
     // A `sha256` pins only a `deb`.
     std::fs::write(&recipe, format!("{RECIPE}[kernel]\npackage = \"linux-image-fake\"\nsha256 = \"00\"\n")).unwrap();
-    let err = failing(a.bake().arg("build").arg(&recipe).arg("-o").arg(&out));
+    let err = a.build(&recipe).out(&out).fails(2).stderr();
     assert!(err.contains("a kernel `package` is pinned in the lock file"), "{err}");
 }
 
@@ -447,12 +446,11 @@ fn a_lock_update_misses_the_build_cache() {
     let mut a = archive();
     let work = tempfile::tempdir().unwrap();
     let recipe = recipe_in(work.path());
-    run_ok(a.bake().arg("lock").arg(&recipe));
+    a.bake("lock").arg(&recipe).ok();
     let out = work.path().join("out");
     let cached = |a: &Archive| -> bool {
-        let output =
-            run_ok(a.bake().env_remove("BAKE_NO_CACHE").args(["build", "--json"]).arg(&recipe).arg("-o").arg(&out));
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["cached"].as_bool().unwrap()
+        let output = a.build(&recipe).allow_cache().arg("--json").out(&out).ok();
+        output.json()["cached"].as_bool().unwrap()
     };
     assert!(!cached(&a));
     assert!(cached(&a));
@@ -460,12 +458,12 @@ fn a_lock_update_misses_the_build_cache() {
     a.publish();
     // A new version in the archive changes nothing while the lock pins the old one.
     assert!(cached(&a));
-    run_ok(a.bake().arg("lock").arg("--update").arg(&recipe));
+    a.bake("lock").arg("--update").arg(&recipe).ok();
     assert!(!cached(&a), "the lock moved libthing to 1.1-1, yet the old image was served");
     let manifest = std::fs::read_to_string(out.join("pk.manifest.json")).unwrap();
     assert!(manifest.contains("libthing_1.1-1"), "{manifest}");
     let fresh = work.path().join("fresh");
-    run_ok(a.bake().args(["build", "--no-cache"]).arg(&recipe).arg("-o").arg(&fresh));
+    a.build(&recipe).arg("--no-cache").out(&fresh).ok();
     assert_eq!(
         std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
         std::fs::read_to_string(fresh.join("SHA256SUMS")).unwrap()

@@ -47,9 +47,9 @@ pub fn usable(recipe: &Path) -> PathBuf {
     if inputs.is_dir() {
         run_ok(Command::new("cp").arg("-R").arg(&inputs).arg(&dir));
     }
-    let out = run(bake().arg("lock").arg(&copy));
-    if out.status.success() {
-        let stdout = text(&out.stdout);
+    let out = Bake::new("lock").arg(&copy).run();
+    if out.code() == Some(0) {
+        let stdout = out.stdout();
         assert!(
             stdout.contains(": unchanged:"),
             "`{}` is stale: run `bake lock {}`: {stdout}",
@@ -58,7 +58,7 @@ pub fn usable(recipe: &Path) -> PathBuf {
         );
         return recipe.to_path_buf();
     }
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr();
     assert!(stderr.contains("is no longer offered"), "`bake lock {}` failed:\n{stderr}", recipe.display());
     eprintln!(
         "NOTE: `{}` pins a package Debian no longer offers; testing a copy re-locked to today's versions. \
@@ -66,18 +66,125 @@ pub fn usable(recipe: &Path) -> PathBuf {
         lock.display(),
         recipe.display()
     );
-    run_ok(bake().arg("lock").arg("--update").arg(&copy));
+    Bake::new("lock").arg("--update").arg(&copy).ok();
     copy
 }
 
-/// A `bake` command with a clean environment: no `SOURCE_DATE_EPOCH` leaks in from the caller.
-pub fn bake() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
-    cmd.env_remove("SOURCE_DATE_EPOCH");
-    // Every build is a real one (a test that builds twice must not get the first build's
-    // outputs back from the cache); tests/cache.rs turns the cache on where it tests it.
-    cmd.env("BAKE_NO_CACHE", "1");
-    cmd
+/// A `bake` command line, assembled fluently and run once, as in
+/// `Bake::build(&recipe).out(&dir).arg("--json").ok().json()`.
+///
+/// Its environment is clean: no `SOURCE_DATE_EPOCH` leaks in from the caller, and every build is
+/// a real one (`BAKE_NO_CACHE=1`: a test that builds twice must not get the first build's outputs
+/// back from the cache); [`Bake::allow_cache`] turns the cache back on where a test tests it.
+pub struct Bake {
+    cmd: Command,
+}
+
+impl Bake {
+    /// `bake SUBCOMMAND`.
+    pub fn new(subcommand: &str) -> Bake {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
+        cmd.arg(subcommand).env_remove("SOURCE_DATE_EPOCH").env("BAKE_NO_CACHE", "1");
+        Bake { cmd }
+    }
+
+    /// `bake build RECIPE`.
+    pub fn build(recipe: impl AsRef<OsStr>) -> Bake {
+        Bake::new("build").arg(recipe)
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Bake {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Bake {
+        self.cmd.args(args);
+        self
+    }
+
+    /// `-o DIR`: the output folder.
+    pub fn out(self, dir: impl AsRef<OsStr>) -> Bake {
+        self.arg("-o").arg(dir)
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Bake {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Bake {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Bake {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Lets builds use the build cache (`BAKE_NO_CACHE` unset).
+    pub fn allow_cache(self) -> Bake {
+        self.env_remove("BAKE_NO_CACHE")
+    }
+
+    /// The command itself, for a test that spawns it or sets more than this builder does.
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+
+    /// Runs it, whatever its exit status.
+    pub fn run(mut self) -> Outcome {
+        Outcome(run(&mut self.cmd))
+    }
+
+    /// Runs it and insists that it exited 0.
+    pub fn ok(self) -> Outcome {
+        self.exits(0)
+    }
+
+    /// Runs it and insists that it exited with exactly `code`.
+    pub fn fails(self, code: i32) -> Outcome {
+        self.exits(code)
+    }
+
+    fn exits(mut self, code: i32) -> Outcome {
+        let out = Outcome(run(&mut self.cmd));
+        assert_eq!(
+            out.code(),
+            Some(code),
+            "{:?}: expected exit status {code}, got {}:\nstdout:\n{}\nstderr:\n{}",
+            self.cmd,
+            out.0.status,
+            out.stdout(),
+            out.stderr()
+        );
+        out
+    }
+}
+
+/// What a `bake` run did.
+pub struct Outcome(Output);
+
+impl Outcome {
+    /// The exit status; `None` when a signal ended it.
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        text(&self.0.stdout)
+    }
+
+    pub fn stderr(&self) -> String {
+        text(&self.0.stderr)
+    }
+
+    /// Standard output, parsed as JSON (`--json`).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr()))
+    }
 }
 
 /// Runs `cmd`, returning its output.
@@ -100,11 +207,6 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         text(&out.stderr)
     );
     out
-}
-
-/// Builds `recipe` into `out` and returns the output.
-pub fn build(recipe: &Path, out: &Path) -> Output {
-    run_ok(bake().arg("build").arg(recipe).arg("-o").arg(out))
 }
 
 /// The single image file (`NAME.cpio*`) in an output folder.
@@ -189,8 +291,10 @@ pub fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The SHA-256 of `bytes` in lower-case hex, computed here rather than by the library under test.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    bake::hash::hex(&bake::hash::digest_bytes(bytes))
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A tar archive made in memory with the `tar` crate, so tests can hold device nodes, owners

@@ -1,16 +1,18 @@
-//! The command line: parses arguments, runs a command, prints its result or its one error, and
-//! picks the exit status (0 done, 1 failure, 2 bad recipe or input; see `../shared/CONTRACT.md`).
+//! The command line: parses arguments, reads the environment once, runs a command, prints its
+//! result or its one error, and picks the exit status (0 done, 1 failure, 2 bad recipe or
+//! input; see `docs/cli.md`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::base::env::Environment;
 use crate::base::error::Result;
-use crate::base::hash::hex;
+use crate::commands;
 use crate::output::build::{self, Options};
-use crate::plan::Environment;
-use crate::source::packages::LockPolicy;
-use crate::ui::{Ui, Verbosity, human_size};
+use crate::plan::Settings;
+use crate::source::packages::{LockPolicy, PackageSettings};
+use crate::ui::{Ui, Verbosity, print};
 
 /// bake: a minimal, bit-for-bit reproducible VM image baker.
 #[derive(Parser, Debug)]
@@ -38,7 +40,8 @@ enum Command {
     Build(BuildArgs),
     /// Build each recipe, boot it under QEMU and check its `[test]` expectations.
     Test(TestArgs),
-    /// List every entry of an image (cpio, compressed or not, one or several archives).
+    /// List every entry of an image (cpio, compressed or not, one or several archives; EROFS,
+    /// bare or in a GPT disk).
     Inspect(InspectArgs),
     /// Explain, entry by entry, how two images differ (exit 0 same content, 1 different).
     Diff(DiffArgs),
@@ -51,7 +54,8 @@ enum Command {
 /// Where Debian packages are cached.
 #[derive(Args, Debug)]
 struct CacheArg {
-    /// Cache folder for Debian packages (default: $XDG_CACHE_HOME/bake, else ~/.cache/bake).
+    /// bake's cache folder: Debian packages, earlier builds and file digests (default:
+    /// $XDG_CACHE_HOME/bake, else ~/.cache/bake).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
 }
@@ -67,15 +71,11 @@ struct PackageArgs {
 }
 
 impl PackageArgs {
-    fn environment(self) -> Environment {
-        let mut env = Environment::from_process();
-        if let Some(cache) = self.cache.cache {
-            env.packages.cache = Some(cache);
-        }
-        if self.locked {
-            env.packages.policy = LockPolicy::Require;
-        }
-        env
+    /// The build settings: the environment's, with what the flags say.
+    fn settings(self, env: &Environment) -> Settings {
+        let policy = if self.locked { LockPolicy::Require } else { LockPolicy::Honour };
+        let cache = self.cache.cache.or_else(|| env.cache_dir.clone());
+        Settings { source_date_epoch: env.source_date_epoch.clone(), packages: PackageSettings { cache, policy } }
     }
 }
 
@@ -187,7 +187,7 @@ pub fn main() -> i32 {
     };
     crate::base::interrupt::install();
     let ui = Ui::new(verbosity);
-    match run(cli.command, &ui) {
+    match run(cli.command, &Environment::from_process(), &ui) {
         Ok(code) => code,
         Err(e) => {
             drop(ui);
@@ -206,202 +206,59 @@ pub fn main() -> i32 {
     }
 }
 
-/// Whether builds may use the build cache: not with `--no-cache`, nor with `BAKE_NO_CACHE=1`.
-fn use_cache(no_cache: bool) -> bool {
-    !no_cache && std::env::var_os("BAKE_NO_CACHE").is_none_or(|v| v != "1")
-}
-
-fn default_jobs() -> u32 {
+fn default_threads() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }
 
 /// Runs a command; returns its exit status when it is not an error.
-fn run(command: Command, ui: &Ui) -> Result<i32> {
+fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
+    // Builds may use the build cache: not with `--no-cache`, nor with `BAKE_NO_CACHE=1`.
+    let use_cache = |no_cache: bool| !no_cache && !env.no_cache;
     match command {
-        Command::Inspect(args) => {
-            let segments = crate::check::image::read_file(&args.image)?;
-            let text = if args.json {
-                crate::check::inspect::listing_json(&segments)
-            } else {
-                crate::check::inspect::listing(&segments)
-            };
-            build::print(&text).map(|_| 0)
-        }
+        Command::Inspect(args) => print(&commands::inspect(&args.image, args.json)?).map(|_| 0),
         Command::Diff(args) => {
-            let report = crate::check::diff::compare_files(&args.a, &args.b)?;
-            let text = if args.json {
-                crate::check::diff::json(&report)
-            } else {
-                crate::check::diff::text(&report, &args.a.display().to_string(), &args.b.display().to_string())
-            };
-            build::print(&text)?;
-            Ok(if report.same_content() { 0 } else { 1 })
+            let (text, code) = commands::diff(&args.a, &args.b, args.json)?;
+            print(&text).map(|_| code)
         }
-        Command::Verify(args) => verify(args, ui),
+        Command::Verify(args) => {
+            let (threads, settings) = (args.jobs.unwrap_or_else(default_threads), args.packages.settings(env));
+            let verified = commands::verify::verify(&args.recipe, threads, &settings, ui)?;
+            let text = if args.json { commands::verify::json(&verified) } else { commands::verify::text(&verified) };
+            print(&text).map(|_| verified.code())
+        }
         Command::Lock(args) => {
-            let env = PackageArgs { cache: args.cache, locked: false }.environment();
-            let locked = crate::lockfile::lock_recipe(&args.recipe, args.update, &env, ui)?;
-            let state = if locked.changed { "written" } else { "unchanged" };
-            build::print(&format!(
-                "{}: {state}: {} packages, {} other inputs pinned\n",
-                locked.path.display(),
-                locked.packages,
-                locked.inputs
-            ))
-            .map(|_| 0)
+            let settings = PackageArgs { cache: args.cache, locked: false }.settings(env);
+            let locked = commands::lock::lock(&args.recipe, args.update, &settings, ui)?;
+            print(&locked.summary()).map(|_| 0)
         }
         Command::Test(args) => {
             let options = crate::vm::boot_test::TestOptions {
                 kernel: args.kernel,
+                default_kernel: env.kernel.clone(),
                 twice: args.twice,
-                jobs: args.jobs.unwrap_or_else(default_jobs),
-                env: args.packages.environment(),
+                threads: args.jobs.unwrap_or_else(default_threads),
+                settings: args.packages.settings(env),
                 use_cache: use_cache(args.no_cache),
             };
             let results = crate::vm::boot_test::run(&args.recipes, &options, ui)?;
-            if args.json {
-                build::print(&crate::vm::boot_test::results_json(&results))?;
-            } else {
-                for r in &results {
-                    let boot: f64 = r.boots.iter().map(|b| b.seconds).sum();
-                    let head = format!(
-                        "{} {} ({}) in {:.1} s ({:.1} s booting, {})",
-                        if r.passed { "PASS" } else { "FAIL" },
-                        r.name,
-                        r.recipe.display(),
-                        r.seconds,
-                        boot,
-                        r.accel
-                    );
-                    if r.passed {
-                        build::print(&format!("{head}\n"))?;
-                    } else {
-                        let tail = r.boots.last().map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
-                        build::print(&format!("{head}: {}\n  last console lines:\n    {tail}\n", r.reason))?;
-                    }
-                }
-                let passed = results.iter().filter(|r| r.passed).count();
-                build::print(&format!("{passed} passed, {} failed\n", results.len() - passed))?;
-            }
-            Ok(if results.iter().all(|r| r.passed) { 0 } else { 1 })
+            let text = if args.json { commands::test::json(&results) } else { commands::test::text(&results) };
+            print(&text).map(|_| commands::test::code(&results))
         }
         Command::Build(args) => {
-            let jobs = args.jobs.unwrap_or_else(default_jobs);
             let options = Options {
                 out_dir: args.out,
-                jobs,
-                env: args.packages.environment(),
+                threads: args.jobs.unwrap_or_else(default_threads),
+                settings: args.packages.settings(env),
                 use_cache: use_cache(args.no_cache),
             };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {
-                return build::print(&build::summary_json(&built)).map(|_| 0);
+                return print(&commands::build::summary_json(&built)).map(|_| 0);
             }
             if ui.verbosity() >= Verbosity::Verbose {
-                for output in &built.outputs {
-                    ui.line(&format!("  {}  {}", hex(&output.sha256), built.out_dir.join(&output.file).display()));
-                }
+                commands::build::details(&built).iter().for_each(|line| ui.line(line));
             }
-            let images: Vec<String> = built
-                .outputs
-                .iter()
-                .filter(|o| crate::check::image::is_image_file(&o.file))
-                .map(|o| {
-                    let path = built.out_dir.join(&o.file);
-                    format!("{} ({}, sha256 {})", path.display(), human_size(o.size), hex(&o.sha256))
-                })
-                .collect();
-            if images.is_empty() {
-                return build::print(&format!(
-                    "{}: {} entries, no image asked for -> {}\n",
-                    built.name,
-                    built.entries,
-                    built.out_dir.join(&built.outputs[0].file).display()
-                ))
-                .map(|_| 0);
-            }
-            build::print(&format!(
-                "{}: {} entries -> {} in {:.2} s{}\n",
-                built.name,
-                built.entries,
-                images.join(", "),
-                built.elapsed.as_secs_f64(),
-                if built.cached { " (unchanged: from the build cache)" } else { "" }
-            ))
-            .map(|_| 0)
+            print(&commands::build::summary(&built)).map(|_| 0)
         }
     }
-}
-
-fn verify(args: VerifyArgs, ui: &Ui) -> Result<i32> {
-    let scratch = tempfile::Builder::new()
-        .prefix("bake-verify-")
-        .tempdir()
-        .map_err(|e| crate::base::error::Error::failure(format!("cannot make a temporary folder: {e}")))?;
-    let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let twice =
-        crate::check::verify::build_twice(&args.recipe, scratch.path(), jobs, &args.packages.environment(), ui)?;
-    // The images that differ, with how.
-    let mut reports = Vec::new();
-    for (output, second) in &twice.outputs {
-        if second.is_some_and(|d| d != output.sha256) && crate::check::image::is_image_file(&output.file) {
-            let (a, b) = (twice.first_dir.join(&output.file), twice.second_dir.join(&output.file));
-            reports.push((output.file.clone(), crate::check::diff::compare_files(&a, &b)?));
-        }
-    }
-    let code = if twice.identical() { 0 } else { 1 };
-    if args.json {
-        let outputs: Vec<serde_json::Value> = twice
-            .outputs
-            .iter()
-            .map(|(o, second)| {
-                serde_json::json!({
-                    "file": o.file,
-                    "first_sha256": hex(&o.sha256),
-                    "second_sha256": second.map(|d| hex(&d)),
-                    "identical": *second == Some(o.sha256),
-                })
-            })
-            .collect();
-        let diffs: serde_json::Map<String, serde_json::Value> = reports
-            .iter()
-            .map(|(file, report)| {
-                (file.clone(), serde_json::from_str(&crate::check::diff::json(report)).unwrap_or_default())
-            })
-            .collect();
-        let value = serde_json::json!({
-            "name": twice.name,
-            "reproducible": twice.identical(),
-            "outputs": outputs,
-            "diffs": diffs,
-        });
-        build::print(&format!("{}\n", serde_json::to_string_pretty(&value).expect("plain data")))?;
-        return Ok(code);
-    }
-    let mut text = format!(
-        "first build:  {jobs} workers, here\nsecond build: 1 worker, from a copy of the inputs made in reverse \
-         order with other mtimes, umask 077, TZ=Pacific/Chatham, LC_ALL=C.UTF-8, another TMPDIR\n"
-    );
-    let width = twice.outputs.iter().map(|(o, _)| o.file.len()).max().unwrap_or(0);
-    for (output, second) in &twice.outputs {
-        let verdict = match second {
-            Some(d) if *d == output.sha256 => "identical".to_string(),
-            Some(d) => format!("DIFFERENT: second build {}", hex(d)),
-            None => "MISSING from the second build".to_string(),
-        };
-        text.push_str(&format!("  {:<width$}  {}  {verdict}\n", output.file, hex(&output.sha256)));
-    }
-    if twice.identical() {
-        text.push_str(&format!("reproducible: {}, {} outputs identical\n", twice.name, twice.outputs.len()));
-        build::print(&text)?;
-        return Ok(0);
-    }
-    for (file, report) in &reports {
-        text.push_str(&format!("bake diff of the two `{file}`:\n"));
-        text.push_str(&crate::check::diff::text(report, "first", "second"));
-    }
-    let differ = twice.outputs.iter().filter(|(o, d)| *d != Some(o.sha256)).count();
-    text.push_str(&format!("not reproducible: {}, {differ} of {} outputs differ\n", twice.name, twice.outputs.len()));
-    build::print(&text)?;
-    Ok(code)
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::base::error::{Error, IoContext, Result};
+use crate::recipe::InputKind;
 
 /// The lock format this bake writes and reads.
 pub const LOCK_VERSION: u32 = 1;
@@ -103,7 +104,7 @@ impl LockedPackage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedInput {
-    pub kind: String,
+    pub kind: InputKind,
     pub path: String,
     pub sha256: String,
 }
@@ -128,8 +129,7 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
             e.message().split_whitespace().collect::<Vec<_>>().join(" ")
         ))
     })?;
-    check(&lock)
-        .map_err(|e| Error::input(format!("`{}`: {e}; run `bake lock --update` to write it again", path.display())))?;
+    check(&lock).map_err(|e| e.context(format!("`{}`", path.display())))?;
     if lock.version != LOCK_VERSION {
         return Err(Error::input(format!(
             "`{}` has lock version {}, but this bake reads version {LOCK_VERSION}: run `bake lock --update`",
@@ -142,26 +142,31 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
 
 /// Checks what a lock says about packages before any of it names a file or reaches apt: a
 /// name or version that could climb out of the cache folder or pass for an option is refused.
-fn check(lock: &Lock) -> std::result::Result<(), String> {
+fn check(lock: &Lock) -> Result<()> {
     let packages = lock.layers.iter().flat_map(|l| &l.resolved).chain(lock.kernel.as_ref().map(|k| &k.package));
     let word = |text: &str, extra: &[u8]| {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
     for p in packages {
         if !crate::debian::version::is_package_name(&p.name) {
-            return Err(format!("`{}` is not a Debian package name", p.name));
+            return Err(refused(format!("`{}` is not a Debian package name", p.name)));
         }
         if !word(&p.version, b".+-~:") || p.version.starts_with(['-', '.']) {
-            return Err(format!("`{}` has version `{}`, which is not a Debian version", p.name, p.version));
+            return Err(refused(format!("`{}` has version `{}`, which is not a Debian version", p.name, p.version)));
         }
         if !word(&p.architecture, b"-") || p.architecture.starts_with('-') {
-            return Err(format!("`{}` has architecture `{}`", p.name, p.architecture));
+            return Err(refused(format!("`{}` has architecture `{}`", p.name, p.architecture)));
         }
         if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("`{}` has sha256 `{}`, not 64 lower-case hex digits", p.name, p.sha256));
+            return Err(refused(format!("`{}` has sha256 `{}`, not 64 lower-case hex digits", p.name, p.sha256)));
         }
     }
     Ok(())
+}
+
+/// A lock refused by [`check`]: `what` is wrong, and the way out.
+fn refused(what: String) -> Error {
+    Error::input(format!("{what}; run `bake lock --update` to write it again"))
 }
 
 /// The text of a lock file: a header saying what it is, then the TOML.
@@ -174,68 +179,24 @@ pub fn text(lock: &Lock, recipe_name: &str) -> String {
     )
 }
 
-/// What `bake lock` did.
-#[derive(Debug)]
-pub struct Locked {
-    pub path: PathBuf,
-    /// Whether the file's bytes changed (it is not rewritten when they would not).
-    pub changed: bool,
-    pub packages: usize,
-    pub inputs: usize,
-}
-
-/// `bake lock`: resolves and reads every input of the recipe at `recipe_path` (no image is
-/// written) and pins them in its lock file. With `update`, packages are resolved afresh from
-/// apt's lists; otherwise what the lock already pins for an unchanged request is kept.
-pub fn lock_recipe(
-    recipe_path: &Path,
-    update: bool,
-    env: &crate::plan::Environment,
-    reporter: &dyn crate::base::progress::Reporter,
-) -> Result<Locked> {
-    use crate::source::packages::LockPolicy;
-    let recipe = crate::recipe::RecipeFile::load(recipe_path)?;
-    let mut env = env.clone();
-    env.packages.policy = if update { LockPolicy::Update } else { LockPolicy::Relock };
-    let scratch = tempfile::Builder::new()
-        .prefix("bake-lock-")
-        .tempdir()
-        .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
-    let mut spool = crate::source::content::Spool::new(scratch.path().join("spool"));
-    let plan = crate::plan::plan(&recipe, &env, &mut spool, reporter)?;
-    let lock = Lock {
-        version: LOCK_VERSION,
-        layers: plan.package_layers,
-        kernel: plan.kernel_package,
-        inputs: plan
-            .inputs
-            .iter()
-            .filter(|i| i.kind != "package")
-            .map(|i| LockedInput {
-                kind: i.kind.to_string(),
-                path: i.path.clone(),
-                sha256: crate::base::hash::hex(&i.sha256),
-            })
-            .collect(),
-    };
-    let name = recipe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let text = text(&lock, &name);
-    let path = path_for(recipe_path);
-    let changed = std::fs::read(&path).ok().is_none_or(|old| old != text.as_bytes());
-    if changed {
-        // Written beside the lock and renamed over it: a reader never sees half a lock.
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut staged = tempfile::Builder::new().prefix(".bake-lock-").tempfile_in(&dir).writing(&dir)?;
-        std::io::Write::write_all(&mut staged, text.as_bytes()).writing(&path)?;
-        // A lock is a file to commit, readable like the recipe beside it.
-        std::fs::set_permissions(staged.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).writing(&path)?;
-        staged.persist(&path).map_err(|e| e.error).writing(&path)?;
+/// Writes `lock` (of the recipe file named `recipe_name`) to `path`, unless the file already
+/// holds exactly those bytes; returns whether it was written. It is written beside the lock and
+/// renamed over it, so a reader never sees half a lock.
+pub fn write(path: &Path, lock: &Lock, recipe_name: &str) -> Result<bool> {
+    let text = text(lock, recipe_name);
+    if std::fs::read(path).ok().is_some_and(|old| old == text.as_bytes()) {
+        return Ok(false);
     }
-    let packages = lock.layers.iter().map(|l| l.resolved.len()).sum::<usize>() + usize::from(lock.kernel.is_some());
-    Ok(Locked { path, changed, packages, inputs: lock.inputs.len() })
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut staged = tempfile::Builder::new().prefix(".bake-lock-").tempfile_in(&dir).writing(&dir)?;
+    std::io::Write::write_all(&mut staged, text.as_bytes()).writing(path)?;
+    // A lock is a file to commit, readable like the recipe beside it.
+    std::fs::set_permissions(staged.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).writing(path)?;
+    staged.persist(path).map_err(|e| e.error).writing(path)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -267,7 +228,7 @@ mod tests {
                 resolved: vec![package("libonig5"), package("jq")],
             }],
             kernel: Some(LockedKernel { request: "linux-image-cloud-amd64".into(), package: package("linux-image-x") }),
-            inputs: vec![LockedInput { kind: "file".into(), path: "init".into(), sha256: "cd".repeat(32) }],
+            inputs: vec![LockedInput { kind: InputKind::File, path: "init".into(), sha256: "cd".repeat(32) }],
         };
         let text = text(&lock, "x.toml");
         assert!(text.starts_with("# Pinned inputs of `x.toml`"), "{text}");

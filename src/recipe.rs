@@ -13,6 +13,8 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::base::error::{Error, IoContext, Result};
+use crate::format::FileType;
+use crate::format::compress::Compression;
 
 /// A whole recipe file.
 #[derive(Debug, Deserialize)]
@@ -149,18 +151,6 @@ pub struct Initramfs {
     pub level: Option<Spanned<i64>>,
 }
 
-/// The compressors an initramfs can be written with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    Zstd,
-    Gzip,
-    Xz,
-    Lz4,
-    None,
-}
-
 /// `[[layer]]`: exactly one of `dir`, `tar`, `deb` or `packages`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,6 +268,48 @@ pub enum DeviceKind {
     Fifo,
 }
 
+impl DeviceKind {
+    pub fn file_type(self) -> FileType {
+        match self {
+            DeviceKind::Char => FileType::Char,
+            DeviceKind::Block => FileType::Block,
+            DeviceKind::Fifo => FileType::Fifo,
+        }
+    }
+}
+
+/// The kinds of input a recipe names, as manifests and lock files record them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// A `[[layer]] dir`.
+    Dir,
+    /// A `[[layer]] tar`.
+    Tar,
+    /// A `[[layer]] deb`.
+    Deb,
+    /// One package of a `[[layer]] packages`, a `.deb` in the cache.
+    Package,
+    /// The `[kernel] deb` (a `[kernel] package` is a `Package`).
+    Kernel,
+    /// A `[[file]] source`.
+    File,
+}
+
+impl InputKind {
+    /// The word manifests and lock files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Dir => "dir",
+            InputKind::Tar => "tar",
+            InputKind::Deb => "deb",
+            InputKind::Package => "package",
+            InputKind::Kernel => "kernel",
+            InputKind::File => "file",
+        }
+    }
+}
+
 /// `[remove]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,7 +385,7 @@ impl RecipeFile {
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::input(format!("`{}`: a recipe must be UTF-8 text", path.display())))?;
         let recipe =
-            parse(&text).map_err(|(at, message)| Error::input(format!("{}: {message}", location(path, &text, at))))?;
+            parse(&text).map_err(|e| Error::input(format!("{}: {}", location(path, &text, e.offset), e.message)))?;
         let base = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
@@ -377,9 +409,21 @@ impl RecipeFile {
     }
 }
 
-/// Decodes recipe text; an error comes with the byte offset it is about.
-pub fn parse(text: &str) -> std::result::Result<Recipe, (usize, String)> {
-    toml::from_str::<Recipe>(text).map_err(|e| (e.span().map(|span| span.start).unwrap_or(0), one_line(e.message())))
+/// Why recipe text does not decode, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The byte offset in the text the error is about.
+    pub offset: usize,
+    /// One line, lower-case as TOML words it.
+    pub message: String,
+}
+
+/// Decodes recipe text.
+pub fn parse(text: &str) -> std::result::Result<Recipe, ParseError> {
+    toml::from_str::<Recipe>(text).map_err(|e| ParseError {
+        offset: e.span().map(|span| span.start).unwrap_or(0),
+        message: one_line(e.message()),
+    })
 }
 
 /// `path:LINE:COLUMN`, both counted from 1, the column in characters.

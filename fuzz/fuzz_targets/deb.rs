@@ -3,8 +3,8 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut spool = bake::content::Spool::new(dir.path().join("spool"));
-    let mut tree = bake::tree::Tree::new();
+    let mut spool = bake::source::content::Spool::new(dir.path().join("spool"));
+    let mut tree = bake::plan::tree::Tree::new();
     let origin = tree.origin("fuzz".into());
-    let _ = bake::source::deb::read(data, "fuzz.deb", &mut tree, &mut spool, origin);
+    let _ = bake::source::deb::read(data, "fuzz.deb", &mut tree.sink(origin), &mut spool);
 });

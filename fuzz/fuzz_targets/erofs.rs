@@ -3,7 +3,7 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(entries) = bake::erofs::read(std::io::Cursor::new(data)) {
-        assert!(entries.first().is_some_and(|root| root.path.is_empty()), "the root comes first");
+    if let Ok(entries) = bake::format::erofs::read(std::io::Cursor::new(data)) {
+        assert!(entries.first().is_some_and(|root| root.name.is_empty()), "the root comes first");
     }
 });

@@ -3,8 +3,8 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(segments) = bake::image::read(data) {
-        let _ = bake::inspect::listing(&segments);
-        let _ = bake::diff::compare(&segments, &segments, true);
+    if let Ok(segments) = bake::check::image::read(data) {
+        let _ = bake::check::inspect::listing(&segments);
+        let _ = bake::check::diff::compare(&segments, &segments, true);
     }
 });

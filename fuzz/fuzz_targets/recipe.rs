@@ -3,9 +3,9 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
-        && let Err((at, message)) = bake::recipe::parse(text)
+        && let Err(error) = bake::recipe::parse(text)
     {
-        assert!(at <= text.len(), "an error offset past the end");
-        assert!(!message.is_empty());
+        assert!(error.offset <= text.len(), "an error offset past the end");
+        assert!(!error.message.is_empty());
     }
 });

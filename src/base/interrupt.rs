@@ -41,3 +41,8 @@ pub fn check() -> io::Result<()> {
 pub fn requested() -> bool {
     SIGNAL.load(Ordering::Relaxed) != 0
 }
+
+/// A point where a long loop may stop: an error (a build failure) when a signal asked bake to.
+pub fn stop_point() -> crate::base::error::Result<()> {
+    check().map_err(|e| crate::base::error::Error::failure(e.to_string()))
+}

@@ -12,11 +12,13 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::image::{self, Format, Segment};
+use super::inspect::type_name;
 use crate::base::error::Result;
 use crate::base::hash::{Digest, hex};
-use crate::check::image::{self, ImageEntry, Segment};
-use crate::check::inspect::utc;
-use crate::format::cpio;
+use crate::base::time;
+use crate::format::compress::Compression;
+use crate::format::{Entry, FileType};
 
 /// An entry as it ends up on the unpacked file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,34 +48,29 @@ fn unpack(segments: &[Segment]) -> Tree {
     let mut order = Vec::new();
     for segment in segments {
         // Hard-link groups live within one archive: (device, inode) of files with nlink > 1.
-        let mut groups: HashMap<(u32, u32, u64), Vec<&ImageEntry>> = HashMap::new();
-        for entry in &segment.entries {
-            let h = &entry.header;
-            if entry.file_type() == cpio::S_IFREG && h.nlink > 1 {
-                groups.entry((h.dev_major, h.dev_minor, h.ino)).or_default().push(entry);
-            }
+        let mut groups: HashMap<((u32, u32), u64), Vec<&Entry>> = HashMap::new();
+        let linked = |e: &Entry| e.file_type() == Some(FileType::File) && e.nlink > 1;
+        for entry in segment.entries.iter().filter(|e| linked(e)) {
+            groups.entry((entry.dev, entry.ino)).or_default().push(entry);
         }
         for entry in &segment.entries {
-            let h = &entry.header;
             let path = entry.path();
             let mut links = BTreeSet::new();
-            let mut content = entry.sha256.map(|sha| (h.size, sha));
-            let linked = entry.file_type() == cpio::S_IFREG && h.nlink > 1;
-            if let Some(group) = groups.get(&(h.dev_major, h.dev_minor, h.ino)).filter(|_| linked) {
+            let mut content = entry.sha256.map(|sha| (entry.size, sha));
+            if let Some(group) = groups.get(&(entry.dev, entry.ino)).filter(|_| linked(entry)) {
                 // The data travels with one name of the group (GNU cpio: the last).
-                if let Some(carrier) = group.iter().rev().find(|e| e.header.size > 0).or(group.last()) {
-                    content = carrier.sha256.map(|sha| (carrier.header.size, sha));
+                if let Some(carrier) = group.iter().rev().find(|e| e.size > 0).or(group.last()) {
+                    content = carrier.sha256.map(|sha| (carrier.size, sha));
                 }
                 links = group.iter().map(|e| e.path()).filter(|p| *p != path).collect();
             }
-            let device =
-                matches!(entry.file_type(), cpio::S_IFCHR | cpio::S_IFBLK).then_some((h.rdev_major, h.rdev_minor));
+            let device = entry.file_type().is_some_and(FileType::is_device).then_some(entry.rdev);
             let unpacked = Unpacked {
-                kind: entry.type_name(),
-                mode: h.mode & 0o7777,
-                uid: h.uid,
-                gid: h.gid,
-                mtime: h.mtime,
+                kind: type_name(entry),
+                mode: entry.mode & 0o7777,
+                uid: entry.uid,
+                gid: entry.gid,
+                mtime: entry.mtime,
                 content,
                 target: entry.target.clone(),
                 device,
@@ -129,7 +126,8 @@ fn compare_entries(a: &Unpacked, b: &Unpacked) -> Vec<Change> {
     push("content", size_text(&a.content), size_text(&b.content));
     push("mode", format!("{:04o}", a.mode), format!("{:04o}", b.mode));
     push("owner", format!("{}:{}", a.uid, a.gid), format!("{}:{}", b.uid, b.gid));
-    push("mtime", format!("{} ({} UTC)", a.mtime, utc(a.mtime)), format!("{} ({} UTC)", b.mtime, utc(b.mtime)));
+    let mtime = |m: u64| format!("{m} ({} UTC)", time::minutes(m));
+    push("mtime", mtime(a.mtime), mtime(b.mtime));
     let target = |t: &Option<Vec<u8>>| t.as_ref().map_or("-".to_string(), |t| String::from_utf8_lossy(t).into_owned());
     push("target", target(&a.target), target(&b.target));
     let device = |d: &Option<(u32, u32)>| d.map_or("-".to_string(), |(x, y)| format!("{x},{y}"));
@@ -146,11 +144,11 @@ fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String>
     let mut notes = Vec::new();
     let describe = |s: &[Segment]| {
         s.iter()
-            .map(|x| if x.format == "cpio" { x.compression.name() } else { x.format })
+            .map(|x| if x.format == Format::Cpio { x.compression.name() } else { x.format.name() })
             .collect::<Vec<_>>()
             .join(" + ")
     };
-    let file_system = a.iter().chain(b).any(|s| s.format != "cpio");
+    let file_system = a.iter().chain(b).any(|s| s.format != Format::Cpio);
     if describe(a) != describe(b) {
         let how = if file_system { "stored" } else { "compressed" };
         notes.push(format!("the archives are {how} differently: {} and {}", describe(a), describe(b)));
@@ -158,16 +156,12 @@ fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String>
     if ta.order != tb.order {
         notes.push("the entries come in another order".to_string());
     }
-    let headers = |s: &[Segment]| {
-        s.iter()
-            .flat_map(|x| &x.entries)
-            .map(|e| (e.header.ino, e.header.nlink, e.header.dev_major, e.header.dev_minor, e.header.size))
-            .collect::<Vec<_>>()
-    };
+    let headers =
+        |s: &[Segment]| s.iter().flat_map(|x| &x.entries).map(|e| (e.ino, e.nlink, e.dev, e.size)).collect::<Vec<_>>();
     if ta.order == tb.order && headers(a) != headers(b) {
         notes.push("header fields that do not reach the unpacked files differ (inode numbers, link counts, which name of a hard link carries the data)".to_string());
     }
-    let names = |s: &[Segment]| s.iter().flat_map(|x| &x.entries).map(|e| e.header.name.clone()).collect::<Vec<_>>();
+    let names = |s: &[Segment]| s.iter().flat_map(|x| &x.entries).map(|e| e.name.clone()).collect::<Vec<_>>();
     if ta.order == tb.order && names(a) != names(b) {
         notes.push("the entries' names are written differently (such as `./etc` and `etc`)".to_string());
     }
@@ -179,7 +173,7 @@ fn byte_notes(a: &[Segment], b: &[Segment], ta: &Tree, tb: &Tree) -> Vec<String>
         );
     }
     if notes.is_empty() {
-        let compressed = a.iter().chain(b).any(|s| s.compression != crate::recipe::Compression::None);
+        let compressed = a.iter().chain(b).any(|s| s.compression != Compression::None);
         notes.push(if compressed {
             "the archives hold the same entries in the same order: the bytes differ in the compression \
              (another level or compressor version) or in the archive's framing (header magic, padding)"
@@ -264,8 +258,14 @@ pub fn text(report: &Report, a: &str, b: &str) -> String {
     out
 }
 
+/// The report as JSON text (pretty, with a final newline).
 pub fn json(report: &Report) -> String {
-    let value = json!({
+    crate::base::json::pretty(&json_value(report))
+}
+
+/// The report as a JSON value.
+pub fn json_value(report: &Report) -> serde_json::Value {
+    json!({
         "same_content": report.same_content(),
         "same_bytes": report.same_bytes,
         "removed": report.removed,
@@ -276,8 +276,5 @@ pub fn json(report: &Report) -> String {
         })).collect::<Vec<_>>(),
         "order_differs_at": report.order,
         "byte_notes": report.byte_notes,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("plain data");
-    text.push('\n');
-    text
+    })
 }

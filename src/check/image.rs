@@ -10,65 +10,39 @@
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::base::error::{Error, Result};
-use crate::base::hash::{Digest, digest_reader};
-use crate::format::compress;
-use crate::format::cpio::{self, ReadHeader};
-use crate::recipe::Compression;
+use crate::base::error::{Error, Result, io_cause};
+use crate::format::compress::{self, Compression};
+use crate::format::{Entry, cpio, erofs, gpt};
 
-/// Longest symlink target read into memory.
-const MAX_TARGET: u64 = 64 * 1024;
+/// What holds a segment's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A newc cpio archive (compressed or not).
+    Cpio,
+    /// An EROFS file system.
+    Erofs,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Cpio => "cpio",
+            Format::Erofs => "erofs",
+        }
+    }
+}
 
 /// One archive (or file system) of an image.
 #[derive(Debug, Clone)]
 pub struct Segment {
-    /// What it is: `cpio`, or `erofs`.
-    pub format: &'static str,
+    pub format: Format,
     /// How this archive was compressed.
     pub compression: Compression,
     /// Where its (compressed) bytes start in the image file.
     pub offset: u64,
     /// For a file system in a partition: which, as `GPT partition N (`name`)`.
     pub partition: Option<String>,
-    pub entries: Vec<ImageEntry>,
-}
-
-/// One entry of an archive, with its data summarised.
-#[derive(Debug, Clone)]
-pub struct ImageEntry {
-    pub header: ReadHeader,
-    /// The sha256 of a regular file's data (of the data this entry carries).
-    pub sha256: Option<Digest>,
-    /// A symlink's target.
-    pub target: Option<Vec<u8>>,
-}
-
-impl ImageEntry {
-    pub fn file_type(&self) -> u32 {
-        self.header.mode & cpio::S_IFMT
-    }
-
-    /// The path in the image, as the kernel resolves it: without `./`, leading or trailing `/`
-    /// (`.` is the root, shown as `/`).
-    pub fn path(&self) -> String {
-        let name = String::from_utf8_lossy(&self.header.name);
-        let trimmed = name.trim_start_matches("./").trim_matches('/');
-        if trimmed.is_empty() || trimmed == "." { "/".to_string() } else { format!("/{trimmed}") }
-    }
-
-    /// The type word of manifests and listings.
-    pub fn type_name(&self) -> &'static str {
-        match self.file_type() {
-            cpio::S_IFDIR => "dir",
-            cpio::S_IFREG => "file",
-            cpio::S_IFLNK => "symlink",
-            cpio::S_IFCHR => "char",
-            cpio::S_IFBLK => "block",
-            cpio::S_IFIFO => "fifo",
-            0o140000 => "socket",
-            _ => "unknown",
-        }
-    }
+    pub entries: Vec<Entry>,
 }
 
 /// A reader that can look ahead any number of bytes without losing them, and lends itself to
@@ -150,28 +124,10 @@ fn skip_zeros(input: &mut impl BufRead) -> io::Result<bool> {
 }
 
 /// Reads one archive up to its trailer.
-fn read_archive(input: impl Read, entries: &mut Vec<ImageEntry>) -> io::Result<()> {
+fn read_archive(input: impl Read, entries: &mut Vec<Entry>) -> io::Result<()> {
     let mut reader = cpio::Reader::new(input);
-    while let Some((header, (sha256, target))) = reader.next_with(|header, data| {
-        let kind = header.mode & cpio::S_IFMT;
-        if kind == cpio::S_IFLNK {
-            if header.size > MAX_TARGET {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("symlink `{}` claims a {} byte target", String::from_utf8_lossy(&header.name), header.size),
-                ));
-            }
-            let mut target = Vec::with_capacity(header.size as usize);
-            data.read_to_end(&mut target)?;
-            return Ok((None, Some(target)));
-        }
-        if kind == cpio::S_IFREG {
-            let (digest, _) = digest_reader(data)?;
-            return Ok((Some(digest), None));
-        }
-        Ok((None, None))
-    })? {
-        entries.push(ImageEntry { header, sha256, target });
+    while let Some(entry) = reader.next_entry()? {
+        entries.push(entry);
     }
     Ok(())
 }
@@ -191,7 +147,13 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
             // across a `TRAILER!!!`.
             let mut entries = Vec::new();
             read_archive(&mut input, &mut entries)?;
-            segments.push(Segment { format: "cpio", compression: Compression::None, offset, partition: None, entries });
+            segments.push(Segment {
+                format: Format::Cpio,
+                compression: Compression::None,
+                offset,
+                partition: None,
+                entries,
+            });
             continue;
         }
         let compression = Compression::detect(&magic);
@@ -210,7 +172,7 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
         loop {
             let mut entries = Vec::new();
             read_archive(&mut decoded, &mut entries)?;
-            segments.push(Segment { format: "cpio", compression, offset, partition: None, entries });
+            segments.push(Segment { format: Format::Cpio, compression, offset, partition: None, entries });
             if !skip_zeros(&mut decoded)? {
                 break;
             }
@@ -228,30 +190,18 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
     Ok(segments)
 }
 
-/// Whether an output file of a build is an image `read_file` reads: an initramfs (`NAME.cpio`,
-/// compressed or not), a file system (`NAME.erofs`) or a disk (`NAME.img`).
-pub fn is_image_file(file: &str) -> bool {
-    file.contains(".cpio") || file.ends_with(".erofs") || file.ends_with(".img")
-}
-
 /// Reads the image file at `path`; any problem is an input error naming it.
 pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
-    let open = || {
-        std::fs::File::open(path).map_err(|e| {
-            Error::input(format!("cannot read `{}`: {}", path.display(), crate::base::error::io_cause(&e)))
-        })
-    };
-    let mut head = Vec::with_capacity(2048);
-    open()?
-        .take(2048)
-        .read_to_end(&mut head)
-        .map_err(|e| Error::input(format!("cannot read `{}`: {e}", path.display())))?;
     let named = |e: Error| e.context(format!("`{}`", path.display()));
-    if crate::format::erofs::is_magic(&head) {
-        let entries = crate::format::erofs::read(open()?).map_err(named)?;
+    let cannot = |e: io::Error| Error::input(format!("cannot read `{}`: {}", path.display(), io_cause(&e)));
+    let open = || std::fs::File::open(path).map_err(cannot);
+    let mut head = Vec::with_capacity(2048);
+    open()?.take(2048).read_to_end(&mut head).map_err(cannot)?;
+    if erofs::is_magic(&head) {
+        let entries = erofs::read(open()?).map_err(named)?;
         return Ok(vec![erofs_segment(entries, 0, None)]);
     }
-    if crate::format::gpt::is_gpt(&head) {
+    if gpt::is_gpt(&head) {
         return read_disk(open()?).map_err(named);
     }
     read(open()?).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
@@ -259,7 +209,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
 
 /// Every EROFS file system in the partitions of a GPT disk.
 fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
-    let table = crate::format::gpt::read(&mut file)?;
+    let table = gpt::read(&mut file)?;
     // Partitions that share blocks would let a small disk make its file systems read many
     // times over.
     let mut spans: Vec<(u64, u64, u32)> = table.partitions.iter().map(|p| (p.first_lba, p.last_lba, p.index)).collect();
@@ -269,16 +219,16 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
     }
     let mut segments = Vec::new();
     for partition in &table.partitions {
-        let mut window =
-            Window::new(&mut file, partition.offset, partition.size).map_err(|e| Error::input(e.to_string()))?;
+        let label = format!("GPT partition {} (`{}`)", partition.index, partition.name);
+        let cannot = |e: io::Error| Error::input(format!("cannot read {label}: {}", io_cause(&e)));
+        let mut window = Window::new(&mut file, partition.offset, partition.size).map_err(cannot)?;
         let mut head = Vec::with_capacity(2048);
-        (&mut window).take(2048).read_to_end(&mut head).map_err(|e| Error::input(e.to_string()))?;
-        if !crate::format::erofs::is_magic(&head) {
+        (&mut window).take(2048).read_to_end(&mut head).map_err(cannot)?;
+        if !erofs::is_magic(&head) {
             continue;
         }
-        window.seek(SeekFrom::Start(0)).map_err(|e| Error::input(e.to_string()))?;
-        let label = format!("GPT partition {} (`{}`)", partition.index, partition.name);
-        let entries = crate::format::erofs::read(window).map_err(|e| e.context(&label))?;
+        window.seek(SeekFrom::Start(0)).map_err(cannot)?;
+        let entries = erofs::read(window).map_err(|e| e.context(&label))?;
         segments.push(erofs_segment(entries, partition.offset, Some(label)));
     }
     if segments.is_empty() {
@@ -291,31 +241,9 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
 }
 
 /// An EROFS file system as a segment. The root directory is left out, as in bake's archives.
-fn erofs_segment(entries: Vec<crate::format::erofs::Entry>, offset: u64, partition: Option<String>) -> Segment {
-    let entries = entries
-        .into_iter()
-        .filter(|e| !e.path.is_empty())
-        .map(|e| ImageEntry {
-            header: ReadHeader {
-                name: e.path,
-                ino: e.ino,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                nlink: e.nlink,
-                mtime: e.mtime,
-                size: e.size,
-                dev_major: 0,
-                dev_minor: 0,
-                rdev_major: e.rdev_major,
-                rdev_minor: e.rdev_minor,
-                check: 0,
-            },
-            sha256: e.sha256,
-            target: e.target,
-        })
-        .collect();
-    Segment { format: "erofs", compression: Compression::None, offset, partition, entries }
+fn erofs_segment(mut entries: Vec<Entry>, offset: u64, partition: Option<String>) -> Segment {
+    entries.retain(|e| !e.name.is_empty());
+    Segment { format: Format::Erofs, compression: Compression::None, offset, partition, entries }
 }
 
 /// A part of a file, `len` bytes from `start`, read and sought as if it were the whole file.

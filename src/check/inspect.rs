@@ -3,23 +3,15 @@
 
 use serde_json::json;
 
+use super::image::{Format, Segment};
 use crate::base::hash::hex;
-use crate::check::image::{ImageEntry, Segment};
-use crate::format::cpio;
+use crate::base::time;
+use crate::format::{Entry, FileType};
 
 /// `drwxr-xr-x`, `-rwsr-xr-x`, `crw-------`: the type letter and permission bits as `ls -l`
 /// prints them (setuid, setgid and sticky included).
 pub fn mode_string(mode: u32) -> String {
-    let type_char = match mode & cpio::S_IFMT {
-        cpio::S_IFDIR => 'd',
-        cpio::S_IFREG => '-',
-        cpio::S_IFLNK => 'l',
-        cpio::S_IFCHR => 'c',
-        cpio::S_IFBLK => 'b',
-        cpio::S_IFIFO => 'p',
-        0o140000 => 's',
-        _ => '?',
-    };
+    let type_char = FileType::from_mode(mode).map_or('?', FileType::letter);
     let mut out = String::from(type_char);
     for (shift, special, letter) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
         let bits = (mode >> shift) & 7;
@@ -35,43 +27,33 @@ pub fn mode_string(mode: u32) -> String {
     out
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC, whatever the host's time zone.
-pub fn utc(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+fn is_device(entry: &Entry) -> bool {
+    entry.file_type().is_some_and(FileType::is_device)
 }
 
-fn size_column(entry: &ImageEntry) -> String {
-    let h = &entry.header;
-    match entry.file_type() {
-        cpio::S_IFCHR | cpio::S_IFBLK => format!("{}, {}", h.rdev_major, h.rdev_minor),
-        _ => h.size.to_string(),
+/// The type word of listings and `--json` (`unknown` for type bits no file type has).
+pub fn type_name(entry: &Entry) -> &'static str {
+    entry.file_type().map_or("unknown", FileType::name)
+}
+
+fn size_column(entry: &Entry) -> String {
+    match is_device(entry) {
+        true => format!("{}, {}", entry.rdev.0, entry.rdev.1),
+        false => entry.size.to_string(),
     }
 }
 
 /// One `ls -l` style line.
-pub fn line(entry: &ImageEntry) -> String {
-    let h = &entry.header;
+pub fn line(entry: &Entry) -> String {
     let mut text = format!(
         "{} {:>3} {:<5} {:<5} {:>10} {} {}",
-        mode_string(h.mode),
-        h.nlink,
-        h.uid,
-        h.gid,
+        mode_string(entry.mode),
+        entry.nlink,
+        entry.uid,
+        entry.gid,
         size_column(entry),
-        utc(h.mtime),
-        String::from_utf8_lossy(&h.name)
+        time::minutes(entry.mtime),
+        String::from_utf8_lossy(&entry.name)
     );
     if let Some(target) = &entry.target {
         text.push_str(" -> ");
@@ -84,11 +66,11 @@ pub fn line(entry: &ImageEntry) -> String {
 pub fn listing(segments: &[Segment]) -> String {
     let mut out = String::new();
     for (i, segment) in segments.iter().enumerate() {
-        if segment.format != "cpio" {
+        if segment.format != Format::Cpio {
             let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
             out.push_str(&format!(
                 "# {} file system at byte {}{place}, {} entries\n",
-                segment.format,
+                segment.format.name(),
                 segment.offset,
                 segment.entries.len()
             ));
@@ -110,19 +92,18 @@ pub fn listing(segments: &[Segment]) -> String {
     out
 }
 
-pub fn entry_json(entry: &ImageEntry) -> serde_json::Value {
-    let h = &entry.header;
+pub fn entry_json(entry: &Entry) -> serde_json::Value {
     let mut value = json!({
         "path": entry.path(),
-        "name": String::from_utf8_lossy(&h.name),
-        "type": entry.type_name(),
-        "mode": format!("{:04o}", h.mode & 0o7777),
-        "uid": h.uid,
-        "gid": h.gid,
-        "nlink": h.nlink,
-        "ino": h.ino,
-        "mtime": h.mtime,
-        "size": h.size,
+        "name": String::from_utf8_lossy(&entry.name),
+        "type": type_name(entry),
+        "mode": format!("{:04o}", entry.mode & 0o7777),
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "nlink": entry.nlink,
+        "ino": entry.ino,
+        "mtime": entry.mtime,
+        "size": entry.size,
     });
     if let Some(sha) = &entry.sha256 {
         value["sha256"] = json!(hex(sha));
@@ -130,9 +111,9 @@ pub fn entry_json(entry: &ImageEntry) -> serde_json::Value {
     if let Some(target) = &entry.target {
         value["target"] = json!(String::from_utf8_lossy(target));
     }
-    if matches!(entry.file_type(), cpio::S_IFCHR | cpio::S_IFBLK) {
-        value["major"] = json!(h.rdev_major);
-        value["minor"] = json!(h.rdev_minor);
+    if is_device(entry) {
+        value["major"] = json!(entry.rdev.0);
+        value["minor"] = json!(entry.rdev.1);
     }
     value
 }
@@ -140,16 +121,14 @@ pub fn entry_json(entry: &ImageEntry) -> serde_json::Value {
 pub fn listing_json(segments: &[Segment]) -> String {
     let value = json!({
         "archives": segments.iter().map(|s| json!({
-            "format": s.format,
+            "format": s.format.name(),
             "compression": s.compression.name(),
             "offset": s.offset,
             "partition": s.partition,
             "entries": s.entries.iter().map(entry_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });
-    let mut text = serde_json::to_string_pretty(&value).expect("plain data");
-    text.push('\n');
-    text
+    crate::base::json::pretty(&value)
 }
 
 #[cfg(test)]
@@ -158,18 +137,12 @@ mod tests {
 
     #[test]
     fn modes_read_like_ls() {
-        assert_eq!(mode_string(cpio::S_IFDIR | 0o755), "drwxr-xr-x");
-        assert_eq!(mode_string(cpio::S_IFREG | 0o4755), "-rwsr-xr-x");
-        assert_eq!(mode_string(cpio::S_IFREG | 0o2644), "-rw-r-Sr--");
-        assert_eq!(mode_string(cpio::S_IFDIR | 0o1777), "drwxrwxrwt");
-        assert_eq!(mode_string(cpio::S_IFCHR | 0o600), "crw-------");
-    }
-
-    #[test]
-    fn times_are_utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00");
-        assert_eq!(utc(u64::from(u32::MAX)), "2106-02-07 06:28");
+        let (dir, file) = (FileType::Dir.bits(), FileType::File.bits());
+        assert_eq!(mode_string(dir | 0o755), "drwxr-xr-x");
+        assert_eq!(mode_string(file | 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(file | 0o2644), "-rw-r-Sr--");
+        assert_eq!(mode_string(dir | 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(FileType::Char.bits() | 0o600), "crw-------");
+        assert_eq!(mode_string(0o030000 | 0o644), "?rw-r--r--");
     }
 }

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{Digest, digest_file};
+use crate::base::process::{self, Waited};
 use crate::base::progress::Reporter;
+use crate::output::Output;
 use crate::output::build::{self, Options};
-use crate::output::manifest::Output;
-use crate::plan::Environment;
+use crate::plan::Settings;
 use crate::recipe::RecipeFile;
 use crate::source::packages::{LockPolicy, PackageSettings};
 
@@ -22,11 +24,13 @@ use crate::source::packages::{LockPolicy, PackageSettings};
 #[derive(Debug)]
 pub struct Twice {
     pub name: String,
+    /// Bytes of regular file data in the image (of the first build).
+    pub data_bytes: u64,
     pub first_dir: PathBuf,
     pub second_dir: PathBuf,
     /// Every output of the first build, with the second build's digest of the same file
     /// (`None` when the second build did not make it).
-    pub outputs: Vec<(Output, Option<crate::base::hash::Digest>)>,
+    pub outputs: Vec<(Output, Option<Digest>)>,
 }
 
 impl Twice {
@@ -35,39 +39,37 @@ impl Twice {
     }
 }
 
-/// Builds `recipe` twice below `scratch` (see the module documentation).
+/// Builds `recipe` twice below `scratch` (see the module documentation), the first time with
+/// `threads` compression threads.
 pub fn build_twice(
     recipe_path: &Path,
     scratch: &Path,
-    jobs: u32,
-    env: &Environment,
+    threads: u32,
+    settings: &Settings,
     reporter: &dyn Reporter,
 ) -> Result<Twice> {
     let recipe = RecipeFile::load(recipe_path)?;
     let first_dir = scratch.join("first");
-    let built = build::build(
-        recipe_path,
-        &Options { out_dir: first_dir.clone(), jobs, env: env.clone(), use_cache: false },
-        reporter,
-    )?;
+    let options = Options { out_dir: first_dir.clone(), threads, settings: settings.clone(), use_cache: false };
+    let built = build::build(recipe_path, &options, reporter)?;
 
     let copy_root = scratch.join("second/inputs copy");
     let copied_recipe = copy_inputs(&recipe, &copy_root)?;
     let second_dir = scratch.join("second/out");
     let tmpdir = scratch.join("second/tmp");
     std::fs::create_dir_all(&tmpdir).writing(&tmpdir)?;
-    build_in_other_process(&copied_recipe, &second_dir, &tmpdir, &env.packages)?;
+    build_in_other_process(&copied_recipe, &second_dir, &tmpdir, &settings.packages)?;
 
     let outputs = built
         .outputs
         .into_iter()
         .map(|o| {
             let other = second_dir.join(&o.file);
-            let digest = other.exists().then(|| crate::base::hash::digest_file(&other).map(|(d, _)| d)).transpose()?;
+            let digest = other.exists().then(|| digest_file(&other).map(|(d, _)| d)).transpose()?;
             Ok((o, digest))
         })
         .collect::<Result<_>>()?;
-    Ok(Twice { name: built.name, first_dir, second_dir, outputs })
+    Ok(Twice { name: built.name, data_bytes: built.data_bytes, first_dir, second_dir, outputs })
 }
 
 /// The host files a recipe reads, as the recipe names them.
@@ -219,23 +221,19 @@ fn build_in_other_process(recipe: &Path, out: &Path, tmpdir: &Path, packages: &P
         cmd.arg("--locked");
     }
     let mut child = cmd.spawn().map_err(|e| Error::failure(format!("cannot run the second build: {e}")))?;
-    let messages = crate::base::process::drain(child.stderr.take());
+    let messages = process::drain(child.stderr.take());
     // Wait, but pass Ctrl-C or SIGTERM on: the child is not in the terminal's way of them.
-    let status = loop {
-        if let Some(status) =
-            child.try_wait().map_err(|e| Error::failure(format!("cannot wait for the second build: {e}")))?
-        {
-            break status;
-        }
-        if crate::base::interrupt::requested() {
+    let status = match process::wait(&mut child, "the second build", || None::<()>)? {
+        Waited::Exited(status) => status,
+        Waited::Interrupted | Waited::Stopped(()) => {
             // SAFETY: signals the child we started; touches no memory of ours.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
             let _ = child.wait();
-            crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+            crate::base::interrupt::stop_point()?;
+            return Err(Error::failure("the second build was stopped"));
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     let messages = messages.join().unwrap_or_default();
     if !status.success() {

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use crate::base::hash::{digest_bytes, hex};
-use crate::output::sbom::idstring;
 
 /// A package's declared licence, in SPDX terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +415,13 @@ fn spdx_exception(name: &str, licence: &str) -> Option<&'static str> {
         "bison" if licence.starts_with("GPL-3.0") => Some("Bison-exception-2.2"),
         _ => None,
     }
+}
+
+/// `text` in SPDX's idstring alphabet (letters, digits, `.` and `-`): every other character
+/// becomes `-`. Different texts can give the same idstring; callers that need unique ids make
+/// them so.
+pub fn idstring(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
 }
 
 #[cfg(test)]

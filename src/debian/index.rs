@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Malformed;
 use super::version::{self, Op, Relation};
 
 /// One binary package as a `Packages` stanza describes it.
@@ -85,7 +86,7 @@ impl Index {
     /// architecture (the same file from another mirror) is kept as first added. Returns how many
     /// stanzas were for the native architecture or `all`, duplicates included; on an error
     /// nothing is added.
-    pub fn add(&mut self, text: &str, origin: &str) -> Result<usize, String> {
+    pub fn add(&mut self, text: &str, origin: &str) -> Result<usize, Malformed> {
         let mut parsed = Vec::new();
         for_each_stanza(text, origin, |stanza| {
             if let Some(package) = self.package(stanza, origin, Priority::DEFAULT)? {
@@ -115,7 +116,7 @@ impl Index {
                     kept += 1;
                 }
                 Ok(None) => {}
-                Err(e) => skipped.push(e),
+                Err(e) => skipped.push(e.0),
             }
             Ok(())
         });
@@ -189,7 +190,7 @@ impl Index {
     }
 
     /// The package a stanza describes, or `None` when it is for another architecture.
-    fn package(&self, stanza: &Stanza, origin: &str, priority: i32) -> Result<Option<Package>, String> {
+    fn package(&self, stanza: &Stanza, origin: &str, priority: i32) -> Result<Option<Package>, Malformed> {
         let at = format!("{origin}:{}", stanza.line);
         // Another architecture's stanza is skipped before it is checked: it cannot matter here.
         if stanza.get("Architecture").is_some_and(|a| a != self.arch && a != "all") {
@@ -199,7 +200,7 @@ impl Index {
             stanza
                 .get(field)
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{at}: package stanza has no `{field}` field"))
+                .ok_or_else(|| Malformed(format!("{at}: package stanza has no `{field}` field")))
         };
         let name = required("Package")?;
         let version = required("Version")?;
@@ -210,9 +211,9 @@ impl Index {
         if architecture != self.arch && architecture != "all" {
             return Ok(None);
         }
-        let bad = |what: String| format!("{at}: package `{name}`: {what}");
+        let bad = |what: String| Malformed(format!("{at}: package `{name}`: {what}"));
         if !version::is_package_name(name) {
-            return Err(format!("{at}: `{name}` is not a package name"));
+            return Err(Malformed(format!("{at}: `{name}` is not a package name")));
         }
         if version.contains(char::is_whitespace) {
             return Err(bad(format!("`{version}` is not a version")));
@@ -221,29 +222,12 @@ impl Index {
             return Err(bad(format!("`SHA256` `{sha256}` is not 64 hexadecimal digits")));
         }
         let size = size.parse().map_err(|_| bad(format!("`Size` `{size}` is not a number of bytes")))?;
-        let (source, source_version) = match stanza.get("Source") {
-            None => (name, version),
-            Some(field) => match field.split_once('(') {
-                None => (field, version),
-                Some((source, rest)) => {
-                    let source_version = rest.strip_suffix(')').map(str::trim);
-                    let source_version = source_version.filter(|v| !v.is_empty() && !v.contains(char::is_whitespace));
-                    (source.trim(), source_version.ok_or_else(|| bad(format!("bad `Source` `{field}`")))?)
-                }
-            },
-        };
+        let (source, source_version) = source(stanza, name, version, &bad)?;
         let relations = |field: &str| match stanza.get(field) {
             Some(text) => version::parse_relations(text).map_err(|e| bad(format!("`{field}`: {e}"))),
             None => Ok(Vec::new()),
         };
-        let mut provides = Vec::new();
-        for group in relations("Provides")? {
-            let [relation] = <[Relation; 1]>::try_from(group).map_err(|_| bad("`Provides` has alternatives".into()))?;
-            if relation.constraint.as_ref().is_some_and(|c| c.op != Op::Eq) {
-                return Err(bad(format!("`Provides`: `{relation}` has a version other than `=`")));
-            }
-            provides.push(relation);
-        }
+        let provides = provides(relations("Provides")?, &bad)?;
         Ok(Some(Package {
             name: name.to_string(),
             version: version.to_string(),
@@ -262,6 +246,41 @@ impl Index {
             priority,
         }))
     }
+}
+
+/// The source package and its version: `Source: name (version)`, `Source: name` (the binary's
+/// version), or none (the binary's name and version); a bad field is refused with `bad`.
+fn source<'s>(
+    stanza: &'s Stanza,
+    name: &'s str,
+    version: &'s str,
+    bad: &dyn Fn(String) -> Malformed,
+) -> Result<(&'s str, &'s str), Malformed> {
+    Ok(match stanza.get("Source") {
+        None => (name, version),
+        Some(field) => match field.split_once('(') {
+            None => (field, version),
+            Some((source, rest)) => {
+                let source_version = rest.strip_suffix(')').map(str::trim);
+                let source_version = source_version.filter(|v| !v.is_empty() && !v.contains(char::is_whitespace));
+                (source.trim(), source_version.ok_or_else(|| bad(format!("bad `Source` `{field}`")))?)
+            }
+        },
+    })
+}
+
+/// The virtual packages a `Provides` field names: one name a group, versioned only with `=`;
+/// anything else is refused with `bad`.
+fn provides(groups: Vec<Vec<Relation>>, bad: &dyn Fn(String) -> Malformed) -> Result<Vec<Relation>, Malformed> {
+    let mut provides = Vec::new();
+    for group in groups {
+        let [relation] = <[Relation; 1]>::try_from(group).map_err(|_| bad("`Provides` has alternatives".into()))?;
+        if relation.constraint.as_ref().is_some_and(|c| c.op != Op::Eq) {
+            return Err(bad(format!("`Provides`: `{relation}` has a version other than `=`")));
+        }
+        provides.push(relation);
+    }
+    Ok(provides)
 }
 
 /// One deb822 paragraph: its first line (1-based) and its fields.
@@ -284,8 +303,8 @@ impl Stanza {
 fn for_each_stanza(
     text: &str,
     origin: &str,
-    mut each: impl FnMut(&Stanza) -> Result<(), String>,
-) -> Result<(), String> {
+    mut each: impl FnMut(&Stanza) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
     let mut stanza = Stanza { line: 0, fields: Vec::new() };
     for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         if line.starts_with('#') {
@@ -298,19 +317,19 @@ fn for_each_stanza(
             }
         } else if line.starts_with([' ', '\t']) {
             let Some((_, value)) = stanza.fields.last_mut() else {
-                return Err(format!("{origin}:{number}: continuation line outside a field"));
+                return Err(Malformed(format!("{origin}:{number}: continuation line outside a field")));
             };
             value.push('\n');
             value.push_str(line.trim());
         } else {
             let Some((name, value)) = line.split_once(':').filter(|(n, _)| !n.is_empty() && !n.contains(' ')) else {
-                return Err(format!("{origin}:{number}: `{}` is not a `Name: value` field", line.trim()));
+                return Err(Malformed(format!("{origin}:{number}: `{}` is not a `Name: value` field", line.trim())));
             };
             if stanza.fields.is_empty() {
                 stanza.line = number;
             }
             if stanza.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                return Err(format!("{origin}:{number}: field `{name}` appears twice in one stanza"));
+                return Err(Malformed(format!("{origin}:{number}: field `{name}` appears twice in one stanza")));
             }
             stanza.fields.push((name.to_string(), value.trim().to_string()));
         }
@@ -482,7 +501,7 @@ mod tests {
         );
         let mut index = Index::new("amd64");
         assert_eq!(
-            index.add(&text, "main/Packages").unwrap_err(),
+            index.add(&text, "main/Packages").unwrap_err().0,
             "main/Packages:10: package stanza has no `SHA256` field"
         );
         assert!(index.is_empty());
@@ -509,6 +528,6 @@ mod tests {
     }
 
     fn index_err(text: &str) -> String {
-        Index::new("amd64").add(text, "t").unwrap_err()
+        Index::new("amd64").add(text, "t").unwrap_err().0
     }
 }

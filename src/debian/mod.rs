@@ -8,3 +8,15 @@ pub mod copyright;
 pub mod index;
 pub mod resolve;
 pub mod version;
+
+/// Why a piece of Debian metadata (a relationship field, a package stanza) could not be read:
+/// the words of the message; where it is (the list and line) is part of them or added by the
+/// caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

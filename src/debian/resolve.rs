@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::index::{Index, Package};
 use super::version::Relation;
+use crate::base::suggest::did_you_mean;
 
 /// What a recipe asks for.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +55,19 @@ pub struct Resolution {
     pub unused_excludes: Vec<String>,
 }
 
+/// Why a request cannot be resolved: the message names the package asked for and the chain of
+/// dependencies to what is missing or ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolvable(pub String);
+
+impl std::fmt::Display for Unresolvable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Resolves `request` against the packages `index` offers, by the rules of this module.
-pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, String> {
+pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, Unresolvable> {
     let mut walk = Walk {
         index,
         recommends: request.recommends,
@@ -69,12 +81,12 @@ pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, String> {
     };
     let mut roots = Vec::new();
     for name in request.packages {
-        let package = walk.root(name).map_err(|e| format!("cannot resolve `{name}`: {e}"))?;
+        let package = walk.root(name).map_err(|e| Unresolvable(format!("cannot resolve `{name}`: {e}")))?;
         walk.selected.insert(&package.name, package);
         roots.push((name, package));
     }
     for (name, package) in roots {
-        walk.visit(package).map_err(|e| format!("cannot resolve `{name}`: {e}"))?;
+        walk.visit(package).map_err(|e| Unresolvable(format!("cannot resolve `{name}`: {e}")))?;
     }
     let mut unused_excludes: Vec<String> = Vec::new();
     for name in request.exclude {
@@ -120,27 +132,27 @@ enum Unmet {
 
 impl<'a> Walk<'a> {
     /// The package a name in the request stands for.
-    fn root(&self, name: &str) -> Result<&'a Package, String> {
+    fn root(&self, name: &str) -> Result<&'a Package, Unresolvable> {
         if self.excluded.contains(name) {
-            return Err("it is named both to install and to exclude".into());
+            return Err(Unresolvable("it is named both to install and to exclude".into()));
         }
         if let Some(package) = self.index.candidate(name) {
             return Ok(package);
         }
         match self.index.providers(name).as_slice() {
-            [] => Err(format!(
+            [] => Err(Unresolvable(format!(
                 "no package list offers or provides `{name}`{}",
-                crate::source::kernel::suggest(name, self.index.names())
-            )),
+                did_you_mean(name, self.index.names())
+            ))),
             [one] if self.excluded.contains(one.name.as_str()) => {
-                Err(format!("its only provider `{}` is excluded", one.name))
+                Err(Unresolvable(format!("its only provider `{}` is excluded", one.name)))
             }
             [one] => Ok(one),
-            several => Err(ambiguous(name, several)),
+            several => Err(Unresolvable(ambiguous(name, several))),
         }
     }
 
-    fn visit(&mut self, root: &'a Package) -> Result<(), String> {
+    fn visit(&mut self, root: &'a Package) -> Result<(), Unresolvable> {
         if !self.done.contains(root.name.as_str()) {
             self.enter(root);
         }
@@ -175,7 +187,7 @@ impl<'a> Walk<'a> {
 
     /// The package that satisfies `group` (rule 3), or `None` when an excluded package stands in
     /// for it or it is an unsatisfiable Recommends.
-    fn choose(&mut self, group: &'a [Relation], required: bool) -> Result<Option<&'a Package>, String> {
+    fn choose(&mut self, group: &'a [Relation], required: bool) -> Result<Option<&'a Package>, Unresolvable> {
         let native = || group.iter().filter(|r| self.is_native(r));
         if let Some(package) = native().find_map(|r| self.selected_for(r)) {
             return Ok(Some(package));
@@ -191,14 +203,14 @@ impl<'a> Walk<'a> {
                     self.selected.insert(&package.name, package);
                     return Ok(Some(package));
                 }
-                Err(Unmet::Ambiguous(why)) => return Err(self.chain(group, &why)),
+                Err(Unmet::Ambiguous(why)) => return Err(Unresolvable(self.chain(group, &why))),
                 Err(Unmet::Missing(why)) => reasons.push(why),
             }
         }
         if !required {
             return Ok(None);
         }
-        Err(self.chain(group, &reasons.join("; ")))
+        Err(Unresolvable(self.chain(group, &reasons.join("; "))))
     }
 
     /// `why`, after the path from the root to `group`: `` `jq` → `libjq1` → `libonig5`: why ``.
@@ -326,7 +338,7 @@ mod tests {
         recommends: bool,
     ) -> Result<Resolution, String> {
         let (packages, exclude) = (strings(packages), strings(exclude));
-        resolve(index, &Request { packages: &packages, exclude: &exclude, recommends })
+        resolve(index, &Request { packages: &packages, exclude: &exclude, recommends }).map_err(|e| e.0)
     }
 
     /// The names of what `packages` installs, without excludes or Recommends.

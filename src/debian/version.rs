@@ -5,6 +5,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use super::Malformed;
+
 /// Orders two Debian versions as dpkg does (deb-version(7)): the epoch as a number, then the
 /// upstream version, then the revision. A missing epoch is 0; a missing revision compares like
 /// `0` (so `1.0` = `1.0-0` < `1.0-1`).
@@ -185,7 +187,7 @@ pub fn is_package_name(name: &str) -> bool {
 /// Architecture and build-profile restrictions (only meaningful in source packages) are accepted
 /// and dropped. Whitespace, line breaks of folded fields included, may appear between any two
 /// parts; empty groups (a trailing `,`) are skipped.
-pub fn parse_relations(field: &str) -> Result<Vec<Vec<Relation>>, String> {
+pub fn parse_relations(field: &str) -> Result<Vec<Vec<Relation>>, Malformed> {
     let mut groups = Vec::new();
     for group in field.split(',') {
         if group.trim().is_empty() {
@@ -195,7 +197,7 @@ pub fn parse_relations(field: &str) -> Result<Vec<Vec<Relation>>, String> {
             .split('|')
             .map(|alternative| {
                 if alternative.trim().is_empty() {
-                    return Err(format!("empty alternative in `{}`", squeeze(group)));
+                    return Err(Malformed(format!("empty alternative in `{}`", squeeze(group))));
                 }
                 parse_relation(alternative)
             })
@@ -210,8 +212,8 @@ fn squeeze(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn parse_relation(text: &str) -> Result<Relation, String> {
-    let bad = |why: String| format!("bad relation `{}`: {why}", squeeze(text));
+fn parse_relation(text: &str) -> Result<Relation, Malformed> {
+    let bad = |why: String| Malformed(format!("bad relation `{}`: {why}", squeeze(text)));
     let text = text.trim_start();
     let end = text.find(|c: char| c.is_whitespace() || "([<".contains(c)).unwrap_or(text.len());
     let (word, mut rest) = text.split_at(end);
@@ -234,7 +236,7 @@ fn parse_relation(text: &str) -> Result<Relation, String> {
     let mut constraint = None;
     if let Some(inner) = rest.strip_prefix('(') {
         let close = inner.find(')').ok_or_else(|| bad("`(` is not closed".into()))?;
-        constraint = Some(parse_constraint(&inner[..close]).map_err(bad)?);
+        constraint = Some(parse_constraint(&inner[..close]).map_err(|e| bad(e.0))?);
         rest = inner[close + 1..].trim_start();
     }
     while let Some(open) = rest.chars().next() {
@@ -250,17 +252,17 @@ fn parse_relation(text: &str) -> Result<Relation, String> {
 }
 
 /// `>= 2.34` (the text between the parentheses).
-fn parse_constraint(text: &str) -> Result<Constraint, String> {
+fn parse_constraint(text: &str) -> Result<Constraint, Malformed> {
     let text = text.trim();
     let end = text.find(|c: char| !"<=>".contains(c)).unwrap_or(text.len());
     let (op, version) = text.split_at(end);
-    let op = Op::parse(op).ok_or_else(|| format!("`{op}` is not a relation operator"))?;
+    let op = Op::parse(op).ok_or_else(|| Malformed(format!("`{op}` is not a relation operator")))?;
     let version = version.trim();
     if version.is_empty() {
-        return Err(format!("`({text})` has no version"));
+        return Err(Malformed(format!("`({text})` has no version")));
     }
     if version.contains(char::is_whitespace) {
-        return Err(format!("`{}` is not a version", squeeze(version)));
+        return Err(Malformed(format!("`{}` is not a version", squeeze(version))));
     }
     Ok(Constraint { op, version: version.to_string() })
 }
@@ -365,7 +367,7 @@ mod tests {
 
     #[test]
     fn bad_relations_name_the_bad_piece() {
-        let err = |field: &str| parse_relations(field).unwrap_err();
+        let err = |field: &str| parse_relations(field).unwrap_err().0;
         assert_eq!(err("libc6 (>= 2.34"), "bad relation `libc6 (>= 2.34`: `(` is not closed");
         assert_eq!(err("libc6 (== 2.34)"), "bad relation `libc6 (== 2.34)`: `==` is not a relation operator");
         assert_eq!(err("libc6 (>= )"), "bad relation `libc6 (>= )`: `(>=)` has no version");

@@ -1,6 +1,16 @@
-//! On-disk formats.
+//! The on-disk formats bake writes and reads, each owning its types and split into reading and
+//! writing where it does both: [`cpio`] (the initramfs), [`compress`] (the compressors around
+//! it), [`erofs`] (the read-only file system), [`gpt`] (the partitioned disk). A format knows
+//! nothing of recipes or plans: writers take the format's own input types, readers give the one
+//! [`Entry`] every format shares, and [`FileType`] names what an entry is everywhere.
 
 pub mod compress;
 pub mod cpio;
+pub mod entry;
 pub mod erofs;
+mod file_type;
 pub mod gpt;
+pub mod limits;
+
+pub use entry::Entry;
+pub use file_type::FileType;

@@ -21,10 +21,11 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::stage::{OutputDir, Staged};
+use super::{Output, OutputKind};
+use crate::base::error::{Error, IoContext};
 use crate::base::hash::{Digest, hex};
 use crate::base::progress::{Event, Reporter};
-use crate::output::manifest::Output;
-use crate::output::stage::{OutputDir, Staged};
 
 /// How many bytes of outputs the cache keeps.
 pub const BUDGET: u64 = 2 << 30;
@@ -36,20 +37,34 @@ const RECORD: &str = "record.json";
 struct Record {
     name: String,
     entries: usize,
+    data_bytes: u64,
     outputs: Vec<RecordOutput>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct RecordOutput {
+    /// The output's kind, as [`OutputKind::name`] gives it.
+    kind: String,
     file: String,
     size: u64,
     sha256: String,
+}
+
+/// What a build made: what the cache files under a key, and what a build reports.
+pub(super) struct Made {
+    pub name: String,
+    pub entries: usize,
+    pub data_bytes: u64,
+    pub outputs: Vec<Output>,
+    /// Whether the outputs came from the cache.
+    pub cached: bool,
 }
 
 /// A build served from the cache, staged in the output folder but not yet committed.
 pub struct Hit {
     pub name: String,
     pub entries: usize,
+    pub data_bytes: u64,
     pub staged: Vec<Staged>,
 }
 
@@ -80,7 +95,7 @@ impl BuildCache {
         let entry = self.entry(key);
         let text = std::fs::read(entry.join(RECORD)).ok()?;
         let restored = serde_json::from_slice::<Record>(&text)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Error::failure(format!("its record cannot be read: {e}")))
             .and_then(|record| self.stage(&entry, record, out));
         match restored {
             Ok(hit) => {
@@ -102,42 +117,33 @@ impl BuildCache {
         }
     }
 
-    fn stage(&self, entry: &Path, record: Record, out: &OutputDir) -> Result<Hit, String> {
+    /// Stages a copy of every output `record` lists; an error says what is wrong with the entry.
+    fn stage(&self, entry: &Path, record: Record, out: &OutputDir) -> crate::base::error::Result<Hit> {
         let mut staged = Vec::with_capacity(record.outputs.len());
         for output in &record.outputs {
-            if output.file.contains('/') || output.file.starts_with('.') {
-                return Err(format!("its record names `{}`", output.file));
-            }
+            let kind = OutputKind::from_name(&output.kind);
+            let Some(kind) = kind.filter(|_| !output.file.contains('/') && !output.file.starts_with('.')) else {
+                return Err(Error::failure(format!("its record names `{}` `{}`", output.kind, output.file)));
+            };
             let source = entry.join(&output.file);
-            let copy = out
-                .stage(&output.file, |mut w| {
-                    let mut file =
-                        File::open(&source).map_err(|e| crate::base::error::Error::failure(e.to_string()))?;
-                    io::copy(&mut file, &mut w).map_err(|e| crate::base::error::Error::failure(e.to_string()))?;
-                    Ok(w)
-                })
-                .map_err(|e| e.to_string())?;
+            let copy = out.stage(kind, &output.file, |mut w| {
+                let mut file = File::open(&source).reading(&source)?;
+                io::copy(&mut file, &mut w).reading(&source)?;
+                Ok(w)
+            })?;
             let got = copy.output();
             if got.size != output.size || hex(&got.sha256) != output.sha256 {
-                return Err(format!("`{}` is not the file that was cached", output.file));
+                return Err(Error::failure(format!("`{}` is not the file that was cached", output.file)));
             }
             staged.push(copy);
         }
-        Ok(Hit { name: record.name, entries: record.entries, staged })
+        Ok(Hit { name: record.name, entries: record.entries, data_bytes: record.data_bytes, staged })
     }
 
-    /// Files `outputs`, now in `out_dir`, under `key`; then evicts the least recently used
-    /// entries beyond [`BUDGET`]. Failing costs only a warning.
-    pub fn store(
-        &self,
-        key: &Digest,
-        name: &str,
-        entries: usize,
-        out_dir: &Path,
-        outputs: &[Output],
-        reporter: &dyn Reporter,
-    ) {
-        if let Err(e) = self.store_entry(key, name, entries, out_dir, outputs) {
+    /// Files the outputs of `made`, now in `out_dir`, under `key`; then evicts the least
+    /// recently used entries beyond [`BUDGET`]. Failing costs only a warning.
+    pub(super) fn store(&self, key: &Digest, made: &Made, out_dir: &Path, reporter: &dyn Reporter) {
+        if let Err(e) = self.store_entry(key, made, out_dir) {
             reporter.report(Event::Warning(format!(
                 "cannot keep this build in the cache `{}`: {}",
                 self.dir.display(),
@@ -147,14 +153,7 @@ impl BuildCache {
         self.evict(BUDGET);
     }
 
-    fn store_entry(
-        &self,
-        key: &Digest,
-        name: &str,
-        entries: usize,
-        out_dir: &Path,
-        outputs: &[Output],
-    ) -> io::Result<()> {
+    fn store_entry(&self, key: &Digest, made: &Made, out_dir: &Path) -> io::Result<()> {
         let entry = self.entry(key);
         if entry.exists() {
             return Ok(());
@@ -162,7 +161,7 @@ impl BuildCache {
         std::fs::create_dir_all(&self.dir)?;
         // Filled under a temporary name and renamed, so a reader never sees half an entry.
         let temp = tempfile::Builder::new().prefix(".new-").tempdir_in(&self.dir)?;
-        for output in outputs {
+        for output in &made.outputs {
             let (from, to) = (out_dir.join(&output.file), temp.path().join(&output.file));
             // A hard link costs no space while the output is in place; outputs are replaced by
             // renaming, never rewritten, so the linked bytes stay as they are.
@@ -171,12 +170,10 @@ impl BuildCache {
             }
         }
         let record = Record {
-            name: name.to_string(),
-            entries,
-            outputs: outputs
-                .iter()
-                .map(|o| RecordOutput { file: o.file.clone(), size: o.size, sha256: hex(&o.sha256) })
-                .collect(),
+            name: made.name.clone(),
+            entries: made.entries,
+            data_bytes: made.data_bytes,
+            outputs: made.outputs.iter().map(record_output).collect(),
         };
         std::fs::write(temp.path().join(RECORD), serde_json::to_vec_pretty(&record).map_err(io::Error::other)?)?;
         match std::fs::rename(temp.path(), &entry) {
@@ -225,4 +222,9 @@ impl BuildCache {
             }
         }
     }
+}
+
+fn record_output(output: &Output) -> RecordOutput {
+    let Output { kind, file, size, sha256 } = output;
+    RecordOutput { kind: kind.name().to_string(), file: file.clone(), size: *size, sha256: hex(sha256) }
 }

@@ -1,5 +1,5 @@
-//! `NAME.manifest.json` and `SHA256SUMS`: what the image holds, what it was made from, and the
-//! digests of the outputs.
+//! `NAME.manifest.json`: what the image holds, what it was made from, and the digests of the
+//! artifacts made from it.
 //!
 //! The manifest is itself an output and reproducible: entries in image order, inputs by the
 //! paths exactly as the recipe wrote them (never resolved against the build folder), no timestamps but the epoch. Names that
@@ -7,20 +7,38 @@
 
 use serde::Serialize;
 
-use crate::base::hash::{Digest, hex};
-use crate::plan::{Node, Plan, PlanEntry};
+use super::{Job, Output, OutputKind, Sink, Writer};
+use crate::base::error::{IoContext, Result};
+use crate::base::hash::hex;
+use crate::format::FileType;
+use crate::plan::{Plan, PlanEntry};
+use crate::source::Node;
 
-/// An output file of the build.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// File name inside the output folder.
-    pub file: String,
-    pub size: u64,
-    pub sha256: Digest,
+/// `NAME.manifest.json`.
+pub struct Manifest;
+
+impl Writer for Manifest {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Manifest
+    }
+
+    fn wanted(&self, _plan: &Plan) -> bool {
+        true
+    }
+
+    fn file(&self, plan: &Plan) -> String {
+        format!("{}.manifest.json", plan.name)
+    }
+
+    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+        let text = manifest_json(job.plan, &job.artifacts());
+        std::io::Write::write_all(&mut out, text.as_bytes()).writing(std::path::Path::new(&self.file(job.plan)))?;
+        Ok(out)
+    }
 }
 
 #[derive(Serialize)]
-struct Manifest<'a> {
+struct Document<'a> {
     manifest_version: u32,
     name: &'a str,
     epoch: u64,
@@ -90,13 +108,14 @@ fn hex_bytes(bytes: &[u8]) -> String {
 
 fn entry_record(entry: &PlanEntry, epoch: u64) -> EntryRecord {
     let utf8 = entry.path.to_utf8();
+    let file_type = entry.node.file_type();
     let mut record = EntryRecord {
         path: utf8.clone().unwrap_or_else(|| entry.path.display()),
         path_hex: utf8.is_none().then(|| hex_bytes(entry.path.as_bytes())),
-        kind: entry.type_name(),
-        mode: format!("{:04o}", entry.mode),
-        uid: entry.uid,
-        gid: entry.gid,
+        kind: file_type.name(),
+        mode: format!("{:04o}", entry.meta.mode),
+        uid: entry.meta.uid,
+        gid: entry.meta.gid,
         mtime: epoch,
         size: 0,
         sha256: None,
@@ -108,10 +127,10 @@ fn entry_record(entry: &PlanEntry, epoch: u64) -> EntryRecord {
     };
     match &entry.node {
         Node::Dir => {}
-        Node::File { content, link_to, .. } => {
+        Node::File { content } => {
             record.size = content.size;
             record.sha256 = Some(hex(&content.sha256));
-            record.hardlink = link_to.as_ref().map(|p| p.display());
+            record.hardlink = entry.first_name.as_ref().map(|p| p.display());
         }
         Node::Symlink { target } => {
             record.size = target.len() as u64;
@@ -120,7 +139,7 @@ fn entry_record(entry: &PlanEntry, epoch: u64) -> EntryRecord {
             record.target_hex = text.is_none().then(|| hex_bytes(target));
         }
         Node::Device { major, minor, .. } => {
-            if entry.type_name() != "fifo" {
+            if file_type != FileType::Fifo {
                 record.major = Some(*major);
                 record.minor = Some(*minor);
             }
@@ -129,9 +148,9 @@ fn entry_record(entry: &PlanEntry, epoch: u64) -> EntryRecord {
     record
 }
 
-/// The manifest's text (pretty JSON with a final newline).
-pub fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
-    let manifest = Manifest {
+/// The manifest's text (pretty JSON with a final newline), listing `outputs`.
+fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
+    let manifest = Document {
         manifest_version: 1,
         name: &plan.name,
         epoch: plan.epoch,
@@ -146,18 +165,9 @@ pub fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
         inputs: plan
             .inputs
             .iter()
-            .map(|i| InputRecord { kind: i.kind, path: &i.path, sha256: hex(&i.sha256) })
+            .map(|i| InputRecord { kind: i.kind.name(), path: &i.path, sha256: hex(&i.sha256) })
             .collect(),
         entries: plan.entries.iter().map(|e| entry_record(e, plan.epoch)).collect(),
     };
-    let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest is plain data");
-    text.push('\n');
-    text
-}
-
-/// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by file name.
-pub fn sha256sums(outputs: &[Output]) -> String {
-    let mut sorted: Vec<&Output> = outputs.iter().collect();
-    sorted.sort_by(|a, b| a.file.cmp(&b.file));
-    sorted.iter().map(|o| format!("{}  {}\n", hex(&o.sha256), o.file)).collect()
+    crate::base::json::pretty(&manifest)
 }

@@ -1,8 +1,169 @@
-//! Outputs.
+//! What a build writes, as one table: [`OUTPUTS`] lists every kind of output in the order they
+//! are written, each a [`Writer`] that says whether a plan wants it, refuses a plan it cannot
+//! hold before anything is written, and writes itself into a staged file (see [`stage`]). Later
+//! outputs may read earlier ones (the disk holds the file system; the manifest, the SBOM and
+//! `SHA256SUMS` list what came before them). [`build`] runs the whole pipeline, with the
+//! [`cache`] of earlier builds.
 
 pub mod build;
 pub mod cache;
-pub mod initramfs;
-pub mod manifest;
-pub mod sbom;
+mod disk;
+mod erofs;
+mod initramfs;
+mod kernel;
+mod manifest;
+mod sbom;
 pub mod stage;
+mod sums;
+
+use std::fs::File;
+
+use crate::base::error::Result;
+use crate::base::hash::{Digest, HashingWriter};
+use crate::base::progress::Reporter;
+use crate::plan::Plan;
+use crate::source::content::Spool;
+use stage::Staged;
+
+/// What an output file is. Everything that needs to know (the SBOM, `bake test`, `bake verify`,
+/// the cache) asks this, never the file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    /// `NAME.cpio` with the compressor's suffix.
+    Initramfs,
+    /// `NAME.erofs`, the read-only file system.
+    FileSystem,
+    /// `NAME.img`, a GPT disk holding the file system.
+    Disk,
+    /// `NAME.vmlinuz`, the kernel.
+    Kernel,
+    /// `NAME.spdx.json`.
+    Sbom,
+    /// `NAME.manifest.json`.
+    Manifest,
+    /// `SHA256SUMS`.
+    Sums,
+}
+
+impl OutputKind {
+    const ALL: [OutputKind; 7] = [
+        OutputKind::Initramfs,
+        OutputKind::FileSystem,
+        OutputKind::Disk,
+        OutputKind::Kernel,
+        OutputKind::Sbom,
+        OutputKind::Manifest,
+        OutputKind::Sums,
+    ];
+
+    /// Its name in records (the build cache's).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::Initramfs => "initramfs",
+            OutputKind::FileSystem => "erofs",
+            OutputKind::Disk => "disk",
+            OutputKind::Kernel => "kernel",
+            OutputKind::Sbom => "sbom",
+            OutputKind::Manifest => "manifest",
+            OutputKind::Sums => "sums",
+        }
+    }
+
+    /// The kind a record names.
+    pub fn from_name(name: &str) -> Option<OutputKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether it is an image of the tree, which `bake inspect` and `bake diff` read and which
+    /// contains the image's packages.
+    pub fn is_image(self) -> bool {
+        matches!(self, OutputKind::Initramfs | OutputKind::FileSystem | OutputKind::Disk)
+    }
+
+    /// Whether it is something the build makes (an image or the kernel), as opposed to a
+    /// document about those (the SBOM, the manifest, the sums), which lists them.
+    pub fn is_artifact(self) -> bool {
+        self.is_image() || self == OutputKind::Kernel
+    }
+}
+
+/// An output file of the build.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub kind: OutputKind,
+    /// File name inside the output folder.
+    pub file: String,
+    pub size: u64,
+    pub sha256: Digest,
+}
+
+/// What a writer works from.
+pub struct Job<'a> {
+    pub plan: &'a Plan,
+    /// Where archive members' bytes are kept.
+    pub spool: &'a Spool,
+    /// Compression threads (never changes the bytes).
+    pub threads: u32,
+    pub reporter: &'a dyn Reporter,
+    /// The outputs already written by this build, in order.
+    pub earlier: &'a [Staged],
+}
+
+impl Job<'_> {
+    /// The earlier outputs that are artifacts, in order.
+    pub fn artifacts(&self) -> Vec<Output> {
+        self.earlier.iter().map(Staged::output).filter(|o| o.kind.is_artifact()).cloned().collect()
+    }
+}
+
+/// The file an output is being written into: buffered and hashed on the way.
+pub type Sink = HashingWriter<File>;
+
+/// One kind of output.
+pub trait Writer: Sync {
+    fn kind(&self) -> OutputKind;
+    /// Whether `plan` asks for this output.
+    fn wanted(&self, plan: &Plan) -> bool;
+    /// Its file name in the output folder.
+    fn file(&self, plan: &Plan) -> String;
+    /// Refuses, before anything is written, a plan this output cannot hold.
+    fn check(&self, _plan: &Plan) -> Result<()> {
+        Ok(())
+    }
+    /// For an output worth a progress bar: the entries and bytes of file data it will write.
+    fn progress(&self, _plan: &Plan) -> Option<(u64, u64)> {
+        None
+    }
+    /// Writes the output into `out` and returns it.
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink>;
+}
+
+/// Every kind of output, in the order a build writes them.
+pub static OUTPUTS: [&dyn Writer; 7] = [
+    &initramfs::Initramfs,
+    &erofs::FileSystem,
+    &disk::Disk,
+    &kernel::Vmlinuz,
+    &sbom::Sbom,
+    &manifest::Manifest,
+    &sums::Sums,
+];
+
+/// The writers of the outputs `plan` asks for, in order.
+pub fn wanted(plan: &Plan) -> Vec<&'static dyn Writer> {
+    OUTPUTS.iter().copied().filter(|w| w.wanted(plan)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lists_every_kind_once_in_writing_order() {
+        let kinds: Vec<OutputKind> = OUTPUTS.iter().map(|w| w.kind()).collect();
+        assert_eq!(kinds, OutputKind::ALL);
+        for kind in OutputKind::ALL {
+            assert_eq!(OutputKind::from_name(kind.name()), Some(kind));
+        }
+    }
+}

@@ -10,12 +10,37 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::{Job, Output, OutputKind, Sink, Writer};
+use crate::base::error::{IoContext, Result};
 use crate::base::hash::{digest_bytes, hex, parse_hex};
-use crate::debian::copyright::Extracted;
-use crate::output::manifest::Output;
-use crate::plan::PlannedPackage;
+use crate::debian::copyright::{Extracted, idstring};
+use crate::plan::{Plan, PlannedPackage};
 
 const NOASSERTION: &str = "NOASSERTION";
+
+/// `NAME.spdx.json`, for an image made of packages.
+pub struct Sbom;
+
+impl Writer for Sbom {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Sbom
+    }
+
+    fn wanted(&self, plan: &Plan) -> bool {
+        !plan.packages.is_empty()
+    }
+
+    fn file(&self, plan: &Plan) -> String {
+        format!("{}.spdx.json", plan.name)
+    }
+
+    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+        let plan = job.plan;
+        let text = spdx_json(&plan.name, plan.epoch, &plan.packages, &job.artifacts());
+        std::io::Write::write_all(&mut out, text.as_bytes()).writing(std::path::Path::new(&self.file(plan)))?;
+        Ok(out)
+    }
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +123,7 @@ struct Relationship {
 }
 
 /// The SBOM's text (pretty JSON with a final newline).
-pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], outputs: &[Output]) -> String {
+fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], outputs: &[Output]) -> String {
     let mut packages: Vec<&PlannedPackage> = packages.iter().collect();
     packages.sort_by(|a, b| {
         let key = |p: &'a PlannedPackage| {
@@ -119,37 +144,9 @@ pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], ou
     let output_ids: Vec<String> =
         outputs.iter().map(|o| ids.claim(format!("SPDXRef-output-{}", idstring(&o.file)))).collect();
 
-    let mut relationships = BTreeSet::new();
-    let relate = |from: &str, kind: &'static str, to: &str| Relationship {
-        spdx_element_id: from.to_string(),
-        relationship_type: kind,
-        related_spdx_element: to.to_string(),
-    };
-    let mut contained = false;
-    for (output, id) in outputs.iter().zip(&output_ids) {
-        relationships.insert(relate("SPDXRef-DOCUMENT", "DESCRIBES", id));
-        if output_kind(&output.file).1 {
-            contained = true;
-            relationships.extend(deb_ids.iter().map(|deb| relate(id, "CONTAINS", deb)));
-        }
-    }
-    // With no image to hold them (a recipe with no `[initramfs]`), the document describes the
-    // packages themselves, so that every element hangs off the document.
-    if !contained {
-        relationships.extend(deb_ids.iter().map(|deb| relate("SPDXRef-DOCUMENT", "DESCRIBES", deb)));
-    }
-
+    let relationships = relationships(&outputs, &output_ids, &deb_ids);
     let mut spdx_packages: Vec<Package> = outputs.iter().zip(output_ids).map(|(o, id)| output_package(o, id)).collect();
     spdx_packages.extend(packages.iter().zip(deb_ids).map(|(p, id)| deb_package(p, id)));
-
-    // One id is one text (the copyright module puts a digest of the text in the id), so the
-    // first of equal ids is as good as any.
-    let mut extracted: BTreeMap<&str, &Extracted> = BTreeMap::new();
-    for licence in packages.iter().filter_map(|p| p.license.as_ref()) {
-        for info in &licence.extracted {
-            extracted.entry(&info.id).or_insert(info);
-        }
-    }
 
     let mut document = Document {
         spdx_version: "SPDX-2.3",
@@ -160,15 +157,12 @@ pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], ou
         creation_info: CreationInfo {
             comment: "`created` is the image epoch (SOURCE_DATE_EPOCH), not the time of the build, \
                       so that the same inputs give the same document.",
-            created: spdx_time(epoch),
+            created: crate::base::time::iso8601(epoch),
             creators: vec![format!("Tool: bake-{}", env!("CARGO_PKG_VERSION"))],
         },
         packages: spdx_packages,
-        has_extracted_licensing_infos: extracted
-            .values()
-            .map(|e| ExtractedInfo { license_id: &e.id, name: &e.name, extracted_text: &e.text })
-            .collect(),
-        relationships: relationships.into_iter().collect(),
+        has_extracted_licensing_infos: extracted_licences(&packages),
+        relationships,
     };
     // SPDX 2.3 (6.5) wants a URI unique to this document, and to each version of it. A digest
     // of everything else in the document is unique to the content, and reproducible where a
@@ -177,9 +171,44 @@ pub fn spdx_json<'a>(image: &str, epoch: u64, packages: &'a [PlannedPackage], ou
     let content = serde_json::to_vec(&document).expect("the SBOM is plain data");
     document.document_namespace =
         format!("https://bake.invalid/spdx/{}-{}", percent_encode(image), hex(&digest_bytes(&content)));
-    let mut text = serde_json::to_string_pretty(&document).expect("the SBOM is plain data");
-    text.push('\n');
-    text
+    crate::base::json::pretty(&document)
+}
+
+/// Every relationship, sorted: the document describes each output, and each image contains
+/// every package. With no image to hold them (a recipe with no `[initramfs]`), the document
+/// describes the packages themselves, so that every element hangs off the document.
+fn relationships(outputs: &[&Output], output_ids: &[String], deb_ids: &[String]) -> Vec<Relationship> {
+    let mut relationships = BTreeSet::new();
+    let relate = |from: &str, kind: &'static str, to: &str| Relationship {
+        spdx_element_id: from.to_string(),
+        relationship_type: kind,
+        related_spdx_element: to.to_string(),
+    };
+    let mut contained = false;
+    for (output, id) in outputs.iter().zip(output_ids) {
+        relationships.insert(relate("SPDXRef-DOCUMENT", "DESCRIBES", id));
+        if output.kind.is_image() {
+            contained = true;
+            relationships.extend(deb_ids.iter().map(|deb| relate(id, "CONTAINS", deb)));
+        }
+    }
+    if !contained {
+        relationships.extend(deb_ids.iter().map(|deb| relate("SPDXRef-DOCUMENT", "DESCRIBES", deb)));
+    }
+    relationships.into_iter().collect()
+}
+
+/// The licences the packages declare that SPDX does not list, each once. One id is one text
+/// (the copyright module puts a digest of the text in the id), so the first of equal ids is as
+/// good as any.
+fn extracted_licences<'a>(packages: &[&'a PlannedPackage]) -> Vec<ExtractedInfo<'a>> {
+    let mut extracted: BTreeMap<&str, &Extracted> = BTreeMap::new();
+    for licence in packages.iter().filter_map(|p| p.license.as_ref()) {
+        for info in &licence.extracted {
+            extracted.entry(&info.id).or_insert(info);
+        }
+    }
+    extracted.values().map(|e| ExtractedInfo { license_id: &e.id, name: &e.name, extracted_text: &e.text }).collect()
 }
 
 /// The SPDX package for an image output. SPDX 2.3 File elements would be the closer fit, but a
@@ -200,19 +229,18 @@ fn output_package(output: &Output, spdx_id: String) -> Package {
         license_declared: NOASSERTION.to_string(),
         copyright_text: NOASSERTION,
         external_refs: Vec::new(),
-        primary_package_purpose: output_kind(&output.file).0,
+        primary_package_purpose: purpose(output.kind),
     }
 }
 
-/// What an output is, as SPDX's primary package purpose (2.3, 7.24), and whether it holds the
-/// image's files and so contains the packages. The initramfs (`NAME.cpio`, compressed or not) is
-/// a cpio archive of the image's files, and the file system (`NAME.erofs`) and the disk holding
-/// it (`NAME.img`) hold them too: ARCHIVE. Anything else (the kernel, `NAME.vmlinuz`) is one
-/// file, copied whole out of a package: FILE. OPERATING-SYSTEM would describe the image as a whole,
+/// What an output is, as SPDX's primary package purpose (2.3, 7.24). The images (the initramfs,
+/// a cpio archive of the image's files; the file system and the disk holding it) hold the
+/// image's files, and so contain the packages: ARCHIVE. Anything else (the kernel) is one file,
+/// copied whole out of a package: FILE. OPERATING-SYSTEM would describe the image as a whole,
 /// but the SPDX 2.3 JSON schema spells it OPERATING_SYSTEM and the text OPERATING-SYSTEM (fixed
 /// only in 2.3.1), so no spelling of it validates everywhere.
-fn output_kind(file: &str) -> (&'static str, bool) {
-    if crate::check::image::is_image_file(file) { ("ARCHIVE", true) } else { ("FILE", false) }
+fn purpose(kind: OutputKind) -> &'static str {
+    if kind.is_image() { "ARCHIVE" } else { "FILE" }
 }
 
 fn deb_package<'a>(p: &'a PlannedPackage, spdx_id: String) -> Package {
@@ -283,13 +311,6 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// `text` in SPDX's idstring alphabet (letters, digits, `.` and `-`): every other character
-/// becomes `-`. Different texts can give the same idstring; callers that need unique ids make
-/// them so.
-pub(crate) fn idstring(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
-}
-
 /// The SPDX ids handed out so far, so that no two elements get the same one.
 #[derive(Default)]
 struct Ids(BTreeSet<String>);
@@ -307,44 +328,6 @@ impl Ids {
         }
         id
     }
-}
-
-/// `epoch` as SPDX writes times: `YYYY-MM-DDThh:mm:ssZ`, UTC. A time after the year 9999, which
-/// that form cannot hold, is written as its last second.
-fn spdx_time(epoch: u64) -> String {
-    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    let seconds = epoch.min(LAST);
-    let (year, month, day) = civil_from_days(seconds / 86_400);
-    let time = seconds % 86_400;
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", time / 3600, time / 60 % 60, time % 60)
-}
-
-/// The Gregorian date `days` days after 1970-01-01, as (year, month, day). Hand-written: bake has
-/// no date crate, and this is all the calendar it needs.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // The leap-year rules repeat every 400 years, which are exactly 146097 days, so whole cycles
-    // can be skipped at once; what is left is under 400 years and 12 months to walk.
-    let mut year = 1970 + 400 * (days / 146_097);
-    let mut days = days % 146_097;
-    let leap = |year: u64| year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-    loop {
-        let length = if leap(year) { 366 } else { 365 };
-        if days < length {
-            break;
-        }
-        days -= length;
-        year += 1;
-    }
-    let february = if leap(year) { 29 } else { 28 };
-    let mut month = 1;
-    for length in [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
-        if days < length {
-            break;
-        }
-        days -= length;
-        month += 1;
-    }
-    (year, month, days + 1)
 }
 
 #[cfg(test)]
@@ -370,7 +353,8 @@ mod tests {
     }
 
     fn output(file: &str) -> Output {
-        Output { file: file.to_string(), size: 4, sha256: digest_bytes(file.as_bytes()) }
+        let kind = if file.contains(".cpio") { OutputKind::Initramfs } else { OutputKind::Kernel };
+        Output { kind, file: file.to_string(), size: 4, sha256: digest_bytes(file.as_bytes()) }
     }
 
     fn public_domain() -> Declared {
@@ -573,42 +557,5 @@ mod tests {
         );
         assert_eq!(idstring("libstdc++6"), "libstdc--6");
         assert_eq!(idstring("a b/ü"), "a-b--");
-    }
-
-    #[test]
-    fn times_are_utc_in_spdx_form() {
-        assert_eq!(spdx_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(spdx_time(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(spdx_time(951_868_799), "2000-02-29T23:59:59Z");
-        assert_eq!(spdx_time(951_868_800), "2000-03-01T00:00:00Z");
-        assert_eq!(spdx_time(4_294_967_295), "2106-02-07T06:28:15Z");
-        assert_eq!(spdx_time(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(spdx_time(1_767_225_599), "2025-12-31T23:59:59Z");
-        assert_eq!(spdx_time(253_402_300_799), "9999-12-31T23:59:59Z");
-        assert_eq!(spdx_time(u64::MAX), "9999-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn civil_dates_agree_with_a_day_by_day_count() {
-        // Walks every day from 1970 to 2500 and checks each date follows the one before.
-        let mut previous = civil_from_days(0);
-        assert_eq!(previous, (1970, 1, 1));
-        for days in 1..(530 * 366) {
-            let date = civil_from_days(days);
-            let (y, m, d) = previous;
-            let next_day = (y, m, d + 1);
-            let next_month = (y, m + 1, 1);
-            let next_year = (y + 1, 1, 1);
-            assert!(
-                date == next_day || (d >= 28 && date == next_month) || (m == 12 && d == 31 && date == next_year),
-                "{days}: {date:?} after {previous:?}"
-            );
-            if date == next_month {
-                let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
-                let length = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1];
-                assert_eq!(d, length, "{y}-{m} ends on {d}");
-            }
-            previous = date;
-        }
     }
 }

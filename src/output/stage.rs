@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use super::{Output, OutputKind, Sink};
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::HashingWriter;
-use crate::output::manifest::Output;
 
 /// An output being written.
 pub struct Staged {
@@ -46,11 +46,11 @@ impl OutputDir {
         &self.dir
     }
 
-    /// Writes the output `file` through `write`, which gets a buffered, hashing writer and must
-    /// return it when done.
-    pub fn stage<F>(&self, file: &str, write: F) -> Result<Staged>
+    /// Writes the output `file` of `kind` through `write`, which gets a buffered, hashing
+    /// writer and must return it when done.
+    pub fn stage<F>(&self, kind: OutputKind, file: &str, write: F) -> Result<Staged>
     where
-        F: FnOnce(HashingWriter<File>) -> Result<HashingWriter<File>>,
+        F: FnOnce(Sink) -> Result<Sink>,
     {
         let dest = self.dir.join(file);
         let temp = tempfile::Builder::new().prefix(".bake-").suffix(".part").tempfile_in(&self.dir).writing(&dest)?;
@@ -61,12 +61,12 @@ impl OutputDir {
         // mended by building again, and `SHA256SUMS` (`sha256sum -c`) shows a damaged file.
         let (_, sha256, size) = writer.finish().writing(&dest)?;
         std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).writing(&dest)?;
-        Ok(Staged { temp, dest, output: Output { file: file.to_string(), size, sha256 } })
+        Ok(Staged { temp, dest, output: Output { kind, file: file.to_string(), size, sha256 } })
     }
 
     /// Stages an output whose bytes are already in memory.
-    pub fn stage_bytes(&self, file: &str, bytes: &[u8]) -> Result<Staged> {
-        self.stage(file, |mut w| {
+    pub fn stage_bytes(&self, kind: OutputKind, file: &str, bytes: &[u8]) -> Result<Staged> {
+        self.stage(kind, file, |mut w| {
             w.write_all(bytes).writing(&self.dir.join(file))?;
             Ok(w)
         })
@@ -76,7 +76,7 @@ impl OutputDir {
     pub fn commit(&self, staged: Vec<Staged>) -> Result<Vec<Output>> {
         // A signal that came while a library call held the build (a compressor finishing its
         // last blocks) still stops it here, before anything is replaced.
-        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        crate::base::interrupt::stop_point()?;
         let mut outputs = Vec::with_capacity(staged.len());
         for s in staged {
             s.temp.persist(&s.dest).map_err(|e| {

@@ -18,12 +18,12 @@
 //! Hard links share the file they point to (its bytes and its inode), so removing or replacing
 //! one name leaves the others as they were, as on a real file system.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use super::PlanEntry;
 use crate::base::error::{Error, Result};
 use crate::base::path::ImagePath;
-use crate::recipe::DeviceKind;
-use crate::source::content::Content;
+use crate::source::{Meta, Node, Sink};
 
 /// How many symlinks one lookup may follow before it is called a loop (Linux's `MAXSYMLINKS`).
 const MAX_SYMLINKS: u32 = 40;
@@ -32,63 +32,17 @@ const MAX_SYMLINKS: u32 = 40;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Origin(u32);
 
-/// Permission bits and owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Meta {
-    /// Permission bits, `0o7777` at most.
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl Meta {
-    pub const fn root(mode: u32) -> Meta {
-        Meta { mode, uid: 0, gid: 0 }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub enum Kind {
-    /// A directory; `implied` when it was only created as the parent of something.
-    Dir {
-        implied: bool,
-    },
-    /// A regular file. Names with the same `inode` are hard links of one file.
-    File {
-        content: Content,
-        inode: u64,
-    },
-    Symlink {
-        target: Vec<u8>,
-    },
-    Device {
-        kind: DeviceKind,
-        major: u32,
-        minor: u32,
-    },
-}
-
-impl Kind {
-    /// What the entry is, in a word, for messages.
-    pub fn noun(&self) -> &'static str {
-        match self {
-            Kind::Dir { .. } => "directory",
-            Kind::File { .. } => "regular file",
-            Kind::Symlink { .. } => "symlink",
-            Kind::Device { kind: DeviceKind::Char, .. } => "character device",
-            Kind::Device { kind: DeviceKind::Block, .. } => "block device",
-            Kind::Device { kind: DeviceKind::Fifo, .. } => "fifo",
-        }
-    }
-}
-
+/// One path of the tree.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    pub kind: Kind,
+    pub node: Node,
     pub meta: Meta,
     pub origin: Origin,
+    /// Which inode it is: hard links share one, every other entry has its own.
+    pub inode: u64,
 }
 
+/// The image being assembled.
 pub struct Tree {
     entries: BTreeMap<ImagePath, Entry>,
     origins: Vec<String>,
@@ -114,11 +68,6 @@ impl Tree {
         Tree { max_file_size: limit, ..Tree::default() }
     }
 
-    /// Refuses a file of `size` bytes that the outputs cannot hold; `what` names it.
-    pub fn check_file_size(&self, what: &str, size: u64) -> Result<()> {
-        check_file_size(what, size, self.max_file_size)
-    }
-
     /// Registers a description of an input (`layer 2 (`base.tar`)`) for later messages.
     pub fn origin(&mut self, label: String) -> Origin {
         self.origins.push(label);
@@ -129,10 +78,15 @@ impl Tree {
         &self.origins[origin.0 as usize]
     }
 
-    /// A fresh inode key for a new regular file.
-    pub fn new_inode(&mut self) -> u64 {
+    /// A fresh inode key.
+    fn new_inode(&mut self) -> u64 {
         self.next_inode += 1;
         self.next_inode
+    }
+
+    /// A [`Sink`] that lays an input into the tree, its entries marked as coming from `origin`.
+    pub fn sink(&mut self, origin: Origin) -> LayerSink<'_> {
+        LayerSink { tree: self, origin }
     }
 
     pub fn get(&self, path: &ImagePath) -> Option<&Entry> {
@@ -155,22 +109,28 @@ impl Tree {
         self.entries.range(dir.below_start()..dir.below_end()).count()
     }
 
-    /// Places `entry` at `path` (see the module documentation for the rules). Returns the path
-    /// where it really went, which differs from `path` when a parent is a symlink.
-    pub fn insert(&mut self, path: &ImagePath, entry: Entry) -> Result<ImagePath> {
+    /// Places `node` with `meta` at `path`, a new inode (see the module documentation for the
+    /// rules). Returns the path where it really went, which differs from `path` when a parent is
+    /// a symlink.
+    pub fn insert(&mut self, path: &ImagePath, node: Node, meta: Meta, origin: Origin) -> Result<ImagePath> {
+        let inode = self.new_inode();
+        self.place(path, Entry { node, meta, origin, inode })
+    }
+
+    fn place(&mut self, path: &ImagePath, entry: Entry) -> Result<ImagePath> {
         if path.is_root() {
-            return match entry.kind {
+            return match entry.node {
                 // The root's own bits are the kernel's to choose; a layer's `./` is accepted.
-                Kind::Dir { .. } => Ok(ImagePath::root()),
+                Node::Dir => Ok(ImagePath::root()),
                 _ => Err(Error::input(format!(
                     "`/` from {} is a {}: the image root can only be a directory",
                     self.origin_label(entry.origin),
-                    entry.kind.noun()
+                    entry.node.file_type().noun()
                 ))),
             };
         }
         let parent = self
-            .walk(&ImagePath::root(), path.parent().components(), path, entry.origin, Walk::Create, &mut 0)
+            .walk(&ImagePath::root(), path.parent().components(), &mut Lookup::new(path, entry.origin, Walk::Create))
             .map_err(|e| e.into_error(path))?;
         let Some(parent) = parent else { unreachable!("Walk::Create always yields a directory") };
         // Following symlinks can lengthen a path beyond what the kernel unpacks.
@@ -180,23 +140,23 @@ impl Tree {
             self.entries.insert(physical.clone(), entry);
             return Ok(physical);
         };
-        let (existing_kind, existing_origin) = (existing.kind.clone(), existing.origin);
-        match (&existing_kind, &entry.kind) {
-            (Kind::Dir { .. }, Kind::Dir { implied: true }) => {}
-            (Kind::Dir { .. }, Kind::Dir { implied: false }) => {
+        let (existing_node, existing_origin) = (existing.node.clone(), existing.origin);
+        match (&existing_node, &entry.node) {
+            (Node::Dir, Node::Dir) => {
+                // A directory over a directory updates its bits and owner.
                 self.entries.insert(physical.clone(), entry);
             }
-            (Kind::Symlink { .. }, Kind::Dir { .. }) if self.lookup_dir(&physical, path, entry.origin).is_some() => {
+            (Node::Symlink { .. }, Node::Dir) if self.lookup_dir(&physical, path, entry.origin).is_some() => {
                 // dpkg keeps a symlink to a directory where a package ships the directory.
             }
-            (Kind::Dir { .. }, _) if self.has_children(&physical) > 0 => {
+            (Node::Dir, _) if self.has_children(&physical) > 0 => {
                 return Err(Error::input(format!(
                     "`{}` from {} is a {}, but `{}` is a directory from {} that holds {} entries: \
                      a non-directory cannot replace it; prune it first with `[remove]` or \
                      restructure the layers",
                     path,
                     self.origin_label(entry.origin),
-                    entry.kind.noun(),
+                    entry.node.file_type().noun(),
                     physical,
                     self.origin_label(existing_origin),
                     self.has_children(&physical)
@@ -212,17 +172,17 @@ impl Tree {
     /// Gives the regular file at `target` the further name `path` (a hard link).
     pub fn link(&mut self, path: &ImagePath, target: &ImagePath, origin: Origin) -> Result<ImagePath> {
         let target_dir = self
-            .walk(&ImagePath::root(), target.parent().components(), path, origin, Walk::Lookup, &mut 0)
+            .walk(&ImagePath::root(), target.parent().components(), &mut Lookup::new(path, origin, Walk::Lookup))
             .map_err(|e| e.into_error(path))?;
         let found = target_dir.map(|dir| dir.join(target.file_name())).and_then(|t| self.entries.get(&t));
         let file = match found {
-            Some(entry @ Entry { kind: Kind::File { .. }, .. }) => entry.clone(),
+            Some(entry @ Entry { node: Node::File { .. }, .. }) => entry.clone(),
             Some(other) => {
                 return Err(Error::input(format!(
                     "hard link `{path}` from {} points to `{target}`, which is a {} from {}: \
                      hard links must point to regular files",
                     self.origin_label(origin),
-                    other.kind.noun(),
+                    other.node.file_type().noun(),
                     self.origin_label(other.origin)
                 )));
             }
@@ -234,7 +194,7 @@ impl Tree {
                 )));
             }
         };
-        self.insert(path, Entry { origin, ..file })
+        self.place(path, Entry { origin, ..file })
     }
 
     /// Refuses a path reached by following symlinks that the kernel could not create.
@@ -262,22 +222,18 @@ impl Tree {
     /// The physical path of the directory at `dir`, following symlinks, or `None` when there is
     /// no such directory. `for_path` and `origin` name the entry that asked, for messages.
     fn lookup_dir(&mut self, dir: &ImagePath, for_path: &ImagePath, origin: Origin) -> Option<ImagePath> {
-        self.walk(&ImagePath::root(), dir.components(), for_path, origin, Walk::Lookup, &mut 0).ok().flatten()
+        self.walk(&ImagePath::root(), dir.components(), &mut Lookup::new(for_path, origin, Walk::Lookup)).ok().flatten()
     }
 
     /// Walks `components` (which may hold `..` and `.` when they come from a symlink target) from
     /// the directory `start`, following symlinks, and returns the physical directory reached.
     /// With [`Walk::Create`] missing directories are created (implied); with [`Walk::Lookup`] a
-    /// missing one gives `None`. `follows` counts the symlinks followed in the whole lookup, which
-    /// Linux caps at 40: that bounds loops and also chains that double at every step.
+    /// missing one gives `None`.
     fn walk<'c>(
         &mut self,
         start: &ImagePath,
         components: impl Iterator<Item = &'c [u8]>,
-        for_path: &ImagePath,
-        origin: Origin,
-        mode: Walk,
-        follows: &mut u32,
+        lookup: &mut Lookup<'_>,
     ) -> std::result::Result<Option<ImagePath>, WalkError> {
         let mut current = start.clone();
         for name in components {
@@ -293,59 +249,131 @@ impl Tree {
                 _ => {}
             }
             let next = current.join(name);
-            let (kind, found_origin) = match self.entries.get(&next) {
-                Some(entry) => (entry.kind.clone(), entry.origin),
-                None => {
-                    if mode == Walk::Lookup {
-                        return Ok(None);
-                    }
-                    self.check_length(&next, for_path, origin).map_err(WalkError::Error)?;
-                    let implied = Entry { kind: Kind::Dir { implied: true }, meta: Meta::root(0o755), origin };
-                    self.entries.insert(next.clone(), implied);
-                    current = next;
-                    continue;
+            let Some(entry) = self.entries.get(&next) else {
+                if lookup.mode == Walk::Lookup {
+                    return Ok(None);
                 }
+                self.check_length(&next, lookup.for_path, lookup.origin).map_err(WalkError::Error)?;
+                let inode = self.new_inode();
+                let implied = Entry { node: Node::Dir, meta: Meta::root(0o755), origin: lookup.origin, inode };
+                self.entries.insert(next.clone(), implied);
+                current = next;
+                continue;
             };
-            current = match kind {
-                Kind::Dir { .. } => next,
-                Kind::Symlink { target } => {
-                    *follows += 1;
-                    if *follows > MAX_SYMLINKS {
-                        return Err(WalkError::Error(Error::input(format!(
-                            "`{for_path}` from {} cannot be placed: too many levels of symlinks at \
-                             `{next}` from {} (a symlink loop?)",
-                            self.origin_label(origin),
-                            self.origin_label(found_origin)
-                        ))));
-                    }
-                    let base = if target.first() == Some(&b'/') { ImagePath::root() } else { current.clone() };
-                    let parts: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
-                    match self.walk(&base, parts.into_iter(), for_path, origin, mode, follows) {
-                        Ok(Some(dir)) => dir,
-                        Ok(None) => return Ok(None),
-                        Err(WalkError::Escape) => {
-                            return Err(WalkError::Error(Error::input(format!(
-                                "`{for_path}` from {} cannot be placed: its parent `{next}` is a \
-                                 symlink to `{}` from {}, which leads out of the image",
-                                self.origin_label(origin),
-                                String::from_utf8_lossy(&target),
-                                self.origin_label(found_origin)
-                            ))));
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+            let (node, found_origin) = (entry.node.clone(), entry.origin);
+            current = match node {
+                Node::Dir => next,
+                Node::Symlink { target } => match self.follow(&current, &next, &target, found_origin, lookup)? {
+                    Some(dir) => dir,
+                    None => return Ok(None),
+                },
                 other => {
                     return Err(WalkError::Error(Error::input(format!(
-                        "`{for_path}` from {} cannot be placed: its parent `{next}` is a {} from {}",
-                        self.origin_label(origin),
-                        other.noun(),
+                        "`{}` from {} cannot be placed: its parent `{next}` is a {} from {}",
+                        lookup.for_path,
+                        self.origin_label(lookup.origin),
+                        other.file_type().noun(),
                         self.origin_label(found_origin)
                     ))));
                 }
             };
         }
         Ok(Some(current))
+    }
+
+    /// Follows the symlink `link` in the directory `current`, pointing at `target` (it came from
+    /// `found_origin`), and returns the directory it leads to. Linux caps the symlinks one
+    /// lookup follows at 40: that bounds loops and also chains that double at every step.
+    fn follow(
+        &mut self,
+        current: &ImagePath,
+        link: &ImagePath,
+        target: &[u8],
+        found_origin: Origin,
+        lookup: &mut Lookup<'_>,
+    ) -> std::result::Result<Option<ImagePath>, WalkError> {
+        lookup.follows += 1;
+        if lookup.follows > MAX_SYMLINKS {
+            return Err(WalkError::Error(Error::input(format!(
+                "`{}` from {} cannot be placed: too many levels of symlinks at `{link}` from {} (a symlink loop?)",
+                lookup.for_path,
+                self.origin_label(lookup.origin),
+                self.origin_label(found_origin)
+            ))));
+        }
+        let base = if target.first() == Some(&b'/') { ImagePath::root() } else { current.clone() };
+        let parts: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
+        match self.walk(&base, parts.into_iter(), lookup) {
+            Err(WalkError::Escape) => Err(WalkError::Error(Error::input(format!(
+                "`{}` from {} cannot be placed: its parent `{link}` is a symlink to `{}` from {}, which leads \
+                 out of the image",
+                lookup.for_path,
+                self.origin_label(lookup.origin),
+                String::from_utf8_lossy(target),
+                self.origin_label(found_origin)
+            )))),
+            other => other,
+        }
+    }
+}
+
+impl Tree {
+    /// The finished tree as plan entries, in path order (parents before children), with inode
+    /// numbers 1, 2, ... given in path order (hard links share their first name's) and link
+    /// counts as on a real file system (a directory's is 2 plus its subdirectories).
+    pub fn freeze(&self) -> Vec<PlanEntry> {
+        // Names per inode, in path order.
+        let mut names: HashMap<u64, Vec<&ImagePath>> = HashMap::new();
+        let mut subdirs: BTreeMap<ImagePath, u32> = BTreeMap::new();
+        for (path, entry) in self.iter() {
+            match entry.node {
+                Node::File { .. } => names.entry(entry.inode).or_default().push(path),
+                Node::Dir => *subdirs.entry(path.parent()).or_default() += 1,
+                _ => {}
+            }
+        }
+        let mut inos: HashMap<u64, u32> = HashMap::new();
+        let mut next_ino = 0u32;
+        let mut out = Vec::with_capacity(self.len());
+        for (path, entry) in self.iter() {
+            let ino = *inos.entry(entry.inode).or_insert_with(|| {
+                next_ino += 1;
+                next_ino
+            });
+            let (nlink, first_name, carries_data) = match entry.node {
+                Node::Dir => (2 + subdirs.get(path).copied().unwrap_or(0), None, false),
+                Node::File { .. } => {
+                    let group = &names[&entry.inode];
+                    // The last name carries the data in a cpio archive, as GNU cpio and the
+                    // kernel's `gen_init_cpio` do.
+                    (group.len() as u32, (group[0] != path).then(|| group[0].clone()), group.last() == Some(&path))
+                }
+                _ => (1, None, false),
+            };
+            let node = entry.node.clone();
+            out.push(PlanEntry { path: path.clone(), node, meta: entry.meta, ino, nlink, first_name, carries_data });
+        }
+        out
+    }
+}
+
+/// Lays one input into a [`Tree`]: what its reader finds is marked as coming from that input.
+pub struct LayerSink<'t> {
+    tree: &'t mut Tree,
+    origin: Origin,
+}
+
+impl Sink for LayerSink<'_> {
+    fn insert(&mut self, path: &ImagePath, node: Node, meta: Meta) -> Result<()> {
+        self.tree.insert(path, node, meta, self.origin).map(|_| ())
+    }
+
+    fn link(&mut self, path: &ImagePath, target: &ImagePath) -> Result<()> {
+        self.tree.link(path, target, self.origin).map(|_| ())
+    }
+
+    fn check_file_size(&self, what: &str, size: u64) -> Result<()> {
+        crate::source::check_file_size(what, size, self.tree.max_file_size)
     }
 }
 
@@ -365,33 +393,19 @@ impl WalkError {
     }
 }
 
-/// Linux device numbers: 12 bits of major, 20 of minor.
-pub fn check_device_numbers(major: u32, minor: u32) -> std::result::Result<(), String> {
-    if major >= 1 << 12 || minor >= 1 << 20 {
-        return Err(format!(
-            "device {major}:{minor} is out of range: Linux majors are below 4096, minors below 1048576"
-        ));
-    }
-    Ok(())
+/// One lookup through the tree: what it is for (for messages), whether it creates missing
+/// directories, and how many symlinks it has followed.
+struct Lookup<'a> {
+    for_path: &'a ImagePath,
+    origin: Origin,
+    mode: Walk,
+    follows: u32,
 }
 
-/// A symlink target the kernel can create: not empty, no NUL, shorter than `PATH_MAX`.
-pub fn check_symlink_target(target: &[u8]) -> std::result::Result<(), String> {
-    if target.is_empty() || target.contains(&0) {
-        return Err("a symlink target must be non-empty and without NUL".to_string());
+impl<'a> Lookup<'a> {
+    fn new(for_path: &'a ImagePath, origin: Origin, mode: Walk) -> Lookup<'a> {
+        Lookup { for_path, origin, mode, follows: 0 }
     }
-    if target.len() >= crate::base::path::PATH_MAX {
-        return Err(format!("a symlink target of {} bytes is longer than the kernel allows", target.len()));
-    }
-    Ok(())
-}
-
-/// Refuses a file of `size` bytes when it is not smaller than `limit`; `what` names it.
-pub fn check_file_size(what: &str, size: u64, limit: u64) -> Result<()> {
-    if size < limit {
-        return Ok(());
-    }
-    Err(Error::input(format!("{what} is {size} bytes: a cpio newc archive cannot hold files of 4 GiB or more")))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -403,22 +417,27 @@ enum Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::content::Content;
 
     fn p(s: &str) -> ImagePath {
         ImagePath::from_recipe(s).unwrap()
     }
 
-    fn dir(origin: Origin) -> Entry {
-        Entry { kind: Kind::Dir { implied: false }, meta: Meta::root(0o700), origin }
+    fn dir() -> (Node, Meta) {
+        (Node::Dir, Meta::root(0o700))
     }
 
-    fn file(tree: &mut Tree, text: &str, origin: Origin) -> Entry {
-        let inode = tree.new_inode();
-        Entry { kind: Kind::File { content: Content::inline(text.as_bytes()), inode }, meta: Meta::root(0o644), origin }
+    fn file(text: &str) -> (Node, Meta) {
+        (Node::File { content: Content::inline(text.as_bytes()) }, Meta::root(0o644))
     }
 
-    fn symlink(target: &str, origin: Origin) -> Entry {
-        Entry { kind: Kind::Symlink { target: target.as_bytes().to_vec() }, meta: Meta::root(0o777), origin }
+    fn symlink(target: &str) -> (Node, Meta) {
+        (Node::Symlink { target: target.as_bytes().to_vec() }, Meta::root(0o777))
+    }
+
+    /// Inserts `(node, meta)` at `path`.
+    fn put(tree: &mut Tree, path: &str, (node, meta): (Node, Meta), origin: Origin) -> Result<ImagePath> {
+        tree.insert(&p(path), node, meta, origin)
     }
 
     fn paths(tree: &Tree) -> Vec<String> {
@@ -429,15 +448,13 @@ mod tests {
     fn missing_parents_are_implied_root_owned_0755_and_a_declaration_wins() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        let f = file(&mut tree, "x", o);
-        tree.insert(&p("/a/b/c"), f).unwrap();
+        put(&mut tree, "/a/b/c", file("x"), o).unwrap();
         assert_eq!(paths(&tree), ["/a", "/a/b", "/a/b/c"]);
         assert_eq!(tree.get(&p("/a")).unwrap().meta, Meta::root(0o755));
-        tree.insert(&p("/a"), dir(o)).unwrap();
+        put(&mut tree, "/a", dir(), o).unwrap();
         assert_eq!(tree.get(&p("/a")).unwrap().meta.mode, 0o700);
         // A later implied parent does not undo the declaration.
-        let g = file(&mut tree, "y", o);
-        tree.insert(&p("/a/d"), g).unwrap();
+        put(&mut tree, "/a/d", file("y"), o).unwrap();
         assert_eq!(tree.get(&p("/a")).unwrap().meta.mode, 0o700);
     }
 
@@ -445,18 +462,16 @@ mod tests {
     fn entries_under_a_symlinked_directory_go_through_it() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        tree.insert(&p("/usr/bin"), dir(o)).unwrap();
-        tree.insert(&p("/bin"), symlink("usr/bin", o)).unwrap();
-        let f = file(&mut tree, "sh", o);
-        assert_eq!(tree.insert(&p("/bin/sh"), f).unwrap(), p("/usr/bin/sh"));
+        put(&mut tree, "/usr/bin", dir(), o).unwrap();
+        put(&mut tree, "/bin", symlink("usr/bin"), o).unwrap();
+        assert_eq!(put(&mut tree, "/bin/sh", file("sh"), o).unwrap(), p("/usr/bin/sh"));
         // A directory entry over the symlink keeps the symlink, as dpkg does.
-        tree.insert(&p("/bin"), dir(o)).unwrap();
-        assert!(matches!(tree.get(&p("/bin")).unwrap().kind, Kind::Symlink { .. }));
+        put(&mut tree, "/bin", dir(), o).unwrap();
+        assert!(matches!(tree.get(&p("/bin")).unwrap().node, Node::Symlink { .. }));
         assert_eq!(paths(&tree), ["/bin", "/usr", "/usr/bin", "/usr/bin/sh"]);
         // Absolute targets and chains of links resolve inside the image.
-        tree.insert(&p("/sbin"), symlink("/bin", o)).unwrap();
-        let f = file(&mut tree, "init", o);
-        assert_eq!(tree.insert(&p("/sbin/init"), f).unwrap(), p("/usr/bin/init"));
+        put(&mut tree, "/sbin", symlink("/bin"), o).unwrap();
+        assert_eq!(put(&mut tree, "/sbin/init", file("init"), o).unwrap(), p("/usr/bin/init"));
     }
 
     #[test]
@@ -464,10 +479,8 @@ mod tests {
         let mut tree = Tree::new();
         let a = tree.origin("layer 1 (`a.tar`)".into());
         let b = tree.origin("layer 2 (`b.tar`)".into());
-        let f = file(&mut tree, "x", a);
-        tree.insert(&p("/etc"), f).unwrap();
-        let g = file(&mut tree, "y", b);
-        let err = tree.insert(&p("/etc/passwd"), g).unwrap_err();
+        put(&mut tree, "/etc", file("x"), a).unwrap();
+        let err = put(&mut tree, "/etc/passwd", file("y"), b).unwrap_err();
         let msg = err.message();
         assert!(msg.contains("`/etc/passwd` from layer 2 (`b.tar`)"), "{msg}");
         assert!(msg.contains("`/etc` is a regular file from layer 1 (`a.tar`)"), "{msg}");
@@ -477,15 +490,13 @@ mod tests {
     fn escaping_and_looping_symlinks_are_errors() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        tree.insert(&p("/up"), symlink("../../outside", o)).unwrap();
-        let f = file(&mut tree, "x", o);
-        let err = tree.insert(&p("/up/x"), f).unwrap_err();
+        put(&mut tree, "/up", symlink("../../outside"), o).unwrap();
+        let err = put(&mut tree, "/up/x", file("x"), o).unwrap_err();
         assert!(err.message().contains("leads out of the image"), "{err}");
         assert!(err.message().contains("`/up` is a symlink to `../../outside`"), "{err}");
-        tree.insert(&p("/loop1"), symlink("loop2", o)).unwrap();
-        tree.insert(&p("/loop2"), symlink("loop1", o)).unwrap();
-        let f = file(&mut tree, "x", o);
-        let err = tree.insert(&p("/loop1/x"), f).unwrap_err();
+        put(&mut tree, "/loop1", symlink("loop2"), o).unwrap();
+        put(&mut tree, "/loop2", symlink("loop1"), o).unwrap();
+        let err = put(&mut tree, "/loop1/x", file("x"), o).unwrap_err();
         assert!(err.message().contains("too many levels of symlinks"), "{err}");
     }
 
@@ -494,13 +505,12 @@ mod tests {
     fn a_chain_of_doubling_symlinks_is_refused_quickly() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        tree.insert(&p("/s39"), symlink(".", o)).unwrap();
+        put(&mut tree, "/s39", symlink("."), o).unwrap();
         for i in (0..39).rev() {
             let next = format!("s{}", i + 1);
-            tree.insert(&p(&format!("/s{i}")), symlink(&format!("{next}/{next}"), o)).unwrap();
+            put(&mut tree, &format!("/s{i}"), symlink(&format!("{next}/{next}")), o).unwrap();
         }
-        let f = file(&mut tree, "x", o);
-        let err = tree.insert(&p("/s0/x"), f).unwrap_err();
+        let err = put(&mut tree, "/s0/x", file("x"), o).unwrap_err();
         assert!(err.message().contains("too many levels of symlinks"), "{err}");
     }
 
@@ -508,7 +518,7 @@ mod tests {
     fn a_hard_link_through_an_escaping_symlink_names_the_symlink() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        tree.insert(&p("/up"), symlink("../..", o)).unwrap();
+        put(&mut tree, "/up", symlink("../.."), o).unwrap();
         let err = tree.link(&p("/x"), &p("/up/etc/shadow"), o).unwrap_err();
         assert!(err.message().contains("`/up` is a symlink to `../..`"), "{err}");
     }
@@ -519,9 +529,8 @@ mod tests {
         let o = tree.origin("test".into());
         let long = "d".repeat(250);
         let target = [long.as_str(); 17].join("/");
-        tree.insert(&p("/l"), symlink(&target, o)).unwrap();
-        let f = file(&mut tree, "x", o);
-        let err = tree.insert(&p("/l/x"), f).unwrap_err();
+        put(&mut tree, "/l", symlink(&target), o).unwrap();
+        let err = put(&mut tree, "/l/x", file("x"), o).unwrap_err();
         assert!(err.message().contains("through symlinks it lands at"), "{err}");
     }
 
@@ -529,28 +538,22 @@ mod tests {
     fn a_directory_with_entries_is_not_replaced_by_a_file() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        let f = file(&mut tree, "x", o);
-        tree.insert(&p("/d/x"), f).unwrap();
-        let g = file(&mut tree, "y", o);
-        let err = tree.insert(&p("/d"), g).unwrap_err();
+        put(&mut tree, "/d/x", file("x"), o).unwrap();
+        let err = put(&mut tree, "/d", file("y"), o).unwrap_err();
         assert!(err.message().contains("holds 1 entries"), "{err}");
         // An empty directory can be replaced.
-        tree.insert(&p("/e"), dir(o)).unwrap();
-        tree.insert(&p("/e"), symlink("d", o)).unwrap();
-        assert!(matches!(tree.get(&p("/e")).unwrap().kind, Kind::Symlink { .. }));
+        put(&mut tree, "/e", dir(), o).unwrap();
+        put(&mut tree, "/e", symlink("d"), o).unwrap();
+        assert!(matches!(tree.get(&p("/e")).unwrap().node, Node::Symlink { .. }));
     }
 
     #[test]
     fn hard_links_share_the_file_and_survive_removal_of_the_first_name() {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
-        let f = file(&mut tree, "busybox", o);
-        tree.insert(&p("/bin/busybox"), f).unwrap();
+        put(&mut tree, "/bin/busybox", file("busybox"), o).unwrap();
         tree.link(&p("/bin/ls"), &p("/bin/busybox"), o).unwrap();
-        let inode_of = |tree: &Tree, path: &str| match &tree.get(&p(path)).unwrap().kind {
-            Kind::File { inode, .. } => *inode,
-            _ => panic!("not a file"),
-        };
+        let inode_of = |tree: &Tree, path: &str| tree.get(&p(path)).unwrap().inode;
         assert_eq!(inode_of(&tree, "/bin/ls"), inode_of(&tree, "/bin/busybox"));
         assert_eq!(tree.remove(&p("/bin/busybox")), 1);
         assert!(tree.get(&p("/bin/ls")).is_some());
@@ -565,10 +568,35 @@ mod tests {
         let mut tree = Tree::new();
         let o = tree.origin("test".into());
         for path in ["/doc/a", "/doc/b/c", "/doc-x", "/docs"] {
-            let f = file(&mut tree, path, o);
-            tree.insert(&p(path), f).unwrap();
+            put(&mut tree, path, file(path), o).unwrap();
         }
         assert_eq!(tree.remove(&p("/doc")), 4);
         assert_eq!(paths(&tree), ["/doc-x", "/docs"]);
+    }
+
+    #[test]
+    fn freezing_numbers_inodes_in_path_order_and_counts_links() {
+        let mut tree = Tree::new();
+        let o = tree.origin("test".into());
+        put(&mut tree, "/bin/busybox", file("busybox"), o).unwrap();
+        tree.link(&p("/bin/ls"), &p("/bin/busybox"), o).unwrap();
+        put(&mut tree, "/bin/sub/x", file("x"), o).unwrap();
+        put(&mut tree, "/a", symlink("bin"), o).unwrap();
+        let entries = tree.freeze();
+        let summary: Vec<(String, u32, u32, Option<String>, bool)> = entries
+            .iter()
+            .map(|e| (e.path.display(), e.ino, e.nlink, e.first_name.as_ref().map(|f| f.display()), e.carries_data))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("/a".to_string(), 1, 1, None, false),
+                ("/bin".to_string(), 2, 3, None, false),
+                ("/bin/busybox".to_string(), 3, 2, None, false),
+                ("/bin/ls".to_string(), 3, 2, Some("/bin/busybox".to_string()), true),
+                ("/bin/sub".to_string(), 4, 2, None, false),
+                ("/bin/sub/x".to_string(), 5, 1, None, true),
+            ]
+        );
     }
 }

@@ -155,12 +155,6 @@ fn read_list(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// The package cache: `--cache`, else `$XDG_CACHE_HOME/bake`, else `~/.cache/bake`.
-pub fn default_cache() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
-    xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("bake"))
-}
-
 /// Where `package` lives in the cache: its Debian file name with an epoch's `:` written
 /// `%3a`, as apt writes it (a `:` is not allowed on every file system).
 fn cached_path(cache: &Path, package: &LockedPackage) -> PathBuf {
@@ -190,7 +184,14 @@ pub fn fetch(
     if let Some(digest) = holds(&path, package)? {
         return Ok((path, digest));
     }
-    let index = lists.index(reporter)?;
+    check_offered(package, lists.index(reporter)?, cache, lock_hint)?;
+    let sha256 = download(package, cache, &path, reporter)?;
+    Ok((path, sha256))
+}
+
+/// Refuses a package apt cannot download as pinned: for another architecture, no longer
+/// offered, or offered with other bytes.
+fn check_offered(package: &LockedPackage, index: &Index, cache: &Path, lock_hint: &str) -> Result<()> {
     if package.architecture != "all" && package.architecture != index.arch() {
         return Err(Error::input(format!(
             "{} is for {}, but apt's native architecture here is {}, and it is not in the cache `{}`",
@@ -224,6 +225,12 @@ pub fn fetch(
         }
         Some(_) => {}
     }
+    Ok(())
+}
+
+/// Downloads `package` with `apt-get download` into a temporary folder of the cache, and
+/// keeps it, at `dest`, only with the pinned digest; returns the digest.
+fn download(package: &LockedPackage, cache: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<Digest> {
     let debs = cache.join("debs");
     std::fs::create_dir_all(&debs).writing(&debs)?;
     let work = tempfile::Builder::new().prefix(".download-").tempdir_in(&debs).writing(&debs)?;
@@ -246,8 +253,8 @@ pub fn fetch(
             package.sha256
         )));
     }
-    std::fs::rename(&file, &path).writing(&path)?;
-    Ok((path, sha256))
+    std::fs::rename(&file, dest).writing(dest)?;
+    Ok(sha256)
 }
 
 #[cfg(test)]

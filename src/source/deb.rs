@@ -3,14 +3,14 @@
 
 use std::io::{BufReader, Read};
 
+use super::Sink;
+use super::content::Spool;
 use crate::base::error::{Error, Result};
-use crate::plan::tree::{Origin, Tree};
-use crate::source::content::Spool;
 
-/// Lays the data of the package read from `input` into `tree`; `label` names the package in
+/// Lays the data of the package read from `input` into `sink`; `label` names the package in
 /// messages. Returns how many members its data archive had.
-pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, origin: Origin) -> Result<usize> {
-    with_data(input, label, |data| crate::source::tar::read(data, label, tree, spool, origin))
+pub fn read(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
+    with_data(input, label, |data| super::tar::read(data, label, sink, spool))
 }
 
 /// Finds the package's `data.tar.*` member and hands it, as a stream, to `use_data`.

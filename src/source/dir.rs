@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use super::content::Content;
+use super::digest_cache::{Remembered, Stat};
+use super::{Meta, Node, Sink, check_file_size};
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::Digest;
+use crate::base::interrupt;
 use crate::base::path::ImagePath;
-use crate::plan::tree::{Entry, Kind, Meta, Origin, Tree, check_file_size};
-use crate::source::content::Content;
-use crate::source::digest_cache::{Remembered, Stat};
+use crate::format::limits::check_symlink_target;
 
 /// A host directory walked and hashed, ready to be laid into a tree.
 pub struct Scanned {
@@ -87,20 +89,19 @@ pub fn scan(root: &Path, file_limit: u64, cache: Option<&Path>) -> Result<Scanne
 }
 
 impl Scanned {
-    /// Lays the directory's entries into `tree`, in walk order.
-    pub fn lay(self, tree: &mut Tree, origin: Origin) -> Result<()> {
+    /// Lays the directory's entries into `sink`, in walk order.
+    pub fn lay(self, sink: &mut dyn Sink) -> Result<()> {
         let mut digests = self.digests.into_iter();
         for item in self.items {
-            let (kind, mode) = match item.what {
-                What::Dir => (Kind::Dir { implied: false }, 0o755),
-                What::Symlink(target) => (Kind::Symlink { target }, 0o777),
+            let (node, mode) = match item.what {
+                What::Dir => (Node::Dir, 0o755),
+                What::Symlink(target) => (Node::Symlink { target }, 0o777),
                 What::File { executable, .. } => {
                     let (sha256, size) = digests.next().expect("one digest per file");
-                    let inode = tree.new_inode();
-                    (Kind::File { content: Content::host(&item.host, size, sha256), inode }, file_mode(executable))
+                    (Node::File { content: Content::host(&item.host, size, sha256) }, file_mode(executable))
                 }
             };
-            tree.insert(&item.path, Entry { kind, meta: Meta::root(mode), origin })?;
+            sink.insert(&item.path, node, Meta::root(mode))?;
         }
         Ok(())
     }
@@ -127,7 +128,7 @@ enum What {
 fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
-        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        interrupt::stop_point()?;
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             Error::input(format!(
@@ -146,8 +147,7 @@ fn walk(root: &Path, file_limit: u64) -> Result<Vec<Item>> {
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(host).reading(host)?;
             let target = target.as_os_str().as_bytes().to_vec();
-            crate::plan::tree::check_symlink_target(&target)
-                .map_err(|e| Error::input(format!("`{}`: {e}", host.display())))?;
+            check_symlink_target(&target).map_err(|e| e.context(format!("`{}`", host.display())))?;
             What::Symlink(target)
         } else if file_type.is_file() {
             let host_meta =

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::Input;
+use super::apt::Lists;
 use crate::base::error::{Error, Result};
-use crate::base::hash::{Digest, hex};
+use crate::base::hash::hex;
 use crate::base::progress::{Event, Reporter};
 use crate::debian::resolve::Request;
 use crate::lockfile::{Lock, LockedKernel, LockedLayer, LockedPackage};
-use crate::plan::Input;
-use crate::recipe::RecipeFile;
-use crate::source::apt::Lists;
+use crate::recipe::{InputKind, RecipeFile};
 
 /// How `bake` treats the recipe's lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,13 +110,14 @@ impl LockState {
     }
 
     /// Refuses an input whose bytes differ from those the lock pins for it.
-    pub fn check_input(&self, recipe: &RecipeFile, kind: &str, path: &str, sha256: &Digest) -> Result<()> {
+    pub fn check_input(&self, recipe: &RecipeFile, input: &Input) -> Result<()> {
         let Some(lock) = self.checking() else { return Ok(()) };
-        match lock.inputs.iter().find(|l| l.kind == kind && l.path == path) {
-            Some(pinned) if pinned.sha256 != hex(sha256) => Err(Error::input(format!(
+        let (kind, path) = (input.kind.name(), &input.path);
+        match lock.inputs.iter().find(|l| l.kind == input.kind && l.path == *path) {
+            Some(pinned) if pinned.sha256 != hex(&input.sha256) => Err(Error::input(format!(
                 "{kind} `{path}` has sha256 {}, but `{}` pins {}: it changed since it was locked; run `bake lock {}` \
                  if the change is intended",
-                hex(sha256),
+                hex(&input.sha256),
                 self.path.display(),
                 pinned.sha256,
                 recipe.path.display()
@@ -136,18 +137,18 @@ impl LockState {
         reporter: &dyn Reporter,
     ) -> Result<()> {
         let Some(lock) = self.checking() else { return Ok(()) };
-        let inputs: Vec<&Input> = inputs.iter().filter(|i| i.kind != "package").collect();
+        let inputs: Vec<&Input> = inputs.iter().filter(|i| i.kind != InputKind::Package).collect();
         for input in &inputs {
-            self.check_input(recipe, input.kind, &input.path, &input.sha256)?;
+            self.check_input(recipe, input)?;
             if !lock.inputs.iter().any(|l| l.kind == input.kind && l.path == input.path) {
-                self.uncovered(recipe, &format!("{} `{}`", input.kind, input.path), reporter)?;
+                self.uncovered(recipe, &format!("{} `{}`", input.kind.name(), input.path), reporter)?;
             }
         }
         let mut unused: Vec<String> = lock
             .inputs
             .iter()
             .filter(|l| !inputs.iter().any(|i| i.kind == l.kind && i.path == l.path))
-            .map(|l| format!("{} `{}`", l.kind, l.path))
+            .map(|l| format!("{} `{}`", l.kind.name(), l.path))
             .collect();
         unused.extend(
             lock.layers.iter().filter(|l| !layers.contains(l)).map(|l| format!("packages for layer {}", l.layer)),

@@ -9,23 +9,26 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+use super::content::Spool;
+use super::{Meta, Node, Sink};
 use crate::base::error::{Error, Result};
+use crate::base::interrupt;
 use crate::base::path::ImagePath;
-use crate::plan::tree::{Entry, Kind, Meta, Origin, Tree};
+use crate::format::FileType;
+use crate::format::limits::{check_device_numbers, check_symlink_target};
 use crate::recipe::DeviceKind;
-use crate::source::content::Spool;
 
-/// Lays every member of the tar stream `input` into `tree`. `label` names the archive in
+/// Lays every member of the tar stream `input` into `sink`. `label` names the archive in
 /// messages. Returns how many members were read.
-pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, origin: Origin) -> Result<usize> {
+pub fn read(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
     let mut archive = open(input, label)?;
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     // What each path was earlier in this archive: one archive naming a path twice as different
     // kinds of thing is malformed or hostile, not a layer over a layer.
-    let mut kinds: HashMap<ImagePath, &'static str> = HashMap::new();
+    let mut kinds: HashMap<ImagePath, FileType> = HashMap::new();
     for entry in entries {
-        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        interrupt::stop_point()?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         let name = entry.path_bytes().into_owned();
@@ -38,68 +41,96 @@ pub fn read(input: impl Read, label: &str, tree: &mut Tree, spool: &mut Spool, o
         }
         let path = ImagePath::from_member(&name).map_err(|e| bad(e.to_string()))?;
         let mode = header.mode().map_err(|e| bad(format!("bad mode field: {e}")))? & 0o7777;
-        let (uid, gid) = owner(&mut entry).map_err(bad)?;
+        let (uid, gid) = owner(&mut entry, &bad)?;
         let meta = Meta { mode, uid, gid };
-        let header = entry.header();
-        // Pre-POSIX archives mark directories only by a trailing `/` on a regular member.
-        let old_style_dir = entry_type == tar::EntryType::Regular && name.ends_with(b"/") && entry.size() == 0;
-        let kind = match entry_type {
-            _ if old_style_dir => Kind::Dir { implied: false },
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let size = entry.size();
-                tree.check_file_size(&format!("`{label}`: entry `{shown}`"), size)?;
-                let content = spool.store(&mut entry, size).map_err(|e| e.into_error(bad))?;
-                Kind::File { content, inode: tree.new_inode() }
+        let in_archive = |e: Error| e.context(format!("`{label}`"));
+        match member(&mut entry, &name, sink, spool, &format!("`{label}`: entry `{shown}`"), &bad)? {
+            Member::Link(target) => {
+                same_kind(&mut kinds, &path, FileType::File, &bad)?;
+                sink.link(&path, &target).map_err(in_archive)?;
             }
-            tar::EntryType::Directory => Kind::Dir { implied: false },
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target".into()))?;
-                crate::plan::tree::check_symlink_target(&target).map_err(bad)?;
-                Kind::Symlink { target: target.into_owned() }
+            Member::Node(node) => {
+                let meta = match node {
+                    Node::Symlink { .. } => Meta { mode: 0o777, ..meta },
+                    _ => meta,
+                };
+                same_kind(&mut kinds, &path, node.file_type(), &bad)?;
+                sink.insert(&path, node, meta).map_err(in_archive)?;
             }
-            tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| bad("hard link without a target".into()))?;
-                let target = ImagePath::from_member(&target)
-                    .map_err(|e| bad(format!("hard-link target `{}`: {e}", String::from_utf8_lossy(&target))))?;
-                same_kind(&mut kinds, &path, "regular file").map_err(bad)?;
-                tree.link(&path, &target, origin).map_err(|e| e.context(format!("`{label}`")))?;
-                count += 1;
-                continue;
-            }
-            // GNU tar and Python leave the device fields of a FIFO empty: read them only for
-            // devices.
-            tar::EntryType::Fifo => Kind::Device { kind: DeviceKind::Fifo, major: 0, minor: 0 },
-            tar::EntryType::Char | tar::EntryType::Block => {
-                let number = |n: std::io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0));
-                let major = number(header.device_major()).map_err(|e| bad(format!("bad device major: {e}")))?;
-                let minor = number(header.device_minor()).map_err(|e| bad(format!("bad device minor: {e}")))?;
-                crate::plan::tree::check_device_numbers(major, minor).map_err(bad)?;
-                let kind = if entry_type == tar::EntryType::Char { DeviceKind::Char } else { DeviceKind::Block };
-                Kind::Device { kind, major, minor }
-            }
-            other => return Err(bad(format!("unsupported member type {:?}", other.as_byte() as char))),
-        };
-        let meta = match kind {
-            Kind::Symlink { .. } => Meta { mode: 0o777, ..meta },
-            _ => meta,
-        };
-        same_kind(&mut kinds, &path, kind.noun()).map_err(bad)?;
-        tree.insert(&path, Entry { kind, meta, origin }).map_err(|e| e.context(format!("`{label}`")))?;
+        }
         count += 1;
     }
     finish(archive, label, count)?;
     Ok(count)
 }
 
-/// Records that `path` is a `noun` in this archive; refuses a second entry of another kind.
+/// What one member of an archive is.
+enum Member {
+    Node(Node),
+    /// A hard link to this earlier member.
+    Link(ImagePath),
+}
+
+/// Reads what the member `entry` (named `name`, described as `what` in messages) is, its data
+/// spooled; refuses a bad member with `bad`.
+fn member<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    name: &[u8],
+    sink: &dyn Sink,
+    spool: &mut Spool,
+    what: &str,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<Member> {
+    let entry_type = entry.header().entry_type();
+    // Pre-POSIX archives mark directories only by a trailing `/` on a regular member.
+    let old_style_dir = entry_type == tar::EntryType::Regular && name.ends_with(b"/") && entry.size() == 0;
+    Ok(Member::Node(match entry_type {
+        _ if old_style_dir => Node::Dir,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            let size = entry.size();
+            sink.check_file_size(what, size)?;
+            let content = spool.store(entry, size).map_err(|e| e.into_error(bad))?;
+            Node::File { content }
+        }
+        tar::EntryType::Directory => Node::Dir,
+        tar::EntryType::Symlink => {
+            let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target".into()))?;
+            check_symlink_target(&target).map_err(|e| bad(e.to_string()))?;
+            Node::Symlink { target: target.into_owned() }
+        }
+        tar::EntryType::Link => {
+            let target = entry.link_name_bytes().ok_or_else(|| bad("hard link without a target".into()))?;
+            let target = ImagePath::from_member(&target)
+                .map_err(|e| bad(format!("hard-link target `{}`: {e}", String::from_utf8_lossy(&target))))?;
+            return Ok(Member::Link(target));
+        }
+        // GNU tar and Python leave the device fields of a FIFO empty: read them only for
+        // devices.
+        tar::EntryType::Fifo => Node::Device { kind: DeviceKind::Fifo, major: 0, minor: 0 },
+        tar::EntryType::Char | tar::EntryType::Block => {
+            let header = entry.header();
+            let number = |n: std::io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0));
+            let major = number(header.device_major()).map_err(|e| bad(format!("bad device major: {e}")))?;
+            let minor = number(header.device_minor()).map_err(|e| bad(format!("bad device minor: {e}")))?;
+            check_device_numbers(major, minor).map_err(|e| bad(e.to_string()))?;
+            let kind = if entry_type == tar::EntryType::Char { DeviceKind::Char } else { DeviceKind::Block };
+            Node::Device { kind, major, minor }
+        }
+        other => return Err(bad(format!("unsupported member type {:?}", other.as_byte() as char))),
+    }))
+}
+
+/// Records that `path` is a `file_type` in this archive; refuses a second entry of another kind
+/// with `bad`.
 fn same_kind(
-    kinds: &mut HashMap<ImagePath, &'static str>,
+    kinds: &mut HashMap<ImagePath, FileType>,
     path: &ImagePath,
-    noun: &'static str,
-) -> std::result::Result<(), String> {
-    match kinds.insert(path.clone(), noun) {
-        Some(earlier) if earlier != noun && !path.is_root() => {
-            Err(format!("the archive has this path twice, as a {earlier} and as a {noun}"))
+    file_type: FileType,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    match kinds.insert(path.clone(), file_type) {
+        Some(earlier) if earlier != file_type && !path.is_root() => {
+            Err(bad(format!("the archive has this path twice, as a {} and as a {}", earlier.noun(), file_type.noun())))
         }
         _ => Ok(()),
     }
@@ -141,7 +172,7 @@ pub fn for_each_file(
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {
-        crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+        interrupt::stop_point()?;
         let mut entry =
             entry.map_err(|e| Error::input(format!("`{label}`: cannot read the member after {count} members: {e}")))?;
         count += 1;
@@ -186,22 +217,23 @@ impl<R: Read> Read for EndMarker<R> {
     }
 }
 
-/// The numeric owner, from PAX records when present (they hold ids too large for the header).
-fn owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<(u32, u32), String> {
+/// The numeric owner, from PAX records when present (they hold ids too large for the header); a
+/// bad field is refused with `bad`.
+fn owner<R: Read>(entry: &mut tar::Entry<'_, R>, bad: &dyn Fn(String) -> Error) -> Result<(u32, u32)> {
     let header = entry.header();
-    let mut uid = header.uid().map_err(|e| format!("bad uid field: {e}"))?;
-    let mut gid = header.gid().map_err(|e| format!("bad gid field: {e}"))?;
+    let mut uid = header.uid().map_err(|e| bad(format!("bad uid field: {e}")))?;
+    let mut gid = header.gid().map_err(|e| bad(format!("bad gid field: {e}")))?;
     if let Ok(Some(records)) = entry.pax_extensions() {
         for record in records.flatten() {
             let value = || record.value().ok().and_then(|v| v.parse::<u64>().ok());
             match record.key() {
-                Ok("uid") => uid = value().ok_or("bad PAX uid record")?,
-                Ok("gid") => gid = value().ok_or("bad PAX gid record")?,
+                Ok("uid") => uid = value().ok_or_else(|| bad("bad PAX uid record".into()))?,
+                Ok("gid") => gid = value().ok_or_else(|| bad("bad PAX gid record".into()))?,
                 _ => {}
             }
         }
     }
-    let uid = u32::try_from(uid).map_err(|_| format!("uid {uid} is larger than an image can hold"))?;
-    let gid = u32::try_from(gid).map_err(|_| format!("gid {gid} is larger than an image can hold"))?;
+    let uid = u32::try_from(uid).map_err(|_| bad(format!("uid {uid} is larger than an image can hold")))?;
+    let gid = u32::try_from(gid).map_err(|_| bad(format!("gid {gid} is larger than an image can hold")))?;
     Ok((uid, gid))
 }

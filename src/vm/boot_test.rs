@@ -7,52 +7,29 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::expect::{Expectations, KernelSource, expectations};
+use super::qemu::{self, Accel, Boot, Machine, Verdict};
+use super::transcript;
 use crate::base::error::{Error, Result};
-use crate::base::hash::hex;
+use crate::base::hash::{Digest, hex};
 use crate::base::progress::{Event, Reporter};
-use crate::output::build::{self, Options};
-use crate::output::manifest::Output;
-use crate::plan::Environment;
+use crate::check::verify;
+use crate::output::build::{self, Built, Options};
+use crate::output::{Output, OutputKind};
+use crate::plan::Settings;
 use crate::recipe::RecipeFile;
-use crate::vm::qemu::{self, Accel, Boot, Machine, Verdict};
-use crate::vm::transcript;
-
-/// Default and allowed `[test]` values.
-const DEFAULT_TIMEOUT: u64 = 60;
-const DEFAULT_MEMORY: u32 = 256;
 
 pub struct TestOptions {
-    /// `--kernel`, else `BAKE_KERNEL`.
+    /// `--kernel`.
     pub kernel: Option<PathBuf>,
+    /// The kernel when neither `--kernel` nor the recipe names one (`BAKE_KERNEL`).
+    pub default_kernel: Option<PathBuf>,
     pub twice: bool,
-    pub jobs: u32,
-    pub env: Environment,
+    /// Compression threads for the builds.
+    pub threads: u32,
+    pub settings: Settings,
     /// Whether builds (other than `--twice`'s, which never do) may use the build cache.
     pub use_cache: bool,
-}
-
-/// The `[test]` of a recipe, checked.
-struct Expectations {
-    expect: Vec<String>,
-    timeout: Duration,
-    memory: u32,
-    /// MiB of blank virtio disk to attach.
-    scratch_disk: Option<u32>,
-    /// Extra kernel command line (`[kernel] cmdline`).
-    cmdline: Option<String>,
-    kernel: KernelSource,
-    /// For a disk: the recipe of the initramfs that boots it, and the `root=` for the kernel
-    /// command line.
-    boot: Option<(RecipeFile, &'static str)>,
-}
-
-/// Where the kernel to boot comes from.
-#[derive(Debug, Clone)]
-enum KernelSource {
-    /// `--kernel`, or BAKE_KERNEL.
-    Given(PathBuf),
-    /// The recipe's `[kernel]` (or its boot recipe's): the `NAME.vmlinuz` its build writes.
-    Built,
 }
 
 /// One booted image.
@@ -80,99 +57,6 @@ pub struct CaseResult {
     pub command: String,
     pub boots: Vec<BootRecord>,
     pub seconds: f64,
-}
-
-/// Finds the kernel: `--kernel`, else the recipe's `[kernel]` (its modules are built for that
-/// kernel, so it beats the environment), else `BAKE_KERNEL`.
-fn kernel_source(options: &TestOptions, recipe: &RecipeFile) -> Result<KernelSource> {
-    let given = |path: PathBuf| {
-        if path.is_file() {
-            Ok(KernelSource::Given(path))
-        } else {
-            Err(Error::input(format!("kernel `{}` is not a file", path.display())))
-        }
-    };
-    if let Some(path) = &options.kernel {
-        return given(path.clone());
-    }
-    if recipe.recipe.kernel.is_some() {
-        return Ok(KernelSource::Built);
-    }
-    match std::env::var_os("BAKE_KERNEL") {
-        Some(path) => given(PathBuf::from(path)),
-        None => Err(Error::input(format!(
-            "no kernel to boot `{}`: pass `--kernel PATH`, set BAKE_KERNEL, or add a `[kernel]` to the \
-             recipe (`scripts/fetch-kernel.sh` fetches Debian's cloud kernel and prints its path)",
-            recipe.path.display()
-        ))),
-    }
-}
-
-fn expectations(recipe: &RecipeFile, options: &TestOptions) -> Result<Expectations> {
-    let Some(test) = &recipe.recipe.test else {
-        return Err(Error::input(format!(
-            "`{}` has no `[test]` section: there is nothing to check after booting it",
-            recipe.path.display()
-        )));
-    };
-    let t = test.get_ref();
-    let boot = match (&t.boot_recipe, &recipe.recipe.disk) {
-        (Some(path), Some(disk)) => {
-            let boot = RecipeFile::load(&recipe.host_path(path.get_ref())).map_err(|e| recipe.error(path, e))?;
-            if boot.recipe.initramfs.is_none() {
-                return Err(recipe.error(path, format!("`{}` has no `[initramfs]` to boot with", path.get_ref())));
-            }
-            // bake test attaches the disk as the first virtio-blk device.
-            let root = match disk.get_ref().partition_table {
-                crate::recipe::PartitionTable::Gpt => "root=/dev/vda1",
-                crate::recipe::PartitionTable::None => "root=/dev/vda",
-            };
-            Some((boot, root))
-        }
-        (Some(path), None) => {
-            return Err(recipe.error(path, "`boot-recipe` boots a `[disk]`, and this recipe has none"));
-        }
-        (None, _) if recipe.recipe.initramfs.is_none() => {
-            return Err(recipe.error(
-                test,
-                "`bake test` boots the initramfs, but the recipe has no `[initramfs]` (a `[disk]` boots with \
-                 `boot-recipe`)",
-            ));
-        }
-        (None, _) => None,
-    };
-    // The kernel, its modules and its command line come with the initramfs that boots.
-    let booting = boot.as_ref().map_or(recipe, |(b, _)| b);
-    let timeout = match &t.timeout {
-        Some(v) if !(1..=3600).contains(v.get_ref()) => {
-            return Err(recipe.error(v, "`timeout` is in seconds, from 1 to 3600"));
-        }
-        Some(v) => *v.get_ref(),
-        None => DEFAULT_TIMEOUT,
-    };
-    let memory = match &t.memory {
-        Some(v) if !(64..=65536).contains(v.get_ref()) => {
-            return Err(recipe.error(v, "`memory` is in MiB, from 64 to 65536"));
-        }
-        Some(v) => *v.get_ref(),
-        None => DEFAULT_MEMORY,
-    };
-    let scratch_disk = match &t.scratch_disk {
-        Some(v) if !(1..=65536).contains(v.get_ref()) => {
-            return Err(recipe.error(v, "`scratch-disk` is in MiB, from 1 to 65536"));
-        }
-        Some(v) => Some(*v.get_ref()),
-        None => None,
-    };
-    Ok(Expectations {
-        expect: t.expect.clone(),
-        timeout: Duration::from_secs(timeout),
-        memory,
-        scratch_disk,
-        cmdline: booting.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
-        kernel: kernel_source(options, booting)?,
-        boot,
-    })
 }
 
 /// Chooses KVM only where it really works; otherwise TCG. Says why.
@@ -224,7 +108,7 @@ pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) 
         .iter()
         .map(|path| {
             let recipe = RecipeFile::load(path)?;
-            let expect = expectations(&recipe, options)?;
+            let expect = expectations(&recipe, options.kernel.as_deref(), options.default_kernel.as_deref())?;
             Ok((recipe, expect))
         })
         .collect::<Result<_>>()?;
@@ -243,174 +127,194 @@ pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) 
     };
     let mut results = Vec::new();
     for (index, (recipe, expect)) in loaded.iter().enumerate() {
-        let case = scratch.path().join(format!("case-{index}"));
-        results.push(run_case(recipe, expect, &choose, &case, options, reporter)?);
+        let case = Case { recipe, expect, dir: scratch.path().join(format!("case-{index}")), options, reporter };
+        results.push(case.run(&choose)?);
     }
     Ok(results)
 }
 
-fn run_case(
-    recipe: &RecipeFile,
-    expect: &Expectations,
-    choose_accel: &dyn Fn(&Path) -> Accel,
-    dir: &Path,
-    options: &TestOptions,
-    reporter: &dyn Reporter,
-) -> Result<CaseResult> {
-    let say = |text: String| reporter.report(Event::Info(text));
-    let started = Instant::now();
-    let build_options =
-        Options { out_dir: dir.join("a"), jobs: options.jobs, env: options.env.clone(), use_cache: options.use_cache };
-    // What is booted: the initramfs, or for a disk, the disk (`NAME.img`, else `NAME.erofs`).
-    let disk = expect.boot.is_some();
-    let booted = |files: &[&Output]| -> Output {
-        let pick = |suffix: &str| files.iter().find(|o| o.file.ends_with(suffix)).copied();
-        let found = if disk { pick(".img").or_else(|| pick(".erofs")) } else { pick_initramfs(files) };
-        found.expect("the recipe was checked to have what is booted").clone()
-    };
-    let (name, image, out_a, second) = if options.twice {
-        let twice =
-            crate::check::verify::build_twice(&recipe.path, &dir.join("twice"), options.jobs, &options.env, reporter)?;
-        let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
-        let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
-        let second = (twice.second_dir.clone(), sha_b, twice.identical());
-        (twice.name.clone(), image, twice.first_dir.clone(), Some(second))
-    } else {
-        let built = build::build(&recipe.path, &build_options, reporter)?;
-        let image = booted(&built.outputs.iter().collect::<Vec<_>>());
-        (built.name.clone(), image, build_options.out_dir.clone(), None)
-    };
-    // A disk boots with the initramfs of its boot recipe, built once: the kernel comes from it.
-    let (boot_dir, boot_name, initrd) = match &expect.boot {
-        Some((boot, _)) => {
-            let boot_dir = dir.join("boot");
-            let options = Options {
-                out_dir: boot_dir.clone(),
-                jobs: options.jobs,
-                env: options.env.clone(),
-                use_cache: options.use_cache,
+/// One recipe being tested.
+struct Case<'a> {
+    recipe: &'a RecipeFile,
+    expect: &'a Expectations,
+    /// Its scratch folder.
+    dir: PathBuf,
+    options: &'a TestOptions,
+    reporter: &'a dyn Reporter,
+}
+
+/// What a case boots, built.
+struct Images {
+    name: String,
+    /// What is booted: the initramfs, or for a disk, the disk (`NAME.img`, else `NAME.erofs`).
+    image: Output,
+    /// Where the (first) build put it.
+    first_dir: PathBuf,
+    /// With `--twice`: where the second build is, its digest of the image, and whether every
+    /// output of the two builds is identical.
+    second: Option<(PathBuf, Option<Digest>, bool)>,
+    /// For a disk: the build of the recipe whose initramfs boots it.
+    boot: Option<Built>,
+}
+
+impl Case<'_> {
+    fn build_options(&self, out_dir: PathBuf) -> Options {
+        let o = self.options;
+        Options { out_dir, threads: o.threads, settings: o.settings.clone(), use_cache: o.use_cache }
+    }
+
+    fn run(&self, choose_accel: &dyn Fn(&Path) -> Accel) -> Result<CaseResult> {
+        let started = Instant::now();
+        let images = self.build()?;
+        let accel = choose_accel(&self.kernel(&images, &images.first_dir));
+        let first = self.machine(&images, &images.first_dir, "a", accel)?;
+        let command = qemu::shell_line(&qemu::args(&first));
+        self.reporter.report(Event::Detail(format!("{}: {command}", images.name)));
+        let mut boots = vec![self.boot(&first, hex(&images.image.sha256))?];
+        let mut reason = failure_reason(&boots[0]);
+        if images.second.is_some() {
+            let (second, why) = self.boot_second(&images, &boots[0], accel)?;
+            reason = reason.or(why);
+            boots.extend(second);
+        }
+        Ok(CaseResult {
+            recipe: self.recipe.path.clone(),
+            name: images.name,
+            passed: reason.is_none(),
+            reason: reason.unwrap_or_default(),
+            accel: accel.name(),
+            command,
+            boots,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Builds what is booted (twice with `--twice`) and, for a disk, its boot recipe, and checks
+    /// the guest's memory can hold the initramfs.
+    fn build(&self) -> Result<Images> {
+        let booted = |outputs: &[&Output]| -> Output {
+            let pick = |kind| outputs.iter().find(|o| o.kind == kind).copied();
+            let found = match self.expect.boot {
+                Some(_) => pick(OutputKind::Disk).or_else(|| pick(OutputKind::FileSystem)),
+                None => pick(OutputKind::Initramfs),
             };
-            let built = build::build(&boot.path, &options, reporter)?;
-            let initrd = pick_initramfs(&built.outputs.iter().collect::<Vec<_>>()).map(|o| (*o).clone());
-            let initrd = initrd.expect("the boot recipe was checked to have an initramfs");
-            check_memory(boot, expect, &boot_dir, &built.name, initrd.size)?;
-            (boot_dir, built.name, Some(initrd))
+            found.expect("the recipe was checked to have what is booted").clone()
+        };
+        let (images, data_bytes) = if self.options.twice {
+            let (o, scratch) = (self.options, self.dir.join("twice"));
+            let twice = verify::build_twice(&self.recipe.path, &scratch, o.threads, &o.settings, self.reporter)?;
+            let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
+            let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
+            let second = Some((twice.second_dir.clone(), sha_b, twice.identical()));
+            let (name, first_dir) = (twice.name, twice.first_dir);
+            (Images { name, image, first_dir, second, boot: None }, twice.data_bytes)
+        } else {
+            let built = build::build(&self.recipe.path, &self.build_options(self.dir.join("a")), self.reporter)?;
+            let image = booted(&built.outputs.iter().collect::<Vec<_>>());
+            let (name, first_dir) = (built.name, built.out_dir);
+            (Images { name, image, first_dir, second: None, boot: None }, built.data_bytes)
+        };
+        match &self.expect.boot {
+            // A disk boots with the initramfs of its boot recipe, built once: the kernel comes
+            // from it.
+            Some(boot) => {
+                let built = build::build(&boot.recipe.path, &self.build_options(self.dir.join("boot")), self.reporter)?;
+                let initrd = built.output(OutputKind::Initramfs).expect("the boot recipe was checked to have one");
+                check_memory(&boot.recipe, self.expect, initrd.size, built.data_bytes)?;
+                Ok(Images { boot: Some(built), ..images })
+            }
+            None => {
+                check_memory(self.recipe, self.expect, images.image.size, data_bytes)?;
+                Ok(images)
+            }
         }
-        None => {
-            check_memory(recipe, expect, &out_a, &name, image.size)?;
-            (out_a.clone(), name.clone(), None)
+    }
+
+    /// The kernel that boots the build in `out`: the one given, the boot recipe's, or the
+    /// build's own (`--twice` boots each build's).
+    fn kernel(&self, images: &Images, out: &Path) -> PathBuf {
+        match (&self.expect.kernel, &images.boot) {
+            (KernelSource::Given(path), _) => path.clone(),
+            (KernelSource::Built, Some(boot)) => boot.out_dir.join(format!("{}.vmlinuz", boot.name)),
+            (KernelSource::Built, None) => out.join(format!("{}.vmlinuz", images.name)),
         }
-    };
-    let kernel = match &expect.kernel {
-        KernelSource::Given(path) => path.clone(),
-        KernelSource::Built => boot_dir.join(format!("{boot_name}.vmlinuz")),
-    };
-    let accel = choose_accel(&kernel);
-    // Each boot gets its own blank disk, so the second boot of `--twice` starts the same.
-    let disks = |tag: &str| -> Result<Vec<PathBuf>> {
-        let Some(mib) = expect.scratch_disk else { return Ok(Vec::new()) };
-        let disk = dir.join(format!("scratch-{tag}.img"));
+    }
+
+    /// The machine that boots the build in `out`; `tag` tells its files from another boot's.
+    fn machine(&self, images: &Images, out: &Path, tag: &str, accel: Accel) -> Result<Machine> {
+        let extra = self.expect.cmdline.as_deref().unwrap_or("quiet");
+        let (initrd, root_disk, cmdline) = match (&images.boot, &self.expect.boot) {
+            (Some(built), Some(boot)) => {
+                let initrd = built.output(OutputKind::Initramfs).expect("checked when it was built");
+                (built.out_dir.join(&initrd.file), Some(out.join(&images.image.file)), format!("{extra} {}", boot.root))
+            }
+            _ => (out.join(&images.image.file), None, extra.to_string()),
+        };
+        Ok(Machine {
+            kernel: self.kernel(images, out),
+            initrd,
+            cmdline: qemu::cmdline(Some(&cmdline)),
+            memory_mib: self.expect.memory,
+            root_disk,
+            disks: self.scratch_disks(tag)?,
+            accel,
+            console: self.dir.join(format!("console-{tag}.log")),
+            transcript: self.dir.join(format!("transcript-{tag}.log")),
+        })
+    }
+
+    /// Each boot gets its own blank disk, so the second boot of `--twice` starts the same.
+    fn scratch_disks(&self, tag: &str) -> Result<Vec<PathBuf>> {
+        let Some(mib) = self.expect.scratch_disk else { return Ok(Vec::new()) };
+        let disk = self.dir.join(format!("scratch-{tag}.img"));
         let file = std::fs::File::create(&disk)
             .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", disk.display())))?;
         file.set_len(u64::from(mib) << 20)
             .map_err(|e| Error::failure(format!("cannot size `{}`: {e}", disk.display())))?;
         Ok(vec![disk])
-    };
-    let machine = |out: &Path, tag: &str| -> Result<Machine> {
-        let extra = expect.cmdline.as_deref().unwrap_or("quiet");
-        let (initrd, root_disk, cmdline) = match (&initrd, &expect.boot) {
-            (Some(initrd), Some((_, root))) => {
-                (boot_dir.join(&initrd.file), Some(out.join(&image.file)), format!("{extra} {root}"))
-            }
-            _ => (out.join(&image.file), None, extra.to_string()),
-        };
-        Ok(Machine {
-            kernel: match &expect.kernel {
-                KernelSource::Given(path) => path.clone(),
-                // The boot recipe's, else each build's own (`--twice` boots both).
-                KernelSource::Built if disk => kernel.clone(),
-                KernelSource::Built => out.join(format!("{name}.vmlinuz")),
-            },
-            initrd,
-            cmdline: qemu::cmdline(Some(&cmdline)),
-            memory_mib: expect.memory,
-            root_disk,
-            disks: disks(tag)?,
-            accel,
-            console: dir.join(format!("console-{tag}.log")),
-            transcript: dir.join(format!("transcript-{tag}.log")),
-        })
-    };
-    let first = machine(&out_a, "a")?;
-    let command = qemu::shell_line(&qemu::args(&first));
-    reporter.report(Event::Detail(format!("{name}: {command}")));
-    let mut boots = vec![boot_and_judge(&first, expect, hex(&image.sha256))?];
-    let mut reason = failure_reason(&boots[0]);
-
-    if let Some((out_b, sha_b, identical)) = second {
-        let sha_b = sha_b.map(|d| hex(&d)).unwrap_or_else(|| "(missing)".to_string());
-        say(format!("{name}: first build sha256 {}, second build sha256 {sha_b}", hex(&image.sha256)));
-        if !identical {
-            reason.get_or_insert_with(|| {
-                format!(
-                    "the two builds differ (image sha256 {} and {sha_b}): run `bake verify` to see how",
-                    hex(&image.sha256)
-                )
-            });
-        } else {
-            let second = boot_and_judge(&machine(&out_b, "b")?, expect, sha_b)?;
-            if reason.is_none() {
-                reason = failure_reason(&second).map(|r| format!("second boot: {r}"));
-            }
-            if reason.is_none() {
-                reason = compare_transcripts(&boots[0].transcript, &second.transcript);
-            }
-            if reason.is_none() {
-                say(format!("{name}: the two boots' transcripts are identical ({} lines)", second.transcript.len()));
-            }
-            boots.push(second);
-        }
     }
-    Ok(CaseResult {
-        recipe: recipe.path.clone(),
-        name,
-        passed: reason.is_none(),
-        reason: reason.unwrap_or_default(),
-        accel: accel.name(),
-        command,
-        boots,
-        seconds: started.elapsed().as_secs_f64(),
-    })
-}
 
-/// The initramfs among a build's outputs.
-fn pick_initramfs<'a>(files: &[&'a Output]) -> Option<&'a Output> {
-    files.iter().find(|o| o.file.contains(".cpio")).copied()
+    fn boot(&self, machine: &Machine, image_sha256: String) -> Result<BootRecord> {
+        boot_and_judge(machine, self.expect, image_sha256)
+    }
+
+    /// `--twice`: the second build must have the same bytes; then it boots too, and must print
+    /// the same transcript as the `first` boot. Returns its boot, if any, and why the case
+    /// fails, if it does.
+    fn boot_second(
+        &self,
+        images: &Images,
+        first: &BootRecord,
+        accel: Accel,
+    ) -> Result<(Option<BootRecord>, Option<String>)> {
+        let Some((out_b, sha_b, identical)) = &images.second else { return Ok((None, None)) };
+        let (name, sha_a) = (&images.name, hex(&images.image.sha256));
+        let sha_b = sha_b.map(|d| hex(&d)).unwrap_or_else(|| "(missing)".to_string());
+        let say = |text: String| self.reporter.report(Event::Info(text));
+        say(format!("{name}: first build sha256 {sha_a}, second build sha256 {sha_b}"));
+        if !identical {
+            let why = format!("the two builds differ (image sha256 {sha_a} and {sha_b}): run `bake verify` to see how");
+            return Ok((None, Some(why)));
+        }
+        let second = self.boot(&self.machine(images, out_b, "b", accel)?, sha_b)?;
+        let reason = failure_reason(&second)
+            .map(|r| format!("second boot: {r}"))
+            .or_else(|| compare_transcripts(&first.transcript, &second.transcript));
+        if reason.is_none() && failure_reason(first).is_none() {
+            say(format!("{name}: the two boots' transcripts are identical ({} lines)", second.transcript.len()));
+        }
+        Ok((Some(second), reason))
+    }
 }
 
 /// Memory the kernel needs beside the initramfs, roughly, for a small guest.
 const KERNEL_MIB: u64 = 48;
 
 /// Refuses, before booting, an image the guest's memory cannot hold: the kernel keeps the
-/// compressed archive in memory while it unpacks every file into RAM, and would otherwise fail
-/// with an obscure unpacking error or an out-of-memory panic.
-fn check_memory(recipe: &RecipeFile, expect: &Expectations, out: &Path, name: &str, compressed: u64) -> Result<()> {
-    let manifest_path = out.join(format!("{name}.manifest.json"));
-    let manifest: serde_json::Value = std::fs::read(&manifest_path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Error::failure(format!("cannot read `{}`", manifest_path.display())))?;
-    // Hard links share their data: count each file's bytes once.
-    let unpacked: u64 = manifest["entries"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .filter(|e| e["type"] == "file" && e["hardlink"].is_null())
-                .filter_map(|e| e["size"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0);
+/// compressed archive (`compressed` bytes) in memory while it unpacks every file (`unpacked`
+/// bytes of data) into RAM, and would otherwise fail with an obscure unpacking error or an
+/// out-of-memory panic.
+fn check_memory(recipe: &RecipeFile, expect: &Expectations, compressed: u64, unpacked: u64) -> Result<()> {
     let mib = |bytes: u64| bytes.div_ceil(1 << 20);
     let needed = mib(compressed) + mib(unpacked) + KERNEL_MIB;
     if needed > u64::from(expect.memory) {
@@ -461,33 +365,6 @@ pub fn compare_transcripts(a: &[String], b: &[String]) -> Option<String> {
         }
         None => None,
     }
-}
-
-/// The results as JSON (for `--json`).
-pub fn results_json(results: &[CaseResult]) -> String {
-    let cases: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "recipe": r.recipe.display().to_string(),
-                "name": r.name,
-                "result": if r.passed { "pass" } else { "fail" },
-                "reason": r.reason,
-                "accel": r.accel,
-                "seconds": r.seconds,
-                "command": r.command,
-                "boots": r.boots.iter().map(|b| serde_json::json!({
-                    "image_sha256": b.image_sha256,
-                    "seconds": b.seconds,
-                    "transcript": b.transcript,
-                    "console_tail": b.console_tail,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "cases": cases })).expect("plain data");
-    text.push('\n');
-    text
 }
 
 #[cfg(test)]

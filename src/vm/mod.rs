@@ -1,5 +1,8 @@
-//! Booting images.
+//! Booting what was built: [`qemu`] runs a machine and watches its console, [`transcript`]
+//! makes what the guest printed comparable and judges it, `expect` reads a recipe's `[test]`,
+//! and [`boot_test`] runs `bake test`'s cases.
 
 pub mod boot_test;
+mod expect;
 pub mod qemu;
 pub mod transcript;

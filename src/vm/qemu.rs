@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::base::error::{Error, Result};
+use crate::base::process::{self, Waited};
 use crate::vm::transcript::{self, Line};
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -180,29 +181,27 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     })?;
     let mut guest = Guest { child };
     // QEMU's messages are read on the side, so a chatty QEMU never blocks on a full pipe.
-    let stderr = crate::base::process::drain(guest.child.stderr.take());
+    let stderr = process::drain(guest.child.stderr.take());
     let mut console = ConsoleWatch::default();
-    let ending = loop {
-        if let Some(status) =
-            guest.child.try_wait().map_err(|e| Error::failure(format!("cannot wait for QEMU: {e}")))?
-        {
-            break Ending::Exited(status.code());
-        }
+    let watch = || {
         if console.panicked(&machine.console) {
             // Let the panic message finish printing, then stop.
             std::thread::sleep(Duration::from_millis(300));
-            guest.stop();
-            break Ending::Panicked;
+            return Some(Ending::Panicked);
         }
-        if crate::base::interrupt::requested() {
+        (started.elapsed() >= timeout).then_some(Ending::TimedOut)
+    };
+    let ending = match process::wait(&mut guest.child, "QEMU", watch)? {
+        Waited::Exited(status) => Ending::Exited(status.code()),
+        Waited::Stopped(ending) => {
             guest.stop();
-            crate::base::interrupt::check().map_err(|e| Error::failure(e.to_string()))?;
+            ending
         }
-        if started.elapsed() >= timeout {
+        Waited::Interrupted => {
             guest.stop();
-            break Ending::TimedOut;
+            crate::base::interrupt::stop_point()?;
+            return Err(Error::failure("stopped"));
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     let elapsed = started.elapsed();
     let stderr = stderr.join().unwrap_or_default();

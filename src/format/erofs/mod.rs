@@ -1,4 +1,4 @@
-//! EROFS, the kernel's read-only file system, written by hand ([`write`]) and read back ([`read`]).
+//! EROFS, the kernel's read-only file system, written by hand ([`write()`](write::write)) and read back ([`read()`](read::read)).
 //!
 //! Nobody else's tool gives the bytes a reproducible image needs: `mkfs.erofs` takes owners and
 //! times from a staging tree, writes a random UUID by default, and its layout changes with its
@@ -24,7 +24,7 @@
 //!   them), packed into blocks so that no entry and no name crosses a block.
 //!
 //! The layout is decided from the entries alone (every size is known), so the image can be written
-//! strictly in order into any [`Write`]. For that, each metadata block is preceded by the data
+//! strictly in order into any `Write`. For that, each metadata block is preceded by the data
 //! blocks of the inodes in it: a file is read once, its whole blocks go out as they come and its
 //! tail waits in the 4 KiB metadata block being filled. `meta_blkaddr` points at the first
 //! metadata block and the nids of later inodes count on from there, past the data between.

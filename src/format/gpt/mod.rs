@@ -1,6 +1,6 @@
 //! GPT disk images: a protective MBR, a GUID Partition Table and the partitions given, written
-//! front to back ([`write`]); and a reader that finds the partitions of any GPT disk image
-//! ([`read`]).
+//! front to back ([`write()`]); and a reader that finds the partitions of any GPT disk image
+//! ([`read()`]).
 //!
 //! The layout follows the UEFI specification, chapter 5 ("GUID Partition Table (GPT) Disk
 //! Layout"), with 512-byte logical blocks (LBAs), for a disk of `n` blocks:

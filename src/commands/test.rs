@@ -1,0 +1,59 @@
+//! `bake test`: the results of every case, as lines for people or as JSON.
+
+use crate::vm::boot_test::CaseResult;
+
+/// The exit status: 0 when every case passed, 1 otherwise.
+pub fn code(results: &[CaseResult]) -> i32 {
+    if results.iter().all(|r| r.passed) { 0 } else { 1 }
+}
+
+/// `PASS hello (recipes/hello.toml) in 7.4 s (5.8 s booting, tcg)` per case, with the reason
+/// and the last console lines of a failure, then the count.
+pub fn text(results: &[CaseResult]) -> String {
+    let mut text = String::new();
+    for r in results {
+        let boot: f64 = r.boots.iter().map(|b| b.seconds).sum();
+        let verdict = if r.passed { "PASS" } else { "FAIL" };
+        let head = format!(
+            "{verdict} {} ({}) in {:.1} s ({boot:.1} s booting, {})",
+            r.name,
+            r.recipe.display(),
+            r.seconds,
+            r.accel
+        );
+        if r.passed {
+            text.push_str(&format!("{head}\n"));
+        } else {
+            let tail = r.boots.last().map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
+            text.push_str(&format!("{head}: {}\n  last console lines:\n    {tail}\n", r.reason));
+        }
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    text.push_str(&format!("{passed} passed, {} failed\n", results.len() - passed));
+    text
+}
+
+/// The results as JSON (for `--json`).
+pub fn json(results: &[CaseResult]) -> String {
+    let cases: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "recipe": r.recipe.display().to_string(),
+                "name": r.name,
+                "result": if r.passed { "pass" } else { "fail" },
+                "reason": r.reason,
+                "accel": r.accel,
+                "seconds": r.seconds,
+                "command": r.command,
+                "boots": r.boots.iter().map(|b| serde_json::json!({
+                    "image_sha256": b.image_sha256,
+                    "seconds": b.seconds,
+                    "transcript": b.transcript,
+                    "console_tail": b.console_tail,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    crate::base::json::pretty(&serde_json::json!({ "cases": cases }))
+}

@@ -1,0 +1,92 @@
+//! The disk output, `NAME.img`: a GPT disk whose one partition holds the file system this build
+//! has just written (`NAME.erofs`), of the Discoverable Partitions Specification's type for an
+//! x86-64 root and read-only, so systemd and container managers find and mount it without
+//! `root=`. Its GUIDs, which partitioning tools pick at random, are derived from the content.
+
+use sha2::{Digest as _, Sha256};
+
+use super::{Job, OutputKind, Sink, Writer};
+use crate::base::error::{Error, Result};
+use crate::base::hash::{Digest, uuid_v8};
+use crate::format::gpt::{self, NewPartition};
+use crate::plan::Plan;
+use crate::recipe::PartitionTable;
+
+/// `NAME.img`.
+pub struct Disk;
+
+impl Writer for Disk {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Disk
+    }
+
+    fn wanted(&self, plan: &Plan) -> bool {
+        plan.disk.is_some_and(|disk| disk.partition_table == PartitionTable::Gpt)
+    }
+
+    fn file(&self, plan: &Plan) -> String {
+        format!("{}.img", plan.name)
+    }
+
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+        let fs = job
+            .earlier
+            .iter()
+            .find(|s| s.output().kind == OutputKind::FileSystem)
+            .ok_or_else(|| Error::failure("the disk needs the file system, which this build did not write"))?;
+        let (size, sha256) = (fs.output().size, fs.output().sha256);
+        let label = &job.plan.name;
+        let mut contents = std::io::BufReader::with_capacity(1 << 20, fs.reopen()?);
+        let root = NewPartition {
+            type_guid: gpt::ROOT_X86_64,
+            unique_guid: derived_guid("root partition", label, &sha256),
+            name: label,
+            attributes: gpt::READ_ONLY,
+            contents: &mut contents,
+            size,
+            sha256,
+        };
+        gpt::write(derived_guid("disk", label, &sha256), &mut [root], out)
+    }
+}
+
+/// A GUID that stands for one image: the first 16 bytes of SHA-256 over a domain string, `which`
+/// GUID it is, the label and the file system's digest, shaped as an RFC 9562 version 8 UUID (the
+/// version for UUIDs made by other rules; its appendix B.2 shows one made from SHA-256 this way),
+/// in GPT's on-disk byte order. The same inputs give the same GUID; another file system, label
+/// or role gives another.
+fn derived_guid(which: &str, label: &str, fs_sha256: &Digest) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"bake gpt guid v1\0");
+    for part in [which.as_bytes(), label.as_bytes()] {
+        // Length-prefixed, so that no two (which, label) pairs hash the same bytes.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.update(fs_sha256);
+    gpt::swap_guid_fields(uuid_v8(&hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::hash::digest_bytes;
+
+    #[test]
+    fn guids_follow_the_content_the_label_and_the_role_and_nothing_else() {
+        let fs = digest_bytes(b"a file system");
+        let (disk, root) = (derived_guid("disk", "root", &fs), derived_guid("root partition", "root", &fs));
+        assert_eq!(disk, derived_guid("disk", "root", &fs), "the same inputs give the same GUID");
+        assert_ne!(disk, root);
+        for guid in [disk, root] {
+            let text = gpt::format_guid(&guid);
+            assert_eq!(&text[14..15], "8", "version 8: {text}");
+            assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "RFC variant: {text}");
+        }
+        let other = digest_bytes(b"another file system");
+        assert_ne!(derived_guid("disk", "root", &other), disk);
+        assert_ne!(derived_guid("root partition", "root", &other), root);
+        assert_ne!(derived_guid("disk", "root2", &fs), disk);
+        assert_ne!(derived_guid("root partition", "root2", &fs), root);
+    }
+}

@@ -1,0 +1,37 @@
+//! `SHA256SUMS`: the digest of every other output, in the format `sha256sum -c` reads.
+
+use super::{Job, Output, OutputKind, Sink, Writer};
+use crate::base::error::{IoContext, Result};
+use crate::base::hash::hex;
+use crate::plan::Plan;
+
+/// `SHA256SUMS`.
+pub struct Sums;
+
+impl Writer for Sums {
+    fn kind(&self) -> OutputKind {
+        OutputKind::Sums
+    }
+
+    fn wanted(&self, _plan: &Plan) -> bool {
+        true
+    }
+
+    fn file(&self, _plan: &Plan) -> String {
+        "SHA256SUMS".to_string()
+    }
+
+    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+        let outputs: Vec<Output> = job.earlier.iter().map(|s| s.output().clone()).collect();
+        std::io::Write::write_all(&mut out, sha256sums(&outputs).as_bytes())
+            .writing(std::path::Path::new("SHA256SUMS"))?;
+        Ok(out)
+    }
+}
+
+/// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by file name.
+fn sha256sums(outputs: &[Output]) -> String {
+    let mut sorted: Vec<&Output> = outputs.iter().collect();
+    sorted.sort_by(|a, b| a.file.cmp(&b.file));
+    sorted.iter().map(|o| format!("{}  {}\n", hex(&o.sha256), o.file)).collect()
+}

@@ -1,0 +1,183 @@
+//! The second half of planning: the inputs unpacked into the tree in recipe order, pruned by
+//! `[remove]`, the kernel's modules and the recipe's own entries added, and the tree frozen
+//! into a [`Plan`].
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::check::{Declaration, Declared, Pattern};
+use super::prepare::{Prepared, Ready, ReadyLayer};
+use super::tree::{Entry, Origin, Tree};
+use super::{Plan, PlannedPackage};
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::HashingReader;
+use crate::base::path::ImagePath;
+use crate::base::progress::{Event, Reporter};
+use crate::debian::copyright;
+use crate::source::content::Spool;
+use crate::source::{Input, Node, deb, tar};
+
+impl Prepared<'_> {
+    /// Unpacks the archives and lays every input and entry into the image's tree.
+    pub fn lay(self, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
+        let Prepared {
+            recipe,
+            name,
+            epoch,
+            initramfs,
+            disk,
+            file_limit,
+            layers,
+            package_layers,
+            kernel,
+            declared,
+            inputs: sources,
+            patterns,
+            lock,
+        } = self;
+        let mut tree = Tree::with_file_limit(file_limit);
+        let mut inputs: Vec<Input> = layers.iter().map(ReadyLayer::input).collect();
+        inputs.extend(sources);
+        let mut packages = lay_layers(&mut tree, layers, spool, reporter)?;
+        prune(&mut tree, &patterns, reporter);
+        // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
+        // the recipe asked for.
+        let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {
+            (Some(section), Some(source)) => {
+                let (plan, input) = super::modules::lay(recipe, section, &source, &mut tree, spool, reporter)?;
+                inputs.push(input);
+                (Some(plan), source.package)
+            }
+            _ => (None, None),
+        };
+        if let Some(locked) = &kernel_package {
+            // Its licence is not read: bake lays in modules, not the package's documentation.
+            packages.push(PlannedPackage { package: locked.package.clone(), license: None });
+        }
+        place_declared(&mut tree, declared)?;
+        lock.check_coverage(recipe, &inputs, &package_layers, kernel_package.as_ref(), reporter)?;
+        let entries = tree.freeze();
+        Ok(Plan { name, epoch, initramfs, disk, kernel, entries, inputs, package_layers, kernel_package, packages })
+    }
+}
+
+/// Lays each layer into `tree` in order; returns the packages laid in, each once, with the
+/// licence its copyright file declares.
+fn lay_layers(
+    tree: &mut Tree,
+    layers: Vec<ReadyLayer>,
+    spool: &mut Spool,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PlannedPackage>> {
+    let mut packages: Vec<PlannedPackage> = Vec::new();
+    let total = layers.len();
+    for (index, layer) in layers.into_iter().enumerate() {
+        let label = layer.label();
+        let origin = tree.origin(label.clone());
+        let is_tar = matches!(layer.what, Ready::Tar);
+        let package = match layer.what {
+            Ready::Dir(dir) => {
+                dir.lay(&mut tree.sink(origin))?;
+                continue;
+            }
+            Ready::Package(package) => Some(package),
+            Ready::Tar | Ready::Deb => None,
+        };
+        reporter.report(Event::Input { index: index + 1, total, label });
+        lay_archive(tree, &layer.host, &layer.sha256, is_tar, spool, origin)?;
+        // A package two layers name is laid in twice but listed once.
+        if let Some(package) = package
+            && !packages.iter().any(|p| p.package == package)
+        {
+            let license = declared_license(tree, spool, &package.name, origin)?;
+            packages.push(PlannedPackage { package, license });
+        }
+    }
+    Ok(packages)
+}
+
+/// Lays a tar archive, or a Debian package's data, into `tree`. Archives are read a second
+/// time to lay them in (the first hashed them): this checks it is still the same file.
+fn lay_archive(
+    tree: &mut Tree,
+    host: &Path,
+    sha256: &crate::base::hash::Digest,
+    is_tar: bool,
+    spool: &mut Spool,
+    origin: Origin,
+) -> Result<()> {
+    let file = std::fs::File::open(host).reading(host)?;
+    let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+    let label = host.display().to_string();
+    let mut sink = tree.sink(origin);
+    if is_tar {
+        tar::read(&mut reader, &label, &mut sink, spool)?;
+    } else {
+        deb::read(&mut reader, &label, &mut sink, spool)?;
+    }
+    if reader.finish().reading(host)? != *sha256 {
+        return Err(Error::input(format!("`{label}` changed while it was being read")));
+    }
+    Ok(())
+}
+
+/// The licence a package's machine-readable copyright file declares, read from what the
+/// package itself laid into `tree` (before `[remove]` prunes documentation).
+fn declared_license(tree: &Tree, spool: &Spool, name: &str, origin: Origin) -> Result<Option<copyright::Declared>> {
+    let Ok(path) = ImagePath::from_recipe(&format!("/usr/share/doc/{name}/copyright")) else { return Ok(None) };
+    let Some(Entry { node: Node::File { content }, origin: from, .. }) = tree.get(&path) else { return Ok(None) };
+    if *from != origin || content.size > 1 << 20 {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    content
+        .open(spool)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::failure(format!("cannot read the copyright file of `{name}`: {e}")))?;
+    Ok(copyright::declared_license(&String::from_utf8_lossy(&bytes)))
+}
+
+/// Applies the `[remove]` patterns: a matching directory goes with everything below it.
+fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: &dyn Reporter) {
+    if patterns.is_empty() {
+        return;
+    }
+    let mut matched = vec![0usize; patterns.len()];
+    let mut doomed = Vec::new();
+    for (path, _) in tree.iter() {
+        let absolute = [b"/", path.as_bytes()].concat();
+        let candidate = Path::new(OsStr::from_bytes(&absolute));
+        let mut hit = false;
+        for (i, pattern) in patterns.iter().enumerate() {
+            if pattern.matcher.is_match(candidate) {
+                matched[i] += 1;
+                hit = true;
+            }
+        }
+        if hit {
+            doomed.push(path.clone());
+        }
+    }
+    for path in doomed {
+        tree.remove(&path);
+    }
+    for (pattern, count) in patterns.iter().zip(matched) {
+        if count == 0 {
+            reporter.report(Event::Warning(format!("`[remove]` pattern `{}` matched nothing", pattern.text)));
+        }
+    }
+}
+
+/// Places the recipe's own entries, in the order they were checked.
+fn place_declared(tree: &mut Tree, declared: Vec<Declared>) -> Result<()> {
+    for item in declared {
+        let origin = tree.origin(item.label);
+        match item.what {
+            Declaration::Entry(node, meta) => tree.insert(&item.path, node, meta, origin)?,
+            Declaration::Hardlink(target) => tree.link(&item.path, &target, origin)?,
+        };
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! A recipe's `[test]`, checked: what the guest must print, how long it may take, how much
+//! memory it has, which kernel boots it and, for a disk, which initramfs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::base::error::{Error, Result};
+use crate::recipe::{PartitionTable, RecipeFile};
+
+/// Default `[test]` values.
+const DEFAULT_TIMEOUT: u64 = 60;
+const DEFAULT_MEMORY: u32 = 256;
+
+/// The `[test]` of a recipe, checked.
+pub(super) struct Expectations {
+    pub expect: Vec<String>,
+    pub timeout: Duration,
+    pub memory: u32,
+    /// MiB of blank virtio disk to attach.
+    pub scratch_disk: Option<u32>,
+    /// Extra kernel command line (`[kernel] cmdline`).
+    pub cmdline: Option<String>,
+    pub kernel: KernelSource,
+    /// For a disk: how it boots.
+    pub boot: Option<DiskBoot>,
+}
+
+/// How a disk boots: the initramfs of another recipe, which finds the root on the disk.
+pub(super) struct DiskBoot {
+    /// The recipe of the initramfs (with the kernel's modules) that boots the disk.
+    pub recipe: RecipeFile,
+    /// `root=` for the kernel command line: `bake test` attaches the disk as the first
+    /// virtio-blk device.
+    pub root: &'static str,
+}
+
+/// Where the kernel to boot comes from.
+#[derive(Debug, Clone)]
+pub(super) enum KernelSource {
+    /// `--kernel`, or `BAKE_KERNEL`.
+    Given(PathBuf),
+    /// The recipe's `[kernel]` (or its boot recipe's): the `NAME.vmlinuz` its build writes.
+    Built,
+}
+
+/// Checks the `[test]` of `recipe`. The kernel is `kernel` (`--kernel`), else the recipe's
+/// `[kernel]` (its modules are built for that kernel, so it beats the environment), else
+/// `default_kernel` (`BAKE_KERNEL`).
+pub(super) fn expectations(
+    recipe: &RecipeFile,
+    kernel: Option<&Path>,
+    default_kernel: Option<&Path>,
+) -> Result<Expectations> {
+    let Some(test) = &recipe.recipe.test else {
+        return Err(Error::input(format!(
+            "`{}` has no `[test]` section: there is nothing to check after booting it",
+            recipe.path.display()
+        )));
+    };
+    let t = test.get_ref();
+    let boot = disk_boot(recipe, test)?;
+    // The kernel, its modules and its command line come with the initramfs that boots.
+    let booting = boot.as_ref().map_or(recipe, |b| &b.recipe);
+    Ok(Expectations {
+        expect: t.expect.clone(),
+        timeout: Duration::from_secs(
+            bounded(recipe, t.timeout.as_ref(), 1..=3600, "`timeout` is in seconds")?.unwrap_or(DEFAULT_TIMEOUT),
+        ),
+        memory: bounded(recipe, t.memory.as_ref(), 64..=65536, "`memory` is in MiB")?.unwrap_or(DEFAULT_MEMORY),
+        scratch_disk: bounded(recipe, t.scratch_disk.as_ref(), 1..=65536, "`scratch-disk` is in MiB")?,
+        cmdline: booting.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
+        kernel: kernel_source(booting, kernel, default_kernel)?,
+        boot,
+    })
+}
+
+/// A `[test]` number, refused with `what` (and the range) when it is outside `range`.
+fn bounded<T>(
+    recipe: &RecipeFile,
+    value: Option<&Spanned<T>>,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<Option<T>>
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    match value {
+        Some(v) if !range.contains(v.get_ref()) => {
+            Err(recipe.error(v, format!("{what}, from {} to {}", range.start(), range.end())))
+        }
+        Some(v) => Ok(Some(*v.get_ref())),
+        None => Ok(None),
+    }
+}
+
+/// For a recipe with a `[disk]`: the boot recipe its `[test]` names, checked.
+fn disk_boot(recipe: &RecipeFile, test: &Spanned<crate::recipe::Test>) -> Result<Option<DiskBoot>> {
+    match (&test.get_ref().boot_recipe, &recipe.recipe.disk) {
+        (Some(path), Some(disk)) => {
+            let boot = RecipeFile::load(&recipe.host_path(path.get_ref())).map_err(|e| recipe.error(path, e))?;
+            if boot.recipe.initramfs.is_none() {
+                return Err(recipe.error(path, format!("`{}` has no `[initramfs]` to boot with", path.get_ref())));
+            }
+            let root = match disk.get_ref().partition_table {
+                PartitionTable::Gpt => "root=/dev/vda1",
+                PartitionTable::None => "root=/dev/vda",
+            };
+            Ok(Some(DiskBoot { recipe: boot, root }))
+        }
+        (Some(path), None) => Err(recipe.error(path, "`boot-recipe` boots a `[disk]`, and this recipe has none")),
+        (None, _) if recipe.recipe.initramfs.is_none() => Err(recipe.error(
+            test,
+            "`bake test` boots the initramfs, but the recipe has no `[initramfs]` (a `[disk]` boots with \
+             `boot-recipe`)",
+        )),
+        (None, _) => Ok(None),
+    }
+}
+
+/// Where the kernel comes from: `kernel`, else the recipe's `[kernel]`, else `default_kernel`.
+fn kernel_source(recipe: &RecipeFile, kernel: Option<&Path>, default_kernel: Option<&Path>) -> Result<KernelSource> {
+    let given = |path: &Path| {
+        if path.is_file() {
+            Ok(KernelSource::Given(path.to_path_buf()))
+        } else {
+            Err(Error::input(format!("kernel `{}` is not a file", path.display())))
+        }
+    };
+    if let Some(path) = kernel {
+        return given(path);
+    }
+    if recipe.recipe.kernel.is_some() {
+        return Ok(KernelSource::Built);
+    }
+    match default_kernel {
+        Some(path) => given(path),
+        None => Err(Error::input(format!(
+            "no kernel to boot `{}`: pass `--kernel PATH`, set BAKE_KERNEL, or add a `[kernel]` to the \
+             recipe (`scripts/fetch-kernel.sh` fetches Debian's cloud kernel and prints its path)",
+            recipe.path.display()
+        ))),
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::human_size;
 use crate::base::hash::hex;
-use crate::output::build::Built;
+use crate::output::Built;
 
 /// `hello: 10 entries -> out/hello.cpio.zst (902.2 KiB, sha256 a595e1…) in 0.25 s`, or, for a
 /// recipe that asks for no image, where its manifest went.

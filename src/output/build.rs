@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::cache::{BuildCache, Made};
+use super::cache::BuildCache;
 use super::stage::{OutputDir, Staged};
-use super::{Job, Output};
+use super::{Built, Job};
 use crate::base::error::{IoContext, Result};
 use crate::base::progress::{Event, Reporter};
 use crate::plan::{self, Plan, Settings};
@@ -26,29 +26,6 @@ pub struct Options {
     pub use_cache: bool,
 }
 
-/// What a build made.
-#[derive(Debug)]
-pub struct Built {
-    pub name: String,
-    pub entries: usize,
-    /// Bytes of regular file data in the image, each hard-linked file counted once.
-    pub data_bytes: u64,
-    /// Every output, in the order they were written: images, the kernel, the SBOM, the
-    /// manifest and `SHA256SUMS`.
-    pub outputs: Vec<Output>,
-    pub out_dir: PathBuf,
-    pub elapsed: Duration,
-    /// Whether the outputs came from the build cache.
-    pub cached: bool,
-}
-
-impl Built {
-    /// The first output of `kind`.
-    pub fn output(&self, kind: super::OutputKind) -> Option<&Output> {
-        self.outputs.iter().find(|o| o.kind == kind)
-    }
-}
-
 /// Builds the recipe at `recipe_path` into `options.out_dir`.
 pub fn build(recipe_path: &Path, options: &Options, reporter: &dyn Reporter) -> Result<Built> {
     let started = Instant::now();
@@ -61,11 +38,11 @@ pub fn build(recipe_path: &Path, options: &Options, reporter: &dyn Reporter) -> 
         // Leave no trace of a build that never produced anything.
         let _ = std::fs::remove_dir(out_dir);
     }
-    let Made { name, entries, data_bytes, outputs, cached } = result?;
-    Ok(Built { name, entries, data_bytes, outputs, out_dir: out_dir.clone(), elapsed: started.elapsed(), cached })
+    Ok(Built { elapsed: started.elapsed(), ..result? })
 }
 
-fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<Made> {
+/// The build, timed by the caller.
+fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -> Result<Built> {
     let out = OutputDir::new(&options.out_dir);
     let cache_root = options.settings.packages.cache.as_deref().filter(|_| options.use_cache);
     let prepared = plan::prepare(recipe, &options.settings, cache_root, reporter)?;
@@ -80,7 +57,9 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
         && let Some(hit) = cache.restore(key, &out, reporter)
     {
         let outputs = out.commit(hit.staged)?;
-        return Ok(Made { name: hit.name, entries: hit.entries, data_bytes: hit.data_bytes, outputs, cached: true });
+        let out_dir = options.out_dir.clone();
+        let (name, entries, data_bytes) = (hit.name, hit.entries, hit.data_bytes);
+        return Ok(Built { name, entries, data_bytes, outputs, out_dir, elapsed: Duration::ZERO, cached: true });
     }
 
     // Scratch space for archive data lives in the output folder (nothing is written elsewhere)
@@ -96,17 +75,19 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     }
     let staged = write_outputs(&plan, &spool, &out, options.threads, reporter)?;
     let outputs = out.commit(staged)?;
-    let made = Made {
+    let built = Built {
         name: plan.name.clone(),
         entries: plan.entries.len(),
         data_bytes: plan.data_bytes(),
         outputs,
+        out_dir: options.out_dir.clone(),
+        elapsed: Duration::ZERO,
         cached: false,
     };
     if let Some((cache, key)) = &cache {
-        cache.store(key, &made, out.path(), reporter);
+        cache.store(key, &built, reporter);
     }
-    Ok(made)
+    Ok(built)
 }
 
 /// Writes every output `plan` asks for into staged files in `out`, in the table's order, after
@@ -129,7 +110,8 @@ fn write_outputs(
         if let Some((entries, bytes)) = progress {
             reporter.report(Event::WriteStart { output: file.clone(), entries, bytes });
         }
-        let job = Job { plan, spool, threads, reporter, earlier: &staged };
+        let path = out.path().join(&file);
+        let job = Job { plan, spool, threads, reporter, earlier: &staged, path: &path };
         let output = out.stage(writer.kind(), &file, |w| writer.write(&job, w))?;
         if progress.is_some() {
             reporter.report(Event::WriteDone { output: file });

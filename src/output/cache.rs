@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::stage::{OutputDir, Staged};
-use super::{Output, OutputKind};
+use super::{Built, Output, OutputKind};
 use crate::base::error::{Error, IoContext};
 use crate::base::hash::{Digest, hex};
 use crate::base::progress::{Event, Reporter};
@@ -48,16 +48,6 @@ struct RecordOutput {
     file: String,
     size: u64,
     sha256: String,
-}
-
-/// What a build made: what the cache files under a key, and what a build reports.
-pub(super) struct Made {
-    pub name: String,
-    pub entries: usize,
-    pub data_bytes: u64,
-    pub outputs: Vec<Output>,
-    /// Whether the outputs came from the cache.
-    pub cached: bool,
 }
 
 /// A build served from the cache, staged in the output folder but not yet committed.
@@ -142,8 +132,8 @@ impl BuildCache {
 
     /// Files the outputs of `made`, now in `out_dir`, under `key`; then evicts the least
     /// recently used entries beyond [`BUDGET`]. Failing costs only a warning.
-    pub(super) fn store(&self, key: &Digest, made: &Made, out_dir: &Path, reporter: &dyn Reporter) {
-        if let Err(e) = self.store_entry(key, made, out_dir) {
+    pub(super) fn store(&self, key: &Digest, built: &Built, reporter: &dyn Reporter) {
+        if let Err(e) = self.store_entry(key, built) {
             reporter.report(Event::Warning(format!(
                 "cannot keep this build in the cache `{}`: {}",
                 self.dir.display(),
@@ -153,7 +143,7 @@ impl BuildCache {
         self.evict(BUDGET);
     }
 
-    fn store_entry(&self, key: &Digest, made: &Made, out_dir: &Path) -> io::Result<()> {
+    fn store_entry(&self, key: &Digest, built: &Built) -> io::Result<()> {
         let entry = self.entry(key);
         if entry.exists() {
             return Ok(());
@@ -161,8 +151,8 @@ impl BuildCache {
         std::fs::create_dir_all(&self.dir)?;
         // Filled under a temporary name and renamed, so a reader never sees half an entry.
         let temp = tempfile::Builder::new().prefix(".new-").tempdir_in(&self.dir)?;
-        for output in &made.outputs {
-            let (from, to) = (out_dir.join(&output.file), temp.path().join(&output.file));
+        for output in &built.outputs {
+            let (from, to) = (built.out_dir.join(&output.file), temp.path().join(&output.file));
             // A hard link costs no space while the output is in place; outputs are replaced by
             // renaming, never rewritten, so the linked bytes stay as they are.
             if std::fs::hard_link(&from, &to).is_err() {
@@ -170,10 +160,10 @@ impl BuildCache {
             }
         }
         let record = Record {
-            name: made.name.clone(),
-            entries: made.entries,
-            data_bytes: made.data_bytes,
-            outputs: made.outputs.iter().map(record_output).collect(),
+            name: built.name.clone(),
+            entries: built.entries,
+            data_bytes: built.data_bytes,
+            outputs: built.outputs.iter().map(record_output).collect(),
         };
         std::fs::write(temp.path().join(RECORD), serde_json::to_vec_pretty(&record).map_err(io::Error::other)?)?;
         match std::fs::rename(temp.path(), &entry) {

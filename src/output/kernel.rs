@@ -24,7 +24,7 @@ impl Writer for Vmlinuz {
     fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
         let kernel = job.plan.kernel.as_ref().ok_or_else(|| Error::failure("the plan has no kernel"))?;
         let mut data = kernel.vmlinuz.open(job.spool)?;
-        std::io::copy(&mut data, &mut out).writing(std::path::Path::new(&self.file(job.plan)))?;
+        std::io::copy(&mut data, &mut out).writing(job.path)?;
         Ok(out)
     }
 }

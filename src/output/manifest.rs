@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::{Job, Output, OutputKind, Sink, Writer};
-use crate::base::error::{IoContext, Result};
+use crate::base::error::Result;
 use crate::base::hash::hex;
 use crate::format::FileType;
 use crate::plan::{Plan, PlanEntry};
@@ -30,10 +30,8 @@ impl Writer for Manifest {
         format!("{}.manifest.json", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
-        let text = manifest_json(job.plan, &job.artifacts());
-        std::io::Write::write_all(&mut out, text.as_bytes()).writing(std::path::Path::new(&self.file(job.plan)))?;
-        Ok(out)
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+        job.write_text(out, &manifest_json(job.plan, &job.artifacts()))
     }
 }
 

@@ -17,8 +17,11 @@ pub mod stage;
 mod sums;
 
 use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::base::error::Result;
+use crate::base::error::{IoContext, Result};
 use crate::base::hash::{Digest, HashingWriter};
 use crate::base::progress::Reporter;
 use crate::plan::Plan;
@@ -97,6 +100,29 @@ pub struct Output {
     pub sha256: Digest,
 }
 
+/// What a build made.
+#[derive(Debug)]
+pub struct Built {
+    pub name: String,
+    pub entries: usize,
+    /// Bytes of regular file data in the image, each hard-linked file counted once.
+    pub data_bytes: u64,
+    /// Every output, in the order they were written: images, the kernel, the SBOM, the
+    /// manifest and `SHA256SUMS`.
+    pub outputs: Vec<Output>,
+    pub out_dir: PathBuf,
+    pub elapsed: Duration,
+    /// Whether the outputs came from the build cache.
+    pub cached: bool,
+}
+
+impl Built {
+    /// The first output of `kind`.
+    pub fn output(&self, kind: OutputKind) -> Option<&Output> {
+        self.outputs.iter().find(|o| o.kind == kind)
+    }
+}
+
 /// What a writer works from.
 pub struct Job<'a> {
     pub plan: &'a Plan,
@@ -107,9 +133,17 @@ pub struct Job<'a> {
     pub reporter: &'a dyn Reporter,
     /// The outputs already written by this build, in order.
     pub earlier: &'a [Staged],
+    /// Where this output goes, for messages.
+    pub path: &'a Path,
 }
 
 impl Job<'_> {
+    /// Writes `text` (a document held in memory) into `out`.
+    pub fn write_text(&self, mut out: Sink, text: &str) -> Result<Sink> {
+        out.write_all(text.as_bytes()).writing(self.path)?;
+        Ok(out)
+    }
+
     /// The earlier outputs that are artifacts, in order.
     pub fn artifacts(&self) -> Vec<Output> {
         self.earlier.iter().map(Staged::output).filter(|o| o.kind.is_artifact()).cloned().collect()

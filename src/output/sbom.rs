@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::{Job, Output, OutputKind, Sink, Writer};
-use crate::base::error::{IoContext, Result};
+use crate::base::error::Result;
 use crate::base::hash::{digest_bytes, hex, parse_hex};
 use crate::debian::copyright::{Extracted, idstring};
 use crate::plan::{Plan, PlannedPackage};
@@ -34,11 +34,9 @@ impl Writer for Sbom {
         format!("{}.spdx.json", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
         let plan = job.plan;
-        let text = spdx_json(&plan.name, plan.epoch, &plan.packages, &job.artifacts());
-        std::io::Write::write_all(&mut out, text.as_bytes()).writing(std::path::Path::new(&self.file(plan)))?;
-        Ok(out)
+        job.write_text(out, &spdx_json(&plan.name, plan.epoch, &plan.packages, &job.artifacts()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `SHA256SUMS`: the digest of every other output, in the format `sha256sum -c` reads.
 
 use super::{Job, Output, OutputKind, Sink, Writer};
-use crate::base::error::{IoContext, Result};
+use crate::base::error::Result;
 use crate::base::hash::hex;
 use crate::plan::Plan;
 
@@ -21,11 +21,9 @@ impl Writer for Sums {
         "SHA256SUMS".to_string()
     }
 
-    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
         let outputs: Vec<Output> = job.earlier.iter().map(|s| s.output().clone()).collect();
-        std::io::Write::write_all(&mut out, sha256sums(&outputs).as_bytes())
-            .writing(std::path::Path::new("SHA256SUMS"))?;
-        Ok(out)
+        job.write_text(out, &sha256sums(&outputs))
     }
 }
 

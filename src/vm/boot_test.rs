@@ -14,7 +14,8 @@ use crate::base::error::{Error, Result};
 use crate::base::hash::{Digest, hex};
 use crate::base::progress::{Event, Reporter};
 use crate::check::verify;
-use crate::output::build::{self, Built, Options};
+use crate::output::Built;
+use crate::output::build::{self, Options};
 use crate::output::{Output, OutputKind};
 use crate::plan::Settings;
 use crate::recipe::RecipeFile;
@@ -143,6 +144,15 @@ struct Case<'a> {
     reporter: &'a dyn Reporter,
 }
 
+/// The second build of `--twice`.
+struct SecondBuild {
+    dir: PathBuf,
+    /// Its digest of the image booted (`None` when it did not make that file).
+    image_sha256: Option<Digest>,
+    /// Whether every output of the two builds is identical.
+    identical: bool,
+}
+
 /// What a case boots, built.
 struct Images {
     name: String,
@@ -150,9 +160,8 @@ struct Images {
     image: Output,
     /// Where the (first) build put it.
     first_dir: PathBuf,
-    /// With `--twice`: where the second build is, its digest of the image, and whether every
-    /// output of the two builds is identical.
-    second: Option<(PathBuf, Option<Digest>, bool)>,
+    /// With `--twice`: the second build.
+    second: Option<SecondBuild>,
     /// For a disk: the build of the recipe whose initramfs boots it.
     boot: Option<Built>,
 }
@@ -205,7 +214,8 @@ impl Case<'_> {
             let twice = verify::build_twice(&self.recipe.path, &scratch, o.threads, &o.settings, self.reporter)?;
             let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
             let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
-            let second = Some((twice.second_dir.clone(), sha_b, twice.identical()));
+            let second =
+                Some(SecondBuild { dir: twice.second_dir.clone(), image_sha256: sha_b, identical: twice.identical() });
             let (name, first_dir) = (twice.name, twice.first_dir);
             (Images { name, image, first_dir, second, boot: None }, twice.data_bytes)
         } else {
@@ -287,7 +297,9 @@ impl Case<'_> {
         first: &BootRecord,
         accel: Accel,
     ) -> Result<(Option<BootRecord>, Option<String>)> {
-        let Some((out_b, sha_b, identical)) = &images.second else { return Ok((None, None)) };
+        let Some(SecondBuild { dir: out_b, image_sha256: sha_b, identical }) = &images.second else {
+            return Ok((None, None));
+        };
         let (name, sha_a) = (&images.name, hex(&images.image.sha256));
         let sha_b = sha_b.map(|d| hex(&d)).unwrap_or_else(|| "(missing)".to_string());
         let say = |text: String| self.reporter.report(Event::Info(text));

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the host programs the test suite uses: GNU cpio, the zstd, gzip, xz and lz4 programs,
-# erofs-utils (fsck.erofs, dump.erofs) and the partitioners sfdisk and sgdisk as independent
-# checkers of bake's output, QEMU for the boot tests, and hyperfine for scripts/bench.sh.
+# erofs-utils (fsck.erofs, dump.erofs), the partitioners sfdisk and sgdisk and cryptsetup's
+# veritysetup as independent checkers of bake's output, QEMU for the boot tests, and hyperfine for scripts/bench.sh.
 # `bake build` itself needs none of them. Installs only what is missing; does nothing when all are present.
 set -euo pipefail
 
 declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=lz4 [sha256sum]=coreutils [mkfifo]=coreutils [tar]=tar
   [dpkg-deb]=dpkg [qemu-system-x86_64]=qemu-system-x86 [fsck.erofs]=erofs-utils [dump.erofs]=erofs-utils
-  [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils)
+  [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils [veritysetup]=cryptsetup-bin)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

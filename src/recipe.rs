@@ -86,6 +86,10 @@ pub struct Disk {
     /// only `NAME.erofs`. Default: `gpt`.
     #[serde(default, rename = "partition-table")]
     pub partition_table: PartitionTable,
+    /// Whether to protect the file system with dm-verity: `NAME.verity`, its hash tree, and on a
+    /// GPT disk a root-verity partition after the root partition. Default: false.
+    #[serde(default)]
+    pub verity: bool,
 }
 
 /// The file systems `[disk]` can write.
@@ -121,6 +125,10 @@ pub struct Test {
     /// MiB of blank disk attached to the guest as a virtio-blk device (`/dev/vda`). Default: none.
     #[serde(rename = "scratch-disk")]
     pub scratch_disk: Option<Spanned<u32>>,
+    /// For a recipe with `[disk]`: a path in the image whose first byte `bake test` changes on
+    /// a copy of the disk before booting it, to prove that a verity disk refuses to read a
+    /// tampered file. Default: absent (the disk is booted as built).
+    pub tamper: Option<Spanned<String>>,
     /// For a recipe with `[disk]`: the recipe (relative to this one) of the initramfs that boots
     /// it. `bake test` boots the kernel with that initramfs and attaches this recipe's disk,
     /// read-only, as the first virtio-blk device (`/dev/vda`). Default: absent.

@@ -93,7 +93,7 @@ fn the_guest_hashes_every_file_as_the_manifest_says() {
 #[test]
 fn the_must_fail_cases_fail_for_the_right_reason() {
     let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
-    assert_eq!(recipes.len(), 3, "{recipes:?}");
+    assert_eq!(recipes.len(), 5, "{recipes:?}");
     let (code, json, stderr) = bake_test(&[], &recipes);
     assert_eq!(code, 1, "{stderr}");
     for case in cases(&json) {
@@ -115,6 +115,33 @@ fn the_must_fail_cases_fail_for_the_right_reason() {
                 assert_eq!(reason, "timed out after 30 s");
                 let seconds = case["seconds"].as_f64().unwrap();
                 assert!(seconds < 30.0 + 10.0, "killed {seconds} s after a 30 s timeout");
+            }
+            "tampered" => {
+                // The guest read every file of a verified root on a copy of the disk with the
+                // first byte of /srv/payload changed: the kernel refused that file's block with
+                // an I/O error, and every other file still read.
+                assert_eq!(reason, "expected line 1 `tampered: every file reads` never appeared");
+                assert!(stderr.contains("tampered: changed the first byte of `/srv/payload`"), "{stderr}");
+                let console: Vec<&str> =
+                    case["boots"][0]["console_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+                let refused: Vec<&&str> = console.iter().filter(|l| l.starts_with("tampered: cannot read ")).collect();
+                assert_eq!(
+                    refused,
+                    [&"tampered: cannot read /srv/payload: cat: read error: Input/output error"],
+                    "{console:#?}"
+                );
+                assert!(console.iter().any(|l| l.contains("device-mapper: verity") && l.contains("is corrupted")));
+                let counts = console.iter().find_map(|l| l.strip_prefix("tampered: ")?.strip_suffix(" files read"));
+                let (read, all) = counts.and_then(|c| c.split_once(" of ")).expect("the guest counted the files");
+                let (read, all): (u32, u32) = (read.parse().unwrap(), all.parse().unwrap());
+                assert!(all >= 4 && read == all - 1, "{console:#?}");
+            }
+            "unverifiable" => {
+                // A stage-1 that cannot set up dm-verity stops the boot: it never mounts the root
+                // unverified, so the root's init (which prints the expected line) never runs.
+                assert_eq!(reason, "expected line 1 `unverifiable: the root is mounted` never appeared");
+                let console = case["boots"][0]["console_tail"].to_string();
+                assert!(console.contains("stage1: cannot set up dm-verity on /dev/vda1"), "{console}");
             }
             other => panic!("unexpected case `{other}`"),
         }

@@ -1,18 +1,21 @@
 //! Reading built images back: any newc cpio archive, compressed or not, and the common layout
 //! of several archives one after another (an uncompressed early archive with CPU microcode,
 //! then a compressed main one), as the kernel unpacks them; and disks: an EROFS file system,
-//! bare or in the partitions of a GPT disk.
+//! bare or in the partitions of a GPT disk, and dm-verity hash trees, bare or in a partition
+//! beside the file system they cover (which is then checked against them block by block).
 //!
 //! The same reader serves `bake inspect`, `bake diff`, `bake verify` and the tests. It streams:
 //! file data is hashed as it passes and never held, so an image of any size is read in little
 //! memory, and every size a header claims is checked before anything is allocated.
 
-use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::base::error::{Error, Result, io_cause};
+use crate::base::error::{Error, IoContext, Result, io_cause};
+use crate::base::hash::{Digest, hex};
+use crate::base::path::ImagePath;
 use crate::format::compress::{self, Compression};
-use crate::format::{Entry, cpio, erofs, gpt};
+use crate::format::{Entry, cpio, erofs, gpt, verity};
 
 /// What holds a segment's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,8 @@ pub enum Format {
     Cpio,
     /// An EROFS file system.
     Erofs,
+    /// A dm-verity hash tree: no entries, a [`Verity`].
+    Verity,
 }
 
 impl Format {
@@ -28,6 +33,7 @@ impl Format {
         match self {
             Format::Cpio => "cpio",
             Format::Erofs => "erofs",
+            Format::Verity => "dm-verity",
         }
     }
 }
@@ -43,6 +49,28 @@ pub struct Segment {
     /// For a file system in a partition: which, as `GPT partition N (`name`)`.
     pub partition: Option<String>,
     pub entries: Vec<Entry>,
+    /// For a hash tree: what it says.
+    pub verity: Option<Verity>,
+}
+
+/// A dm-verity hash tree as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verity {
+    /// `None` only for a tree read alone over one data block, whose root hash is the block's.
+    pub root_hash: Option<Digest>,
+    pub data_blocks: u64,
+    pub salt: Vec<u8>,
+    /// The partition whose every block was checked against the tree and found to match; `None`
+    /// for a tree read alone, whose root hash is read from its top block and vouches for
+    /// nothing until checked against the data (on the disk, or by `veritysetup verify`).
+    pub checked_against: Option<String>,
+}
+
+impl Verity {
+    /// The root hash in hex, as `roothash=` takes it.
+    pub fn root_hash_hex(&self) -> Option<String> {
+        self.root_hash.as_ref().map(hex)
+    }
 }
 
 /// A reader that can look ahead any number of bytes without losing them, and lends itself to
@@ -153,6 +181,7 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
                 offset,
                 partition: None,
                 entries,
+                verity: None,
             });
             continue;
         }
@@ -172,7 +201,14 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
         loop {
             let mut entries = Vec::new();
             read_archive(&mut decoded, &mut entries)?;
-            segments.push(Segment { format: Format::Cpio, compression, offset, partition: None, entries });
+            segments.push(Segment {
+                format: Format::Cpio,
+                compression,
+                offset,
+                partition: None,
+                entries,
+                verity: None,
+            });
             if !skip_zeros(&mut decoded)? {
                 break;
             }
@@ -204,10 +240,19 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
     if gpt::is_gpt(&head) {
         return read_disk(open()?).map_err(named);
     }
+    if verity::is_magic(&head) {
+        let file = open()?;
+        let size = file.metadata().map_err(cannot)?.len();
+        let (superblock, root_hash) = verity::stored(&mut std::io::BufReader::new(file), size).map_err(named)?;
+        let tree =
+            Verity { root_hash, data_blocks: superblock.data_blocks, salt: superblock.salt, checked_against: None };
+        return Ok(vec![verity_segment(tree, 0, None)]);
+    }
     read(open()?).map_err(|e| Error::input(format!("`{}` is not a readable image: {e}", path.display())))
 }
 
-/// Every EROFS file system in the partitions of a GPT disk.
+/// Every EROFS file system in the partitions of a GPT disk, and every dm-verity hash tree, each
+/// checked against the file system it covers.
 fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
     let table = gpt::read(&mut file)?;
     // Partitions that share blocks would let a small disk make its file systems read many
@@ -218,12 +263,17 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
         return Err(Error::input(format!("GPT partitions {} and {} overlap", pair[0].2, pair[1].2)));
     }
     let mut segments = Vec::new();
+    let mut trees = Vec::new();
     for partition in &table.partitions {
-        let label = format!("GPT partition {} (`{}`)", partition.index, partition.name);
+        let label = partition_label(partition);
         let cannot = |e: io::Error| Error::input(format!("cannot read {label}: {}", io_cause(&e)));
         let mut window = Window::new(&mut file, partition.offset, partition.size).map_err(cannot)?;
         let mut head = Vec::with_capacity(2048);
         (&mut window).take(2048).read_to_end(&mut head).map_err(cannot)?;
+        if verity::is_magic(&head) {
+            trees.push(partition);
+            continue;
+        }
         if !erofs::is_magic(&head) {
             continue;
         }
@@ -231,7 +281,13 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
         let entries = erofs::read(window).map_err(|e| e.context(&label))?;
         segments.push(erofs_segment(entries, partition.offset, Some(label)));
     }
-    if segments.is_empty() {
+    let file_systems: Vec<&gpt::Partition> =
+        table.partitions.iter().filter(|p| segments.iter().any(|s| s.offset == p.offset)).collect();
+    for tree in trees {
+        let checked = check_pair(&file, tree, &file_systems)?;
+        segments.push(verity_segment(checked, tree.offset, Some(partition_label(tree))));
+    }
+    if segments.iter().all(|s| s.format != Format::Erofs) {
         return Err(Error::input(format!(
             "a GPT disk with {} partition(s), none holding an EROFS file system",
             table.partitions.len()
@@ -240,10 +296,130 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
     Ok(segments)
 }
 
+fn partition_label(partition: &gpt::Partition) -> String {
+    format!("GPT partition {} (`{}`)", partition.index, partition.name)
+}
+
+/// Checks the hash tree in partition `tree` against the file system it covers, one of
+/// `file_systems`: the only one, or the one whose partition UUID the tree's root hash names.
+/// The pair must be as systemd pairs them: the file system's partition UUID the first 128 bits
+/// of the root hash, the tree's the last 128.
+fn check_pair(file: &std::fs::File, tree: &gpt::Partition, file_systems: &[&gpt::Partition]) -> Result<Verity> {
+    let label = partition_label(tree);
+    let (_, stored) = verity::stored(&mut Span::of(file, tree), tree.size).map_err(|e| e.context(&label))?;
+    let named = |guid: &[u8; 16]| stored.is_some_and(|root| *guid == pair_guids(&root).0);
+    let data = match file_systems {
+        [only] => *only,
+        many => many.iter().copied().find(|p| named(&p.unique_guid)).ok_or_else(|| {
+            Error::input(format!(
+                "{label} holds a dm-verity hash tree, and no partition holding a file system has the partition UUID \
+                 its root hash names"
+            ))
+        })?,
+    };
+    let data_label = partition_label(data);
+    let mut data_reader = io::BufReader::with_capacity(1 << 20, Span::of(file, data));
+    let mut hash = io::BufReader::new(Span::of(file, tree));
+    let checked = verity::check(&mut data_reader, &mut hash, tree.size)
+        .map_err(|e| e.context(format!("{label}, checked against {data_label}")))?;
+    let root = checked.root_hash;
+    let (want_data, want_tree) = pair_guids(&root);
+    if data.unique_guid != want_data || tree.unique_guid != want_tree {
+        return Err(Error::input(format!(
+            "{label} holds the dm-verity hash tree of {data_label}, but their partition UUIDs ({} and {}) are not \
+             the halves of its root hash {} ({} and {}): the pair was changed after it was made, and systemd would \
+             not pair them",
+            gpt::format_guid(&data.unique_guid),
+            gpt::format_guid(&tree.unique_guid),
+            hex(&root),
+            gpt::format_guid(&want_data),
+            gpt::format_guid(&want_tree),
+        )));
+    }
+    let superblock = checked.superblock;
+    Ok(Verity {
+        root_hash: Some(root),
+        data_blocks: superblock.data_blocks,
+        salt: superblock.salt,
+        checked_against: Some(data_label),
+    })
+}
+
+/// [`verity::partition_uuids`] in GPT's on-disk byte order.
+fn pair_guids(root_hash: &Digest) -> ([u8; 16], [u8; 16]) {
+    let (data, tree) = verity::partition_uuids(root_hash);
+    (gpt::swap_guid_fields(data), gpt::swap_guid_fields(tree))
+}
+
 /// An EROFS file system as a segment. The root directory is left out, as in bake's archives.
 fn erofs_segment(mut entries: Vec<Entry>, offset: u64, partition: Option<String>) -> Segment {
     entries.retain(|e| !e.name.is_empty());
-    Segment { format: Format::Erofs, compression: Compression::None, offset, partition, entries }
+    Segment { format: Format::Erofs, compression: Compression::None, offset, partition, entries, verity: None }
+}
+
+fn verity_segment(tree: Verity, offset: u64, partition: Option<String>) -> Segment {
+    let (format, compression, entries) = (Format::Verity, Compression::None, Vec::new());
+    Segment { format, compression, offset, partition, entries, verity: Some(tree) }
+}
+
+/// Changes the first byte of the regular file at `path` in the EROFS file system of `image` (a
+/// bare file system, or the first one on a GPT disk), in place: a disk that has been tampered
+/// with, for tests that require dm-verity to refuse the file. Returns the byte's offset.
+pub fn tamper(image: &Path, path: &ImagePath) -> Result<u64> {
+    let cannot = |e: io::Error| Error::input(format!("cannot read `{}`: {}", image.display(), io_cause(&e)));
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(image).map_err(cannot)?;
+    let mut head = Vec::with_capacity(2048);
+    (&mut file).take(2048).read_to_end(&mut head).map_err(cannot)?;
+    let start = if erofs::is_magic(&head) {
+        0
+    } else if gpt::is_gpt(&head) {
+        let table = gpt::read(&mut file)?;
+        let mut found = None;
+        for partition in &table.partitions {
+            let mut window = Window::new(&mut file, partition.offset, partition.size).map_err(cannot)?;
+            let mut head = Vec::with_capacity(2048);
+            (&mut window).take(2048).read_to_end(&mut head).map_err(cannot)?;
+            if erofs::is_magic(&head) {
+                found = Some(partition.offset);
+                break;
+            }
+        }
+        found.ok_or_else(|| Error::input(format!("`{}` has no EROFS partition", image.display())))?
+    } else {
+        return Err(Error::input(format!("`{}` is neither an EROFS file system nor a GPT disk", image.display())));
+    };
+    let len = file.metadata().map_err(cannot)?.len() - start;
+    let at = start + erofs::read::locate(Window::new(&mut file, start, len).map_err(cannot)?, path.as_bytes())?;
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(at)).map_err(cannot)?;
+    file.read_exact(&mut byte).map_err(cannot)?;
+    file.seek(SeekFrom::Start(at)).map_err(cannot)?;
+    file.write_all(&[byte[0] ^ 0xff]).writing(image)?;
+    Ok(at)
+}
+
+/// A partition of a disk file read by position, so that two can be read in turn through one
+/// open file.
+struct Span<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Span<'a> {
+    fn of(file: &'a std::fs::File, partition: &gpt::Partition) -> Span<'a> {
+        Span { file, pos: partition.offset, end: partition.offset.saturating_add(partition.size) }
+    }
+}
+
+impl Read for Span<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min(usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// A part of a file, `len` bytes from `start`, read and sought as if it were the whole file.

@@ -66,7 +66,18 @@ pub fn line(entry: &Entry) -> String {
 pub fn listing(segments: &[Segment]) -> String {
     let mut out = String::new();
     for (i, segment) in segments.iter().enumerate() {
-        if segment.format != Format::Cpio {
+        if let Some(tree) = &segment.verity {
+            let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
+            let root = tree.root_hash_hex().unwrap_or_else(|| "that of its one data block".to_string());
+            let checked = match &tree.checked_against {
+                Some(data) => format!("checked against {data}"),
+                None => "not checked against its data (`bake inspect` the disk, or `veritysetup verify`)".to_string(),
+            };
+            out.push_str(&format!(
+                "# dm-verity hash tree at byte {}{place}: {} data blocks, sha256, root hash {root}, {checked}\n",
+                segment.offset, tree.data_blocks
+            ));
+        } else if segment.format != Format::Cpio {
             let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
             out.push_str(&format!(
                 "# {} file system at byte {}{place}, {} entries\n",
@@ -119,15 +130,26 @@ pub fn entry_json(entry: &Entry) -> serde_json::Value {
 }
 
 pub fn listing_json(segments: &[Segment]) -> String {
-    let value = json!({
-        "archives": segments.iter().map(|s| json!({
+    let archive = |s: &Segment| {
+        let mut value = json!({
             "format": s.format.name(),
             "compression": s.compression.name(),
             "offset": s.offset,
             "partition": s.partition,
             "entries": s.entries.iter().map(entry_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
+        });
+        if let Some(tree) = &s.verity {
+            value["verity"] = json!({
+                "root_hash": tree.root_hash_hex(),
+                "data_blocks": tree.data_blocks,
+                "salt": tree.salt.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "hash": "sha256",
+                "checked_against": tree.checked_against,
+            });
+        }
+        value
+    };
+    let value = json!({ "archives": segments.iter().map(archive).collect::<Vec<_>>() });
     crate::base::json::pretty(&value)
 }
 

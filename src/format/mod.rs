@@ -1,6 +1,6 @@
 //! The on-disk formats bake writes and reads, each owning its types and split into reading and
 //! writing where it does both: [`cpio`] (the initramfs), [`compress`] (the compressors around
-//! it), [`erofs`] (the read-only file system), [`gpt`] (the partitioned disk). A format knows
+//! it), [`erofs`] (the read-only file system), [`gpt`] (the partitioned disk), [`verity`] (dm-verity hash trees). A format knows
 //! nothing of recipes or plans: writers take the format's own input types, readers give the one
 //! [`Entry`] every format shares, and [`FileType`] names what an entry is everywhere.
 
@@ -11,6 +11,7 @@ pub mod erofs;
 mod file_type;
 pub mod gpt;
 pub mod limits;
+pub mod verity;
 
 pub use entry::Entry;
 pub use file_type::FileType;

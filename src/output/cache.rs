@@ -22,9 +22,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::stage::{OutputDir, Staged};
-use super::{Built, Output, OutputKind};
+use super::{Built, Output, OutputKind, Written};
 use crate::base::error::{Error, IoContext};
-use crate::base::hash::{Digest, hex};
+use crate::base::hash::{Digest, hex, parse_hex};
 use crate::base::progress::{Event, Reporter};
 
 /// How many bytes of outputs the cache keeps.
@@ -48,6 +48,9 @@ struct RecordOutput {
     file: String,
     size: u64,
     sha256: String,
+    /// For a dm-verity hash tree: its root hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_hash: Option<String>,
 }
 
 /// A build served from the cache, staged in the output folder but not yet committed.
@@ -115,11 +118,17 @@ impl BuildCache {
             let Some(kind) = kind.filter(|_| !output.file.contains('/') && !output.file.starts_with('.')) else {
                 return Err(Error::failure(format!("its record names `{}` `{}`", output.kind, output.file)));
             };
+            let root_hash = match &output.root_hash {
+                Some(text) => {
+                    Some(parse_hex(text).ok_or_else(|| Error::failure(format!("its record gives `{text}`")))?)
+                }
+                None => None,
+            };
             let source = entry.join(&output.file);
             let copy = out.stage(kind, &output.file, |mut w| {
                 let mut file = File::open(&source).reading(&source)?;
                 io::copy(&mut file, &mut w).reading(&source)?;
-                Ok(w)
+                Ok(Written { sink: w, root_hash })
             })?;
             let got = copy.output();
             if got.size != output.size || hex(&got.sha256) != output.sha256 {
@@ -215,6 +224,7 @@ impl BuildCache {
 }
 
 fn record_output(output: &Output) -> RecordOutput {
-    let Output { kind, file, size, sha256 } = output;
-    RecordOutput { kind: kind.name().to_string(), file: file.clone(), size: *size, sha256: hex(sha256) }
+    let Output { kind, file, size, sha256, root_hash } = output;
+    let (kind, file, size, sha256) = (kind.name().to_string(), file.clone(), *size, hex(sha256));
+    RecordOutput { kind, file, size, sha256, root_hash: root_hash.as_ref().map(hex) }
 }

@@ -1,15 +1,21 @@
-//! The disk output, `NAME.img`: a GPT disk whose one partition holds the file system this build
-//! has just written (`NAME.erofs`), of the Discoverable Partitions Specification's type for an
-//! x86-64 root and read-only, so systemd and container managers find and mount it without
-//! `root=`. Its GUIDs, which partitioning tools pick at random, are derived from the content.
+//! The disk output, `NAME.img`: a GPT disk whose first partition holds the file system this
+//! build has just written (`NAME.erofs`), of the Discoverable Partitions Specification's type
+//! for an x86-64 root and read-only, so systemd and container managers find and mount it
+//! without `root=`; with dm-verity, a second partition holds the hash tree (`NAME.verity`), of
+//! the root-verity type. The GUIDs, which partitioning tools pick at random, are derived from
+//! the content: with verity, the partitions' are the first and the last 128 bits of the root
+//! hash, as systemd-repart makes them and systemd-veritysetup-generator looks them up.
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Job, OutputKind, Sink, Writer};
+use std::io::BufReader;
+
+use super::{Job, OutputKind, Sink, Writer, Written};
 use crate::base::error::{Error, Result};
 use crate::base::hash::{Digest, uuid_v8};
 use crate::format::gpt::{self, NewPartition};
-use crate::plan::Plan;
+use crate::format::verity;
+use crate::plan::{Plan, VERITY_PARTITION_SUFFIX};
 use crate::recipe::PartitionTable;
 
 /// `NAME.img`.
@@ -28,25 +34,44 @@ impl Writer for Disk {
         format!("{}.img", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let fs = job
-            .earlier
-            .iter()
-            .find(|s| s.output().kind == OutputKind::FileSystem)
+            .earlier(OutputKind::FileSystem)
             .ok_or_else(|| Error::failure("the disk needs the file system, which this build did not write"))?;
         let (size, sha256) = (fs.output().size, fs.output().sha256);
         let label = &job.plan.name;
-        let mut contents = std::io::BufReader::with_capacity(1 << 20, fs.reopen()?);
-        let root = NewPartition {
+        let verity = job.earlier(OutputKind::Verity);
+        let root_hash = verity.and_then(|v| v.output().root_hash);
+        let pair = root_hash.map(|hash| verity::partition_uuids(&hash));
+        let root_guid = match pair {
+            Some((data, _)) => gpt::swap_guid_fields(data),
+            None => derived_guid("root partition", label, &sha256),
+        };
+        let mut fs_contents = BufReader::with_capacity(1 << 20, fs.reopen()?);
+        let mut partitions = vec![NewPartition {
             type_guid: gpt::ROOT_X86_64,
-            unique_guid: derived_guid("root partition", label, &sha256),
+            unique_guid: root_guid,
             name: label,
             attributes: gpt::READ_ONLY,
-            contents: &mut contents,
+            contents: &mut fs_contents,
             size,
             sha256,
-        };
-        gpt::write(derived_guid("disk", label, &sha256), &mut [root], out)
+        }];
+        let verity_name = format!("{label}{VERITY_PARTITION_SUFFIX}");
+        let mut tree_contents;
+        if let (Some(tree), Some((_, tree_uuid))) = (verity, pair) {
+            tree_contents = BufReader::with_capacity(1 << 20, tree.reopen()?);
+            partitions.push(NewPartition {
+                type_guid: gpt::ROOT_VERITY_X86_64,
+                unique_guid: gpt::swap_guid_fields(tree_uuid),
+                name: &verity_name,
+                attributes: gpt::READ_ONLY,
+                contents: &mut tree_contents,
+                size: tree.output().size,
+                sha256: tree.output().sha256,
+            });
+        }
+        gpt::write(derived_guid("disk", label, &sha256), &mut partitions, out).map(Written::from)
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Job, OutputKind, Sink, Writer};
+use super::{Job, OutputKind, Sink, Writer, Written};
 use crate::base::error::Result;
 use crate::base::hash::uuid_v8;
 use crate::format::erofs::{self, Node as ErofsNode, Options};
@@ -38,10 +38,10 @@ impl Writer for FileSystem {
         Some((plan.entries.len() as u64, plan.data_bytes()))
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let nodes = nodes(job.plan);
         let options = Options { epoch: job.plan.epoch, uuid: uuid(job.plan) };
-        erofs::write(&nodes, options, &opener(job.spool), out, job.reporter)
+        erofs::write(&nodes, options, &opener(job.spool), out, job.reporter).map(Written::from)
     }
 }
 

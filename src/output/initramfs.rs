@@ -4,7 +4,7 @@
 //! A hard-linked file is written once: every name gets the shared inode number and link count,
 //! and only the last name carries the data, as GNU cpio and the kernel's `gen_init_cpio` do.
 
-use super::{Job, OutputKind, Sink, Writer};
+use super::{Job, OutputKind, Sink, Writer, Written};
 use crate::base::error::{Error, Result};
 use crate::base::progress::{Counted, Event};
 use crate::format::compress::Encoder;
@@ -53,7 +53,7 @@ impl Writer for Initramfs {
         Some((plan.entries.len() as u64, plan.data_bytes()))
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let plan = job.plan;
         let settings = plan.initramfs.ok_or_else(|| Error::failure("the plan has no initramfs"))?;
         let io = |what: &str, e: std::io::Error| Error::failure(format!("cannot write the initramfs: {what}: {e}"));
@@ -97,6 +97,7 @@ impl Writer for Initramfs {
             job.reporter.report(Event::WriteProgress { entries: done as u64 + 1, bytes });
         }
         let encoder = archive.finish().map_err(|e| io("the trailer", e))?;
-        encoder.finish().map_err(|e| io("the end of the compressed stream", e))
+        let out = encoder.finish().map_err(|e| io("the end of the compressed stream", e))?;
+        Ok(out.into())
     }
 }

@@ -1,7 +1,7 @@
 //! The kernel output, `NAME.vmlinuz`: the kernel image of the recipe's kernel package, as the
 //! package ships it.
 
-use super::{Job, OutputKind, Sink, Writer};
+use super::{Job, OutputKind, Sink, Writer, Written};
 use crate::base::error::{Error, IoContext, Result};
 use crate::plan::Plan;
 
@@ -21,10 +21,10 @@ impl Writer for Vmlinuz {
         format!("{}.vmlinuz", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, mut out: Sink) -> Result<Written> {
         let kernel = job.plan.kernel.as_ref().ok_or_else(|| Error::failure("the plan has no kernel"))?;
         let mut data = kernel.vmlinuz.open(job.spool)?;
         std::io::copy(&mut data, &mut out).writing(job.path)?;
-        Ok(out)
+        Ok(out.into())
     }
 }

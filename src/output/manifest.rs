@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{Job, Output, OutputKind, Sink, Writer};
+use super::{Job, Output, OutputKind, Sink, Writer, Written};
 use crate::base::error::Result;
 use crate::base::hash::hex;
 use crate::format::FileType;
@@ -30,7 +30,7 @@ impl Writer for Manifest {
         format!("{}.manifest.json", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         job.write_text(out, &manifest_json(job.plan, &job.artifacts()))
     }
 }
@@ -42,6 +42,9 @@ struct Document<'a> {
     epoch: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<KernelRecord<'a>>,
+    /// The dm-verity root hash of the file system, when it has a hash tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verity: Option<VerityRecord>,
     outputs: Vec<OutputRecord<'a>>,
     inputs: Vec<InputRecord<'a>>,
     entries: Vec<EntryRecord>,
@@ -56,6 +59,11 @@ struct KernelRecord<'a> {
     modules: &'a [String],
     /// Requested modules that are built into the kernel.
     builtin: &'a [String],
+}
+
+#[derive(Serialize)]
+struct VerityRecord {
+    root_hash: String,
 }
 
 #[derive(Serialize)]
@@ -159,6 +167,7 @@ fn manifest_json(plan: &Plan, outputs: &[Output]) -> String {
             modules: &k.modules,
             builtin: &k.builtin,
         }),
+        verity: outputs.iter().find_map(|o| o.root_hash).map(|root| VerityRecord { root_hash: hex(&root) }),
         outputs: outputs.iter().map(|o| OutputRecord { file: &o.file, size: o.size, sha256: hex(&o.sha256) }).collect(),
         inputs: plan
             .inputs

@@ -15,6 +15,7 @@ mod manifest;
 mod sbom;
 pub mod stage;
 mod sums;
+mod verity;
 
 use std::fs::File;
 use std::io::Write;
@@ -38,6 +39,8 @@ pub enum OutputKind {
     FileSystem,
     /// `NAME.img`, a GPT disk holding the file system.
     Disk,
+    /// `NAME.verity`, the dm-verity hash tree of the file system.
+    Verity,
     /// `NAME.vmlinuz`, the kernel.
     Kernel,
     /// `NAME.spdx.json`.
@@ -49,9 +52,10 @@ pub enum OutputKind {
 }
 
 impl OutputKind {
-    const ALL: [OutputKind; 7] = [
+    const ALL: [OutputKind; 8] = [
         OutputKind::Initramfs,
         OutputKind::FileSystem,
+        OutputKind::Verity,
         OutputKind::Disk,
         OutputKind::Kernel,
         OutputKind::Sbom,
@@ -64,6 +68,7 @@ impl OutputKind {
         match self {
             OutputKind::Initramfs => "initramfs",
             OutputKind::FileSystem => "erofs",
+            OutputKind::Verity => "verity",
             OutputKind::Disk => "disk",
             OutputKind::Kernel => "kernel",
             OutputKind::Sbom => "sbom",
@@ -83,10 +88,10 @@ impl OutputKind {
         matches!(self, OutputKind::Initramfs | OutputKind::FileSystem | OutputKind::Disk)
     }
 
-    /// Whether it is something the build makes (an image or the kernel), as opposed to a
-    /// document about those (the SBOM, the manifest, the sums), which lists them.
+    /// Whether it is something the build makes (an image, a hash tree, the kernel), as opposed
+    /// to a document about those (the SBOM, the manifest, the sums), which lists them.
     pub fn is_artifact(self) -> bool {
-        self.is_image() || self == OutputKind::Kernel
+        self.is_image() || matches!(self, OutputKind::Verity | OutputKind::Kernel)
     }
 }
 
@@ -98,6 +103,8 @@ pub struct Output {
     pub file: String,
     pub size: u64,
     pub sha256: Digest,
+    /// For a dm-verity hash tree: its root hash.
+    pub root_hash: Option<Digest>,
 }
 
 /// What a build made.
@@ -139,9 +146,14 @@ pub struct Job<'a> {
 
 impl Job<'_> {
     /// Writes `text` (a document held in memory) into `out`.
-    pub fn write_text(&self, mut out: Sink, text: &str) -> Result<Sink> {
+    pub fn write_text(&self, mut out: Sink, text: &str) -> Result<Written> {
         out.write_all(text.as_bytes()).writing(self.path)?;
-        Ok(out)
+        Ok(out.into())
+    }
+
+    /// The earlier output of `kind`, if this build wrote one.
+    pub fn earlier(&self, kind: OutputKind) -> Option<&Staged> {
+        self.earlier.iter().find(|s| s.output().kind == kind)
     }
 
     /// The earlier outputs that are artifacts, in order.
@@ -168,14 +180,28 @@ pub trait Writer: Sync {
     fn progress(&self, _plan: &Plan) -> Option<(u64, u64)> {
         None
     }
-    /// Writes the output into `out` and returns it.
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink>;
+    /// Writes the output into `out` and returns it, with what writing it found out.
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written>;
+}
+
+/// What a writer hands back: the file it wrote, and what it found out on the way.
+pub struct Written {
+    pub sink: Sink,
+    /// For a dm-verity hash tree: its root hash.
+    pub root_hash: Option<Digest>,
+}
+
+impl From<Sink> for Written {
+    fn from(sink: Sink) -> Written {
+        Written { sink, root_hash: None }
+    }
 }
 
 /// Every kind of output, in the order a build writes them.
-pub static OUTPUTS: [&dyn Writer; 7] = [
+pub static OUTPUTS: [&dyn Writer; 8] = [
     &initramfs::Initramfs,
     &erofs::FileSystem,
+    &verity::HashTree,
     &disk::Disk,
     &kernel::Vmlinuz,
     &sbom::Sbom,

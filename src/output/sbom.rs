@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Job, Output, OutputKind, Sink, Writer};
+use super::{Job, Output, OutputKind, Sink, Writer, Written};
 use crate::base::error::Result;
 use crate::base::hash::{digest_bytes, hex, parse_hex};
 use crate::debian::copyright::{Extracted, idstring};
@@ -34,7 +34,7 @@ impl Writer for Sbom {
         format!("{}.spdx.json", plan.name)
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let plan = job.plan;
         job.write_text(out, &spdx_json(&plan.name, plan.epoch, &plan.packages, &job.artifacts()))
     }
@@ -352,7 +352,7 @@ mod tests {
 
     fn output(file: &str) -> Output {
         let kind = if file.contains(".cpio") { OutputKind::Initramfs } else { OutputKind::Kernel };
-        Output { kind, file: file.to_string(), size: 4, sha256: digest_bytes(file.as_bytes()) }
+        Output { kind, file: file.to_string(), size: 4, sha256: digest_bytes(file.as_bytes()), root_hash: None }
     }
 
     fn public_domain() -> Declared {

@@ -3,13 +3,12 @@
 //! leaves the previous outputs as they were and no partial file at an output path.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Output, OutputKind, Sink};
+use super::{Output, OutputKind, Sink, Written};
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::HashingWriter;
 
@@ -50,26 +49,18 @@ impl OutputDir {
     /// writer and must return it when done.
     pub fn stage<F>(&self, kind: OutputKind, file: &str, write: F) -> Result<Staged>
     where
-        F: FnOnce(Sink) -> Result<Sink>,
+        F: FnOnce(Sink) -> Result<Written>,
     {
         let dest = self.dir.join(file);
         let temp = tempfile::Builder::new().prefix(".bake-").suffix(".part").tempfile_in(&self.dir).writing(&dest)?;
         let handle = temp.as_file().try_clone().writing(&dest)?;
-        let writer = write(HashingWriter::new(handle))?;
+        let Written { sink: writer, root_hash } = write(HashingWriter::new(handle))?;
         // Not fsync'd: like cpio, gzip or mkfs.erofs, bake leaves flushing to the kernel, which
         // for a large image saves seconds. Outputs are reproducible, a crash that loses one is
         // mended by building again, and `SHA256SUMS` (`sha256sum -c`) shows a damaged file.
         let (_, sha256, size) = writer.finish().writing(&dest)?;
         std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).writing(&dest)?;
-        Ok(Staged { temp, dest, output: Output { kind, file: file.to_string(), size, sha256 } })
-    }
-
-    /// Stages an output whose bytes are already in memory.
-    pub fn stage_bytes(&self, kind: OutputKind, file: &str, bytes: &[u8]) -> Result<Staged> {
-        self.stage(kind, file, |mut w| {
-            w.write_all(bytes).writing(&self.dir.join(file))?;
-            Ok(w)
-        })
+        Ok(Staged { temp, dest, output: Output { kind, file: file.to_string(), size, sha256, root_hash } })
     }
 
     /// Renames every staged output into place, in order.

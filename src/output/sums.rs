@@ -1,6 +1,6 @@
 //! `SHA256SUMS`: the digest of every other output, in the format `sha256sum -c` reads.
 
-use super::{Job, Output, OutputKind, Sink, Writer};
+use super::{Job, Output, OutputKind, Sink, Writer, Written};
 use crate::base::error::Result;
 use crate::base::hash::hex;
 use crate::plan::Plan;
@@ -21,7 +21,7 @@ impl Writer for Sums {
         "SHA256SUMS".to_string()
     }
 
-    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Sink> {
+    fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let outputs: Vec<Output> = job.earlier.iter().map(|s| s.output().clone()).collect();
         job.write_text(out, &sha256sums(&outputs))
     }

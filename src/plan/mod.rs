@@ -29,6 +29,9 @@ use crate::source::content::{Content, Spool};
 use crate::source::packages::PackageSettings;
 use crate::source::{Input, Meta, Node};
 
+/// The name of a disk's verity partition: the image's name and this.
+pub const VERITY_PARTITION_SUFFIX: &str = "-verity";
+
 /// What a build takes from outside the recipe.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -87,6 +90,8 @@ pub struct KernelPlan {
 #[derive(Debug, Clone, Copy)]
 pub struct DiskPlan {
     pub partition_table: PartitionTable,
+    /// Whether a dm-verity hash tree protects the file system.
+    pub verity: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

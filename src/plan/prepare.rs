@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use toml::Spanned;
 
 use super::check::{self, Declared, LayerInput, LayerSource, Pattern};
-use super::{DiskPlan, InitramfsPlan, Settings};
+use super::{DiskPlan, InitramfsPlan, Settings, VERITY_PARTITION_SUFFIX};
 use crate::base::error::{Error, Result};
 use crate::base::hash::{Digest, digest_file};
 use crate::base::progress::{Event, Reporter};
@@ -166,16 +166,12 @@ fn check_recipe<'r>(recipe: &'r RecipeFile, settings: &Settings) -> Result<Check
             "epoch {epoch} is after 2106-02-07 06:28:15 UTC, the last time a cpio newc header can hold"
         )));
     }
-    let disk = r.disk.as_ref().map(|d| DiskPlan { partition_table: d.get_ref().partition_table });
-    if disk.is_some_and(|d| d.partition_table == PartitionTable::Gpt) && name.encode_utf16().count() > gpt::NAME_UNITS {
-        return Err(recipe.error(
-            &r.image.name,
-            format!(
-                "image name `{name}` is longer than the {} characters a GPT partition label holds (the disk's \
-                 partition is named after the image): shorten it, or use `partition-table = \"none\"`",
-                gpt::NAME_UNITS
-            ),
-        ));
+    let disk = r.disk.as_ref().map(|d| {
+        let d = d.get_ref();
+        DiskPlan { partition_table: d.partition_table, verity: d.verity }
+    });
+    if let Some(disk) = disk.filter(|d| d.partition_table == PartitionTable::Gpt) {
+        check_partition_names(recipe, &name, disk)?;
     }
     // The largest file the requested outputs can hold (cpio newc: below 4 GiB; EROFS's limit is
     // that of the whole image, checked when it is laid out).
@@ -184,6 +180,25 @@ fn check_recipe<'r>(recipe: &'r RecipeFile, settings: &Settings) -> Result<Check
     let (declared, inputs) = check::declared(recipe, file_limit)?;
     let patterns = check::patterns(recipe)?;
     Ok(Checked { name, epoch, initramfs, disk, file_limit, layers, declared, inputs, patterns })
+}
+
+/// The disk's partitions are named after the image (`NAME`, and `NAME-verity` for the hash
+/// tree): refuses a name too long for a GPT partition label.
+fn check_partition_names(recipe: &RecipeFile, name: &str, disk: DiskPlan) -> Result<()> {
+    let suffix = if disk.verity { VERITY_PARTITION_SUFFIX } else { "" };
+    let longest = format!("{name}{suffix}");
+    if longest.encode_utf16().count() <= gpt::NAME_UNITS {
+        return Ok(());
+    }
+    let what = if disk.verity { "the verity partition" } else { "the disk's partition" };
+    Err(recipe.error(
+        &recipe.recipe.image.name,
+        format!(
+            "image name `{name}` is longer than the {} characters a GPT partition label holds ({what} is named \
+             `{longest}`): shorten it, or use `partition-table = \"none\"`",
+            gpt::NAME_UNITS - suffix.len()
+        ),
+    ))
 }
 
 /// Replaces each `packages` layer by the packages it resolves to, fetched into the cache.

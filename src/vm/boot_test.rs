@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::expect::{Expectations, KernelSource, expectations};
 use super::qemu::{self, Accel, Boot, Machine, Verdict};
 use super::transcript;
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{Digest, hex};
 use crate::base::progress::{Event, Reporter};
 use crate::check::verify;
@@ -83,7 +83,7 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
         initrd: empty,
         cmdline: qemu::cmdline(Some("quiet")),
         memory_mib: 128,
-        root_disk: None,
+        root_disks: Vec::new(),
         disks: Vec::new(),
         accel: Accel::Kvm,
         console: probe.join("console.log"),
@@ -158,6 +158,8 @@ struct Images {
     name: String,
     /// What is booted: the initramfs, or for a disk, the disk (`NAME.img`, else `NAME.erofs`).
     image: Output,
+    /// For a dm-verity disk: the hash tree (`NAME.verity`), with its root hash.
+    tree: Option<Output>,
     /// Where the (first) build put it.
     first_dir: PathBuf,
     /// With `--twice`: the second build.
@@ -201,28 +203,29 @@ impl Case<'_> {
     /// Builds what is booted (twice with `--twice`) and, for a disk, its boot recipe, and checks
     /// the guest's memory can hold the initramfs.
     fn build(&self) -> Result<Images> {
-        let booted = |outputs: &[&Output]| -> Output {
+        let booted = |outputs: &[&Output]| -> (Output, Option<Output>) {
             let pick = |kind| outputs.iter().find(|o| o.kind == kind).copied();
             let found = match self.expect.boot {
                 Some(_) => pick(OutputKind::Disk).or_else(|| pick(OutputKind::FileSystem)),
                 None => pick(OutputKind::Initramfs),
             };
-            found.expect("the recipe was checked to have what is booted").clone()
+            let image = found.expect("the recipe was checked to have what is booted").clone();
+            (image, pick(OutputKind::Verity).cloned())
         };
         let (images, data_bytes) = if self.options.twice {
             let (o, scratch) = (self.options, self.dir.join("twice"));
             let twice = verify::build_twice(&self.recipe.path, &scratch, o.threads, &o.settings, self.reporter)?;
-            let image = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
+            let (image, tree) = booted(&twice.outputs.iter().map(|(o, _)| o).collect::<Vec<_>>());
             let sha_b = twice.outputs.iter().find(|(o, _)| o.file == image.file).and_then(|(_, d)| *d);
             let second =
                 Some(SecondBuild { dir: twice.second_dir.clone(), image_sha256: sha_b, identical: twice.identical() });
             let (name, first_dir) = (twice.name, twice.first_dir);
-            (Images { name, image, first_dir, second, boot: None }, twice.data_bytes)
+            (Images { name, image, tree, first_dir, second, boot: None }, twice.data_bytes)
         } else {
             let built = build::build(&self.recipe.path, &self.build_options(self.dir.join("a")), self.reporter)?;
-            let image = booted(&built.outputs.iter().collect::<Vec<_>>());
+            let (image, tree) = booted(&built.outputs.iter().collect::<Vec<_>>());
             let (name, first_dir) = (built.name, built.out_dir);
-            (Images { name, image, first_dir, second: None, boot: None }, built.data_bytes)
+            (Images { name, image, tree, first_dir, second: None, boot: None }, built.data_bytes)
         };
         match &self.expect.boot {
             // A disk boots with the initramfs of its boot recipe, built once: the kernel comes
@@ -253,24 +256,44 @@ impl Case<'_> {
     /// The machine that boots the build in `out`; `tag` tells its files from another boot's.
     fn machine(&self, images: &Images, out: &Path, tag: &str, accel: Accel) -> Result<Machine> {
         let extra = self.expect.cmdline.as_deref().unwrap_or("quiet");
-        let (initrd, root_disk, cmdline) = match (&images.boot, &self.expect.boot) {
+        let (initrd, root_disks, cmdline) = match (&images.boot, &self.expect.boot) {
             (Some(built), Some(boot)) => {
                 let initrd = built.output(OutputKind::Initramfs).expect("checked when it was built");
-                (built.out_dir.join(&initrd.file), Some(out.join(&images.image.file)), format!("{extra} {}", boot.root))
+                let root_hash = images.tree.as_ref().and_then(|t| t.root_hash).map(|h| hex(&h));
+                let root = boot.root_arguments(root_hash.as_deref());
+                (built.out_dir.join(&initrd.file), self.root_disks(images, out, tag)?, format!("{extra} {root}"))
             }
-            _ => (out.join(&images.image.file), None, extra.to_string()),
+            _ => (out.join(&images.image.file), Vec::new(), extra.to_string()),
         };
         Ok(Machine {
             kernel: self.kernel(images, out),
             initrd,
             cmdline: qemu::cmdline(Some(&cmdline)),
             memory_mib: self.expect.memory,
-            root_disk,
+            root_disks,
             disks: self.scratch_disks(tag)?,
             accel,
             console: self.dir.join(format!("console-{tag}.log")),
             transcript: self.dir.join(format!("transcript-{tag}.log")),
         })
+    }
+
+    /// The disk of the build in `out`, and for a dm-verity file system without a partition
+    /// table its hash tree beside it. With `[test] tamper`, the disk is a copy of the one built
+    /// with the first byte of that file changed.
+    fn root_disks(&self, images: &Images, out: &Path, tag: &str) -> Result<Vec<PathBuf>> {
+        let mut disk = out.join(&images.image.file);
+        if let Some(path) = self.expect.boot.as_ref().and_then(|b| b.tamper.as_ref()) {
+            let copy = self.dir.join(format!("tampered-{tag}-{}", images.image.file));
+            std::fs::copy(&disk, &copy).writing(&copy)?;
+            let at = crate::check::image::tamper(&copy, path)?;
+            let name = &images.name;
+            self.reporter
+                .report(Event::Info(format!("{name}: changed the first byte of `{path}` (byte {at} of a copy)")));
+            disk = copy;
+        }
+        let bare_tree = images.tree.as_ref().filter(|_| images.image.kind == OutputKind::FileSystem);
+        Ok(std::iter::once(disk).chain(bare_tree.map(|t| out.join(&t.file))).collect())
     }
 
     /// Each boot gets its own blank disk, so the second boot of `--twice` starts the same.

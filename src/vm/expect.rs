@@ -7,6 +7,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::base::error::{Error, Result};
+use crate::base::path::ImagePath;
 use crate::recipe::{PartitionTable, RecipeFile};
 
 /// Default `[test]` values.
@@ -31,9 +32,26 @@ pub(super) struct Expectations {
 pub(super) struct DiskBoot {
     /// The recipe of the initramfs (with the kernel's modules) that boots the disk.
     pub recipe: RecipeFile,
-    /// `root=` for the kernel command line: `bake test` attaches the disk as the first
-    /// virtio-blk device.
-    pub root: &'static str,
+    pub partition_table: PartitionTable,
+    /// A file whose first byte is changed on a copy of the disk before it boots.
+    pub tamper: Option<ImagePath>,
+}
+
+impl DiskBoot {
+    /// What the kernel command line says of the root, given the root hash of a verity disk:
+    /// `bake test` attaches the disk as the first virtio-blk device (and a bare hash tree as the
+    /// second), so `root=` names the root partition, and `roothash=` with
+    /// `systemd.verity_root_hash=` (systemd's names) the verity setup.
+    pub fn root_arguments(&self, root_hash: Option<&str>) -> String {
+        let (root, tree) = match self.partition_table {
+            PartitionTable::Gpt => ("/dev/vda1", "/dev/vda2"),
+            PartitionTable::None => ("/dev/vda", "/dev/vdb"),
+        };
+        match root_hash {
+            Some(hash) => format!("root={root} roothash={hash} systemd.verity_root_hash={tree}"),
+            None => format!("root={root}"),
+        }
+    }
 }
 
 /// Where the kernel to boot comes from.
@@ -103,13 +121,20 @@ fn disk_boot(recipe: &RecipeFile, test: &Spanned<crate::recipe::Test>) -> Result
             if boot.recipe.initramfs.is_none() {
                 return Err(recipe.error(path, format!("`{}` has no `[initramfs]` to boot with", path.get_ref())));
             }
-            let root = match disk.get_ref().partition_table {
-                PartitionTable::Gpt => "root=/dev/vda1",
-                PartitionTable::None => "root=/dev/vda",
+            let tamper = match &test.get_ref().tamper {
+                Some(path) => Some(
+                    ImagePath::from_recipe(path.get_ref())
+                        .map_err(|e| recipe.error(path, format!("`{}`: {e}", path.get_ref())))?,
+                ),
+                None => None,
             };
-            Ok(Some(DiskBoot { recipe: boot, root }))
+            let disk = disk.get_ref();
+            Ok(Some(DiskBoot { recipe: boot, partition_table: disk.partition_table, tamper }))
         }
         (Some(path), None) => Err(recipe.error(path, "`boot-recipe` boots a `[disk]`, and this recipe has none")),
+        (None, _) if test.get_ref().tamper.is_some() => {
+            Err(recipe.error(test, "`tamper` changes a file on a `[disk]`, and this test boots no disk"))
+        }
         (None, _) if recipe.recipe.initramfs.is_none() => Err(recipe.error(
             test,
             "`bake test` boots the initramfs, but the recipe has no `[initramfs]` (a `[disk]` boots with \

@@ -41,10 +41,11 @@ pub struct Machine {
     pub initrd: PathBuf,
     pub cmdline: String,
     pub memory_mib: u32,
-    /// A disk image attached read-only as the first virtio-blk device (`/dev/vda`): the root.
-    pub root_disk: Option<PathBuf>,
-    /// Raw disk images attached as further virtio-blk devices (`/dev/vda` without a root disk,
-    /// else `/dev/vdb`, ...).
+    /// Disk images attached read-only as the first virtio-blk devices (`/dev/vda`, `/dev/vdb`):
+    /// the root, and a hash tree kept beside it.
+    pub root_disks: Vec<PathBuf>,
+    /// Raw disk images attached as further virtio-blk devices, writable (`/dev/vda` without a
+    /// root disk, else the next).
     pub disks: Vec<PathBuf>,
     pub accel: Accel,
     /// File receiving the console (ttyS0).
@@ -84,7 +85,7 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
     };
     serial(&machine.console);
     serial(&machine.transcript);
-    let root = machine.root_disk.iter().map(|d| (d, "root".to_string(), ",readonly=on"));
+    let root = machine.root_disks.iter().enumerate().map(|(i, d)| (d, format!("root{i}"), ",readonly=on"));
     let scratch = machine.disks.iter().enumerate().map(|(i, d)| (d, format!("disk{i}"), ""));
     for (disk, id, mode) in root.chain(scratch) {
         let mut spec = OsString::from("file=");
@@ -309,7 +310,7 @@ mod tests {
             initrd: "/o/hello.cpio.zst".into(),
             cmdline: cmdline(Some("quiet init=/init")),
             memory_mib: 256,
-            root_disk: None,
+            root_disks: Vec::new(),
             disks: vec!["/t/scratch,1.img".into()],
             accel,
             console: "/t/console.log".into(),
@@ -345,14 +346,18 @@ mod tests {
     }
 
     #[test]
-    fn a_root_disk_comes_first_and_read_only() {
+    fn root_disks_come_first_and_read_only() {
         let mut m = machine(Accel::Tcg);
-        m.root_disk = Some("/o/root.img".into());
+        m.root_disks = vec!["/o/root.erofs".into(), "/o/root.verity".into()];
         let joined = strings(&args(&m)).join(" ");
-        let root = "-drive file=/o/root.img,format=raw,if=none,id=root,readonly=on -device virtio-blk-pci,drive=root";
+        let root =
+            "-drive file=/o/root.erofs,format=raw,if=none,id=root0,readonly=on -device virtio-blk-pci,drive=root0";
+        let tree =
+            "-drive file=/o/root.verity,format=raw,if=none,id=root1,readonly=on -device virtio-blk-pci,drive=root1";
         let scratch = "-drive file=/t/scratch,,1.img,format=raw,if=none,id=disk0";
-        assert!(joined.contains(root), "{joined}");
-        assert!(joined.find(root) < joined.find(scratch), "the root disk must be /dev/vda: {joined}");
+        assert!(joined.contains(root) && joined.contains(tree), "{joined}");
+        assert!(joined.find(root) < joined.find(tree), "the root disk must be /dev/vda: {joined}");
+        assert!(joined.find(tree) < joined.find(scratch), "the hash tree must be /dev/vdb: {joined}");
     }
 
     #[test]

@@ -72,6 +72,34 @@ pub fn read(input: impl Read + Seek) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Where the first byte of the regular file at `path` (without a leading `/`) lies in the
+/// image: for changing it on purpose, to test that a verified disk refuses to read it.
+pub fn locate(input: impl Read + Seek, path: &[u8]) -> Result<u64> {
+    let mut image = Image::open(input)?;
+    let mut inode = image.inode(image.root_nid, b"")?;
+    let mut walked = Vec::new();
+    for name in path.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
+        if FileType::from_mode(inode.mode) != Some(FileType::Dir) {
+            return Err(Error::input(format!("`{}` is not a directory", shown(&walked))));
+        }
+        let entries = image.dirents(&inode, &walked, MAX_ENTRIES)?;
+        let nid = entries.iter().find(|(n, _)| n == name).map(|&(_, nid)| nid);
+        if !walked.is_empty() {
+            walked.push(b'/');
+        }
+        walked.extend_from_slice(name);
+        let nid = nid.ok_or_else(|| Error::input(format!("`{}` is not in the image", shown(&walked))))?;
+        inode = image.inode(nid, &walked)?;
+    }
+    if FileType::from_mode(inode.mode) != Some(FileType::File) || inode.size == 0 {
+        return Err(Error::input(format!("`{}` is not a regular file with data", shown(&walked))));
+    }
+    match image.map(&inode, 0, &walked)? {
+        (Some(at), _) => Ok(at),
+        (None, _) => Err(Error::input(format!("`{}` starts with a hole", shown(&walked)))),
+    }
+}
+
 fn bad(message: String) -> Error {
     Error::input(format!("bad EROFS image: {message}"))
 }

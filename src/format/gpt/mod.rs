@@ -66,6 +66,9 @@ const MAX_ARRAY_BYTES: u64 = MIB;
 /// Partition type of a root partition for x86-64 (Discoverable Partitions Specification): so
 /// systemd and container managers find it without `root=`.
 pub const ROOT_X86_64: [u8; 16] = guid("4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
+/// Partition type of the dm-verity hash tree of an x86-64 root partition (Discoverable
+/// Partitions Specification).
+pub const ROOT_VERITY_X86_64: [u8; 16] = guid("2c7357ed-ebd2-46d9-aec1-23d437ec2bf5");
 /// Partition attribute bit 60: mount read-only (Discoverable Partitions Specification), for a
 /// file system that never changes.
 pub const READ_ONLY: u64 = 1 << 60;

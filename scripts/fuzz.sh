@@ -21,7 +21,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # Seeds: real archives of each kind, so the fuzzer starts from valid structure.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds"/{recipe,tar,deb,image,packages,erofs,gpt}
+mkdir -p "$seeds"/{recipe,tar,deb,image,packages,erofs,gpt,fat,pe}
 cp recipes/*.toml qemu-tests/*.toml "$seeds/recipe/"
 cp tests/fixtures/debian/Packages "$seeds/packages/"
 tar -cf "$seeds/tar/recipes.tar" recipes
@@ -44,9 +44,33 @@ cp "$seeds/out-disk/skeleton.erofs" "$seeds/erofs/"
 # A GPT disk small enough for -max_len (bake's own are whole MiB): 128 sectors, one partition.
 truncate -s 64K "$seeds/gpt/small.img"
 sgdisk -a 1 -n 1:34:90 -t 1:4f68bce3-e8cd-4db1-96e7-fbcaf984b709 -c 1:seed "$seeds/gpt/small.img" >/dev/null
+# A FAT32 volume made by mkfs.vfat and mtools, with a long name: its first MiB (the target
+# reads the rest as zeros).
+truncate -s 34M "$seeds/esp.img"
+mkfs.vfat -F 32 -S 512 -s 1 -i 12345678 -n ESP "$seeds/esp.img" >/dev/null
+mmd -i "$seeds/esp.img" ::EFI ::EFI/BOOT
+echo seed > "$seeds/seed.txt"
+mcopy -i "$seeds/esp.img" "$seeds/seed.txt" ::EFI/BOOT/BOOTX64.EFI
+mcopy -i "$seeds/esp.img" "$seeds/seed.txt" ::EFI/loader-entry.conf
+head -c 1M "$seeds/esp.img" > "$seeds/fat/esp-start.img"
+# A minimal x86-64 EFI application (as the PE unit tests make it): headers and one section.
+python3 - "$seeds/pe/minimal.efi" <<'PY'
+import struct, sys
+image = bytearray(0x600)
+image[0:2] = b"MZ"; image[0x3c:0x40] = struct.pack("<I", 0x40); image[0x40:0x44] = b"PE\0\0"
+image[0x44:0x58] = struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, 240, 0x22)
+o = 0x58
+image[o:o+2] = struct.pack("<H", 0x20b)
+for at, value in [(32, 0x200), (36, 0x200), (56, 0x1200), (60, 0x400), (108, 16)]:
+    image[o+at:o+at+4] = struct.pack("<I", value)
+image[o+68:o+70] = struct.pack("<H", 10)
+s = o + 240
+image[s:s+40] = b".text\0\0\0" + struct.pack("<IIIIIIHHI", 0x1f0, 0x1000, 0x200, 0x400, 0, 0, 0, 0, 0x60000020)
+open(sys.argv[1], "wb").write(image)
+PY
 
 status=0
-for target in recipe tar deb image packages erofs gpt; do
+for target in recipe tar deb image packages erofs gpt fat pe; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   if ! cargo fuzz run --release "$target" "fuzz/corpus/$target" "$seeds/$target" -- \

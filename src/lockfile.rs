@@ -29,6 +29,9 @@ pub struct Lock {
     /// The `[kernel] package`, resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<LockedKernel>,
+    /// systemd's EFI stub for `[disk] boot = "uefi"` (the package `systemd-boot-efi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub: Option<LockedKernel>,
     /// Every other input, in recipe order.
     #[serde(default, rename = "input", skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<LockedInput>,
@@ -50,7 +53,8 @@ pub struct LockedLayer {
     pub resolved: Vec<LockedPackage>,
 }
 
-/// The `[kernel] package`, and the package holding the kernel it resolved to.
+/// A package named for what it holds (the `[kernel] package`, systemd's EFI stub), and the
+/// package it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedKernel {
@@ -143,7 +147,12 @@ pub fn read(path: &Path) -> Result<Option<Lock>> {
 /// Checks what a lock says about packages before any of it names a file or reaches apt: a
 /// name or version that could climb out of the cache folder or pass for an option is refused.
 fn check(lock: &Lock) -> Result<()> {
-    let packages = lock.layers.iter().flat_map(|l| &l.resolved).chain(lock.kernel.as_ref().map(|k| &k.package));
+    let packages = lock
+        .layers
+        .iter()
+        .flat_map(|l| &l.resolved)
+        .chain(lock.kernel.as_ref().map(|k| &k.package))
+        .chain(lock.stub.as_ref().map(|k| &k.package));
     let word = |text: &str, extra: &[u8]| {
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
@@ -228,6 +237,7 @@ mod tests {
                 resolved: vec![package("libonig5"), package("jq")],
             }],
             kernel: Some(LockedKernel { request: "linux-image-cloud-amd64".into(), package: package("linux-image-x") }),
+            stub: Some(LockedKernel { request: "systemd-boot-efi".into(), package: package("systemd-boot-efi") }),
             inputs: vec![LockedInput { kind: InputKind::File, path: "init".into(), sha256: "cd".repeat(32) }],
         };
         let text = text(&lock, "x.toml");

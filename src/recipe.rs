@@ -90,6 +90,25 @@ pub struct Disk {
     /// GPT disk a root-verity partition after the root partition. Default: false.
     #[serde(default)]
     pub verity: bool,
+    /// `uefi`: an EFI system partition holding a unified kernel image, so the disk boots with
+    /// firmware alone. Default: absent (the disk is booted by someone passing a kernel).
+    pub boot: Option<Spanned<DiskBootMode>>,
+    /// With `boot`: the recipe (relative to this one) of the stage-1 initramfs and kernel built
+    /// into the unified kernel image. Default: absent; required with `boot`.
+    #[serde(rename = "boot-recipe")]
+    pub boot_recipe: Option<Spanned<String>>,
+    /// With `boot`: a local `.deb` of systemd's EFI stub (`systemd-boot-efi`). Default: the
+    /// package `systemd-boot-efi` by name, through apt, pinned in the lock file.
+    #[serde(rename = "stub-deb")]
+    pub stub_deb: Option<Spanned<String>>,
+}
+
+/// How a disk boots by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskBootMode {
+    /// UEFI firmware loads `EFI/BOOT/BOOTX64.EFI` from the EFI system partition.
+    Uefi,
 }
 
 /// The file systems `[disk]` can write.

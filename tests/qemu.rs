@@ -93,7 +93,7 @@ fn the_guest_hashes_every_file_as_the_manifest_says() {
 #[test]
 fn the_must_fail_cases_fail_for_the_right_reason() {
     let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
-    assert_eq!(recipes.len(), 5, "{recipes:?}");
+    assert_eq!(recipes.len(), 6, "{recipes:?}");
     let (code, json, stderr) = bake_test(&[], &recipes);
     assert_eq!(code, 1, "{stderr}");
     for case in cases(&json) {
@@ -142,6 +142,18 @@ fn the_must_fail_cases_fail_for_the_right_reason() {
                 assert_eq!(reason, "expected line 1 `unverifiable: the root is mounted` never appeared");
                 let console = case["boots"][0]["console_tail"].to_string();
                 assert!(console.contains("stage1: cannot set up dm-verity on /dev/vda1"), "{console}");
+            }
+            "uefi-silent" => {
+                // OVMF started the disk's unified kernel image, whose command line asks for no
+                // serial console: the report says so, and what to add.
+                assert!(
+                    reason.contains("expected line 1 `uefi-silent: the root is mounted` never appeared"),
+                    "{reason}"
+                );
+                assert!(reason.contains("needs `console=ttyS0`"), "{reason}");
+                let console = case["boots"][0]["console_tail"].to_string();
+                assert!(console.contains("BdsDxe: starting Boot0001"), "{console}");
+                assert!(!console.contains("\\u001b"), "terminal escapes are removed: {console}");
             }
             other => panic!("unexpected case `{other}`"),
         }

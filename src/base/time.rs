@@ -19,6 +19,18 @@ pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Days from 1970-01-01 to the Gregorian date (`year` from 1970, `month` 1..=12, `day`
+/// 1..=31): the inverse of [`civil_from_days`].
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year % 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// `YYYY-MM-DD HH:MM`, as `ls -l` shows a time.
 pub fn minutes(seconds: u64) -> String {
     let (year, month, day) = civil_from_days(seconds / 86_400);
@@ -39,6 +51,15 @@ pub fn iso8601(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_and_dates_convert_both_ways() {
+        for days in [0, 59, 365, 10_956, 11_016, 19_675, 49_710, 50_000] {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days, "{year}-{month}-{day}");
+        }
+        assert_eq!(days_from_civil(1980, 1, 1), 3_652);
+    }
 
     #[test]
     fn listing_times_are_utc_minutes() {

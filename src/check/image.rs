@@ -2,7 +2,9 @@
 //! of several archives one after another (an uncompressed early archive with CPU microcode,
 //! then a compressed main one), as the kernel unpacks them; and disks: an EROFS file system,
 //! bare or in the partitions of a GPT disk, and dm-verity hash trees, bare or in a partition
-//! beside the file system they cover (which is then checked against them block by block).
+//! beside the file system they cover (which is then checked against them block by block), and
+//! FAT file systems in the partitions of a GPT disk (the EFI system partition); and PE images
+//! (a unified kernel image), each section an entry, the `.initrd` section's archives read too.
 //!
 //! The same reader serves `bake inspect`, `bake diff`, `bake verify` and the tests. It streams:
 //! file data is hashed as it passes and never held, so an image of any size is read in little
@@ -15,7 +17,7 @@ use crate::base::error::{Error, IoContext, Result, io_cause};
 use crate::base::hash::{Digest, hex};
 use crate::base::path::ImagePath;
 use crate::format::compress::{self, Compression};
-use crate::format::{Entry, cpio, erofs, gpt, verity};
+use crate::format::{Entry, FileType, cpio, erofs, fat, gpt, pe, verity};
 
 /// What holds a segment's entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,10 @@ pub enum Format {
     Erofs,
     /// A dm-verity hash tree: no entries, a [`Verity`].
     Verity,
+    /// A FAT file system (an EFI system partition).
+    Fat,
+    /// A PE image: each section an entry named after it.
+    Pe,
 }
 
 impl Format {
@@ -34,6 +40,8 @@ impl Format {
             Format::Cpio => "cpio",
             Format::Erofs => "erofs",
             Format::Verity => "dm-verity",
+            Format::Fat => "fat",
+            Format::Pe => "pe",
         }
     }
 }
@@ -240,6 +248,14 @@ pub fn read_file(path: &Path) -> Result<Vec<Segment>> {
     if gpt::is_gpt(&head) {
         return read_disk(open()?).map_err(named);
     }
+    if fat::is_fat(&head) {
+        let volume = fat::read(open()?).map_err(named)?;
+        let (format, compression, entries) = (Format::Fat, Compression::None, volume.entries);
+        return Ok(vec![Segment { format, compression, offset: 0, partition: None, entries, verity: None }]);
+    }
+    if pe::is_pe(&head) {
+        return read_pe(open()?).map_err(named);
+    }
     if verity::is_magic(&head) {
         let file = open()?;
         let size = file.metadata().map_err(cannot)?.len();
@@ -274,6 +290,20 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
             trees.push(partition);
             continue;
         }
+        if partition.type_guid == gpt::ESP {
+            window.seek(SeekFrom::Start(0)).map_err(cannot)?;
+            let volume = fat::read(window).map_err(|e| e.context(&label))?;
+            let (format, compression, entries) = (Format::Fat, Compression::None, volume.entries);
+            segments.push(Segment {
+                format,
+                compression,
+                offset: partition.offset,
+                partition: Some(label),
+                entries,
+                verity: None,
+            });
+            continue;
+        }
         if !erofs::is_magic(&head) {
             continue;
         }
@@ -287,11 +317,57 @@ fn read_disk(mut file: std::fs::File) -> Result<Vec<Segment>> {
         let checked = check_pair(&file, tree, &file_systems)?;
         segments.push(verity_segment(checked, tree.offset, Some(partition_label(tree))));
     }
-    if segments.iter().all(|s| s.format != Format::Erofs) {
+    if segments.iter().all(|s| s.format != Format::Erofs && s.format != Format::Fat) {
         return Err(Error::input(format!(
-            "a GPT disk with {} partition(s), none holding an EROFS file system",
+            "a GPT disk with {} partition(s), none holding an EROFS or FAT file system",
             table.partitions.len()
         )));
+    }
+    Ok(segments)
+}
+
+/// A PE image: its sections as entries (read-only files named after them, in table order), then
+/// the archives of its `.initrd` section, if it holds any, as further segments.
+fn read_pe(mut file: std::fs::File) -> Result<Vec<Segment>> {
+    let image = pe::read(&mut file)?;
+    let entries = image
+        .sections
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Entry {
+            name: s.name.clone().into_bytes(),
+            mode: FileType::File.bits() | 0o444,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            ino: i as u64 + 1,
+            mtime: 0,
+            size: s.size,
+            dev: (0, 0),
+            rdev: (0, 0),
+            sha256: Some(s.sha256),
+            target: None,
+        })
+        .collect();
+    let mut segments = vec![Segment {
+        format: Format::Pe,
+        compression: Compression::None,
+        offset: 0,
+        partition: None,
+        entries,
+        verity: None,
+    }];
+    if let Some(initrd) = image.sections.iter().find(|s| s.name == ".initrd") {
+        let cannot = |e: io::Error| Error::input(format!("cannot read section `.initrd`: {}", io_cause(&e)));
+        let window = Window::new(&mut file, u64::from(initrd.file_offset), initrd.size).map_err(cannot)?;
+        // An `.initrd` that is not archives bake can read is listed as a section, no more.
+        if let Ok(archives) = read(io::BufReader::new(window)) {
+            for mut archive in archives {
+                archive.offset += u64::from(initrd.file_offset);
+                archive.partition = Some("PE section `.initrd`".to_string());
+                segments.push(archive);
+            }
+        }
     }
     Ok(segments)
 }

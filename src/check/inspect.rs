@@ -77,6 +77,8 @@ pub fn listing(segments: &[Segment]) -> String {
                 "# dm-verity hash tree at byte {}{place}: {} data blocks, sha256, root hash {root}, {checked}\n",
                 segment.offset, tree.data_blocks
             ));
+        } else if segment.format == Format::Pe {
+            out.push_str(&format!("# PE image, {} sections\n", segment.entries.len()));
         } else if segment.format != Format::Cpio {
             let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
             out.push_str(&format!(
@@ -86,8 +88,9 @@ pub fn listing(segments: &[Segment]) -> String {
                 segment.entries.len()
             ));
         } else if segments.len() > 1 {
+            let place = segment.partition.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
             out.push_str(&format!(
-                "# archive {} of {}: {}, at byte {}, {} entries\n",
+                "# archive {} of {}: {}, at byte {}{place}, {} entries\n",
                 i + 1,
                 segments.len(),
                 segment.compression.name(),

@@ -72,8 +72,38 @@ pub fn build_twice(
     Ok(Twice { name: built.name, data_bytes: built.data_bytes, first_dir, second_dir, outputs })
 }
 
-/// The host files a recipe reads, as the recipe names them.
-fn inputs_of(recipe: &RecipeFile) -> Vec<String> {
+/// The host files a recipe reads, as the recipe names them: its own inputs and, for a disk that
+/// boots by itself, the EFI stub `.deb`, the stage-1 recipe, its lock and its inputs (named
+/// from the recipe's folder).
+fn inputs_of(recipe: &RecipeFile) -> Result<Vec<String>> {
+    let mut all = own_inputs(recipe);
+    if let Some(disk) = &recipe.recipe.disk {
+        let disk = disk.get_ref();
+        all.extend(disk.stub_deb.as_ref().map(|s| s.get_ref().clone()));
+        if let Some(stage1) = crate::plan::stage1_recipe(recipe)? {
+            let written = disk.boot_recipe.as_ref().map(|b| b.get_ref().clone()).unwrap_or_default();
+            let folder = Path::new(&written).parent().unwrap_or(Path::new("")).to_path_buf();
+            let lock = crate::lockfile::path_for(Path::new(&written));
+            if recipe.base.join(&lock).exists() {
+                all.push(lock.to_string_lossy().into_owned());
+            }
+            all.push(written);
+            for input in own_inputs(&stage1) {
+                let named = if Path::new(&input).is_absolute() {
+                    input
+                } else {
+                    folder.join(input).to_string_lossy().into_owned()
+                };
+                all.push(named);
+            }
+        }
+    }
+    all.dedup();
+    Ok(all)
+}
+
+/// The host files a recipe's own layers, files and kernel read, as the recipe names them.
+fn own_inputs(recipe: &RecipeFile) -> Vec<String> {
     let r = &recipe.recipe;
     let layers = r.layers.iter().filter_map(|l| {
         let l = l.get_ref();
@@ -92,7 +122,7 @@ fn inputs_of(recipe: &RecipeFile) -> Vec<String> {
 fn copy_inputs(recipe: &RecipeFile, root: &Path) -> Result<PathBuf> {
     let canonical = |p: &Path| std::fs::canonicalize(p).reading(p);
     let recipe_dir = canonical(&recipe.base)?;
-    let relative: Vec<String> = inputs_of(recipe).into_iter().filter(|p| !Path::new(p).is_absolute()).collect();
+    let relative: Vec<String> = inputs_of(recipe)?.into_iter().filter(|p| !Path::new(p).is_absolute()).collect();
     // The folder holding the recipe and every relative input: inputs named `../x` keep that
     // name in the copy.
     let mut top = recipe_dir.clone();

@@ -10,7 +10,7 @@ pub fn summary(built: &Built) -> String {
     let images: Vec<String> = built
         .outputs
         .iter()
-        .filter(|o| o.kind.is_image() || o.kind == OutputKind::Verity)
+        .filter(|o| o.kind.is_image() || matches!(o.kind, OutputKind::Verity | OutputKind::Uki))
         .map(|o| {
             let path = built.out_dir.join(&o.file);
             format!("{} ({}, sha256 {})", path.display(), human_size(o.size), hex(&o.sha256))

@@ -46,6 +46,7 @@ pub fn lock(recipe_path: &Path, update: bool, settings: &Settings, reporter: &dy
         version: LOCK_VERSION,
         layers: plan.package_layers,
         kernel: plan.kernel_package,
+        stub: plan.boot.and_then(|b| b.stub_package),
         inputs: plan
             .inputs
             .iter()
@@ -56,6 +57,8 @@ pub fn lock(recipe_path: &Path, update: bool, settings: &Settings, reporter: &dy
     let name = recipe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let path = crate::lockfile::path_for(recipe_path);
     let changed = crate::lockfile::write(&path, &lock, &name)?;
-    let packages = lock.layers.iter().map(|l| l.resolved.len()).sum::<usize>() + usize::from(lock.kernel.is_some());
+    let packages = lock.layers.iter().map(|l| l.resolved.len()).sum::<usize>()
+        + usize::from(lock.kernel.is_some())
+        + usize::from(lock.stub.is_some());
     Ok(Locked { path, changed, packages, inputs: lock.inputs.len() })
 }

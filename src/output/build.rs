@@ -46,8 +46,21 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     let out = OutputDir::new(&options.out_dir);
     let cache_root = options.settings.packages.cache.as_deref().filter(|_| options.use_cache);
     let prepared = plan::prepare(recipe, &options.settings, cache_root, reporter)?;
+    // A disk that boots by itself holds a stage-1 built from another recipe: planned here, in
+    // the same build, and part of the cache key.
+    let stage1 = plan::stage1_recipe(recipe)?;
+    let stage1_prepared = match &stage1 {
+        Some(stage1) => Some(plan::prepare(stage1, &options.settings, cache_root, reporter)?),
+        None => None,
+    };
     let cache = cache_root.and_then(|root| match BuildCache::program_digest() {
-        Ok(program) => Some((BuildCache::new(root), prepared.cache_key(&program))),
+        Ok(program) => {
+            let mut key = prepared.cache_key(&program);
+            if let Some(stage1) = &stage1_prepared {
+                key = crate::base::hash::digest_bytes(&[&key[..], &stage1.cache_key(&program)[..]].concat());
+            }
+            Some((BuildCache::new(root), key))
+        }
         Err(e) => {
             reporter.report(Event::Warning(format!("build cache not used: cannot read the bake program: {e}")));
             None
@@ -67,13 +80,17 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
     let work = tempfile::Builder::new().prefix(".bake-work-").tempdir_in(out.path()).writing(out.path())?;
     let mut spool = Spool::new(work.path().join("spool"));
     let plan = prepared.lay(&mut spool, reporter)?;
+    let stage1 = match stage1_prepared {
+        Some(prepared) => Some(prepared.lay(&mut spool, reporter)?),
+        None => None,
+    };
     if plan.initramfs.is_none() && plan.disk.is_none() {
         reporter.report(Event::Warning(format!(
             "`{}` asks for no image (no `[initramfs]` or `[disk]`): only the manifest is written",
             recipe.path.display()
         )));
     }
-    let staged = write_outputs(&plan, &spool, &out, options.threads, reporter)?;
+    let staged = write_outputs(&plan, stage1.as_ref(), &spool, &out, options.threads, reporter)?;
     let outputs = out.commit(staged)?;
     let built = Built {
         name: plan.name.clone(),
@@ -94,6 +111,7 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
 /// checking every one of them can hold the plan.
 fn write_outputs(
     plan: &Plan,
+    stage1: Option<&Plan>,
     spool: &Spool,
     out: &OutputDir,
     threads: u32,
@@ -111,7 +129,7 @@ fn write_outputs(
             reporter.report(Event::WriteStart { output: file.clone(), entries, bytes });
         }
         let path = out.path().join(&file);
-        let job = Job { plan, spool, threads, reporter, earlier: &staged, path: &path };
+        let job = Job { plan, stage1, spool, threads, reporter, earlier: &staged, path: &path };
         let output = out.stage(writer.kind(), &file, |w| writer.write(&job, w))?;
         if progress.is_some() {
             reporter.report(Event::WriteDone { output: file });

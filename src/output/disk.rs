@@ -5,12 +5,16 @@
 //! the root-verity type. The GUIDs, which partitioning tools pick at random, are derived from
 //! the content: with verity, the partitions' are the first and the last 128 bits of the root
 //! hash, as systemd-repart makes them and systemd-veritysetup-generator looks them up.
+//!
+//! A disk that boots by itself (`boot = "uefi"`) has an EFI system partition first: a FAT file
+//! system bake writes, holding the unified kernel image (`NAME.efi`) as
+//! `EFI/BOOT/BOOTX64.EFI`, the path UEFI firmware starts when it has no boot entries.
 
 use sha2::{Digest as _, Sha256};
 
 use std::io::BufReader;
 
-use super::{Job, OutputKind, Sink, Writer, Written};
+use super::{Job, OutputKind, Sink, Writer, Written, esp};
 use crate::base::error::{Error, Result};
 use crate::base::hash::{Digest, uuid_v8};
 use crate::format::gpt::{self, NewPartition};
@@ -35,20 +39,31 @@ impl Writer for Disk {
     }
 
     fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
-        let fs = job
-            .earlier(OutputKind::FileSystem)
-            .ok_or_else(|| Error::failure("the disk needs the file system, which this build did not write"))?;
+        let fs = file_system(job)?;
         let (size, sha256) = (fs.output().size, fs.output().sha256);
         let label = &job.plan.name;
         let verity = job.earlier(OutputKind::Verity);
-        let root_hash = verity.and_then(|v| v.output().root_hash);
-        let pair = root_hash.map(|hash| verity::partition_uuids(&hash));
-        let root_guid = match pair {
-            Some((data, _)) => gpt::swap_guid_fields(data),
-            None => derived_guid("root partition", label, &sha256),
-        };
+        let pair = verity.and_then(|v| v.output().root_hash).map(|hash| verity::partition_uuids(&hash));
+        let root_guid = root_guid(job)?;
+        let mut partitions = Vec::new();
+        let mut esp_contents;
+        let esp_file;
+        if let Some(uki) = job.earlier(OutputKind::Uki) {
+            let (file, esp_size, esp_sha256) = esp::write(job, uki)?;
+            esp_file = file;
+            esp_contents = BufReader::with_capacity(1 << 20, &esp_file);
+            partitions.push(NewPartition {
+                type_guid: gpt::ESP,
+                unique_guid: derived_guid("esp partition", label, &esp_sha256),
+                name: esp::PARTITION_NAME,
+                attributes: 0,
+                contents: &mut esp_contents,
+                size: esp_size,
+                sha256: esp_sha256,
+            });
+        }
         let mut fs_contents = BufReader::with_capacity(1 << 20, fs.reopen()?);
-        let mut partitions = vec![NewPartition {
+        partitions.push(NewPartition {
             type_guid: gpt::ROOT_X86_64,
             unique_guid: root_guid,
             name: label,
@@ -56,7 +71,7 @@ impl Writer for Disk {
             contents: &mut fs_contents,
             size,
             sha256,
-        }];
+        });
         let verity_name = format!("{label}{VERITY_PARTITION_SUFFIX}");
         let mut tree_contents;
         if let (Some(tree), Some((_, tree_uuid))) = (verity, pair) {
@@ -73,6 +88,24 @@ impl Writer for Disk {
         }
         gpt::write(derived_guid("disk", label, &sha256), &mut partitions, out).map(Written::from)
     }
+}
+
+/// The file system this build wrote, which the disk holds.
+fn file_system<'a>(job: &'a Job<'_>) -> Result<&'a super::stage::Staged> {
+    job.earlier(OutputKind::FileSystem)
+        .ok_or_else(|| Error::failure("the disk needs the file system, which this build did not write"))
+}
+
+/// The unique GUID of the disk's root partition, in GPT's on-disk order: with dm-verity the
+/// first 128 bits of the root hash, else derived from the file system. The unified kernel
+/// image names it on its command line (`root=PARTUUID=`), so it is known before the disk.
+pub(super) fn root_guid(job: &Job<'_>) -> Result<[u8; 16]> {
+    let fs = file_system(job)?;
+    let root_hash = job.earlier(OutputKind::Verity).and_then(|v| v.output().root_hash);
+    Ok(match root_hash {
+        Some(hash) => gpt::swap_guid_fields(verity::partition_uuids(&hash).0),
+        None => derived_guid("root partition", &job.plan.name, &fs.output().sha256),
+    })
 }
 
 /// A GUID that stands for one image: the first 16 bytes of SHA-256 over a domain string, `which`

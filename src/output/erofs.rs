@@ -133,6 +133,7 @@ mod tests {
             epoch: 1_700_000_000,
             initramfs: None,
             disk: None,
+            boot: None,
             kernel: None,
             entries: vec![entry],
             inputs: Vec::new(),

@@ -9,12 +9,14 @@ pub mod build;
 pub mod cache;
 mod disk;
 mod erofs;
+mod esp;
 mod initramfs;
 mod kernel;
 mod manifest;
 mod sbom;
 pub mod stage;
 mod sums;
+mod uki;
 mod verity;
 
 use std::fs::File;
@@ -41,6 +43,8 @@ pub enum OutputKind {
     Disk,
     /// `NAME.verity`, the dm-verity hash tree of the file system.
     Verity,
+    /// `NAME.efi`, the unified kernel image of a disk that boots by itself.
+    Uki,
     /// `NAME.vmlinuz`, the kernel.
     Kernel,
     /// `NAME.spdx.json`.
@@ -52,10 +56,11 @@ pub enum OutputKind {
 }
 
 impl OutputKind {
-    const ALL: [OutputKind; 8] = [
+    const ALL: [OutputKind; 9] = [
         OutputKind::Initramfs,
         OutputKind::FileSystem,
         OutputKind::Verity,
+        OutputKind::Uki,
         OutputKind::Disk,
         OutputKind::Kernel,
         OutputKind::Sbom,
@@ -69,6 +74,7 @@ impl OutputKind {
             OutputKind::Initramfs => "initramfs",
             OutputKind::FileSystem => "erofs",
             OutputKind::Verity => "verity",
+            OutputKind::Uki => "efi",
             OutputKind::Disk => "disk",
             OutputKind::Kernel => "kernel",
             OutputKind::Sbom => "sbom",
@@ -91,7 +97,7 @@ impl OutputKind {
     /// Whether it is something the build makes (an image, a hash tree, the kernel), as opposed
     /// to a document about those (the SBOM, the manifest, the sums), which lists them.
     pub fn is_artifact(self) -> bool {
-        self.is_image() || matches!(self, OutputKind::Verity | OutputKind::Kernel)
+        self.is_image() || matches!(self, OutputKind::Verity | OutputKind::Uki | OutputKind::Kernel)
     }
 }
 
@@ -133,6 +139,9 @@ impl Built {
 /// What a writer works from.
 pub struct Job<'a> {
     pub plan: &'a Plan,
+    /// For `[disk] boot = "uefi"`: the stage-1 the unified kernel image boots, planned from
+    /// `boot-recipe` (it has an initramfs and a kernel).
+    pub stage1: Option<&'a Plan>,
     /// Where archive members' bytes are kept.
     pub spool: &'a Spool,
     /// Compression threads (never changes the bytes).
@@ -198,10 +207,11 @@ impl From<Sink> for Written {
 }
 
 /// Every kind of output, in the order a build writes them.
-pub static OUTPUTS: [&dyn Writer; 8] = [
+pub static OUTPUTS: [&dyn Writer; 9] = [
     &initramfs::Initramfs,
     &erofs::FileSystem,
     &verity::HashTree,
+    &uki::Uki,
     &disk::Disk,
     &kernel::Vmlinuz,
     &sbom::Sbom,

@@ -27,7 +27,7 @@ impl Writer for Sbom {
     }
 
     fn wanted(&self, plan: &Plan) -> bool {
-        !plan.packages.is_empty()
+        !plan.packages.is_empty() || plan.boot.is_some()
     }
 
     fn file(&self, plan: &Plan) -> String {
@@ -36,7 +36,16 @@ impl Writer for Sbom {
 
     fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
         let plan = job.plan;
-        job.write_text(out, &spdx_json(&plan.name, plan.epoch, &plan.packages, &job.artifacts()))
+        // A disk that boots by itself also holds its stage-1's packages and kernel, inside the
+        // unified kernel image: each package once.
+        let mut packages = plan.packages.clone();
+        for extra in job.stage1.iter().flat_map(|s| &s.packages) {
+            let same = |p: &PlannedPackage| p.package.sha256 == extra.package.sha256;
+            if !packages.iter().any(same) {
+                packages.push(extra.clone());
+            }
+        }
+        job.write_text(out, &spdx_json(&plan.name, plan.epoch, &packages, &job.artifacts()))
     }
 }
 

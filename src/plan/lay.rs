@@ -8,14 +8,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::check::{Declaration, Declared, Pattern};
-use super::prepare::{Prepared, Ready, ReadyLayer};
+use super::prepare::{BootSource, Prepared, Ready, ReadyLayer};
 use super::tree::{Entry, Origin, Tree};
-use super::{Plan, PlannedPackage};
+use super::{BootPlan, Plan, PlannedPackage};
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::HashingReader;
 use crate::base::path::ImagePath;
 use crate::base::progress::{Event, Reporter};
 use crate::debian::copyright;
+use crate::recipe::InputKind;
 use crate::source::content::Spool;
 use crate::source::{Input, Node, deb, tar};
 
@@ -32,6 +33,7 @@ impl Prepared<'_> {
             layers,
             package_layers,
             kernel,
+            boot,
             declared,
             inputs: sources,
             patterns,
@@ -56,11 +58,54 @@ impl Prepared<'_> {
             // Its licence is not read: bake lays in modules, not the package's documentation.
             packages.push(PlannedPackage { package: locked.package.clone(), license: None });
         }
+        let boot = match boot {
+            Some(source) => {
+                let (plan, input) = read_stub(source, reporter)?;
+                inputs.push(input);
+                if let Some(locked) = &plan.stub_package {
+                    packages.push(PlannedPackage { package: locked.package.clone(), license: None });
+                }
+                Some(plan)
+            }
+            None => None,
+        };
         place_declared(&mut tree, declared)?;
-        lock.check_coverage(recipe, &inputs, &package_layers, kernel_package.as_ref(), reporter)?;
+        let stub_package = boot.as_ref().and_then(|b| b.stub_package.as_ref());
+        lock.check_coverage(recipe, &inputs, &package_layers, kernel_package.as_ref(), stub_package, reporter)?;
         let entries = tree.freeze();
-        Ok(Plan { name, epoch, initramfs, disk, kernel, entries, inputs, package_layers, kernel_package, packages })
+        Ok(Plan {
+            name,
+            epoch,
+            initramfs,
+            disk,
+            kernel,
+            entries,
+            inputs,
+            package_layers,
+            kernel_package,
+            boot,
+            packages,
+        })
     }
+}
+
+/// Reads systemd's EFI stub from its package, hashed again as it is read; returns it with the
+/// input the manifest lists (`deb` for `stub-deb`, else `package`).
+fn read_stub(source: BootSource, reporter: &dyn Reporter) -> Result<(BootPlan, Input)> {
+    let BootSource { recipe_written, recipe_host, stub } = source;
+    reporter.report(Event::Info(format!("reading the EFI stub package `{}`", stub.written)));
+    let (digest, _) = crate::base::hash::digest_file(&stub.host)?;
+    if digest != stub.sha256 {
+        return Err(Error::input(format!("`{}` changed while the build was reading it", stub.host.display())));
+    }
+    let bytes = crate::source::stub::read_package(&stub.host)?;
+    let sections = crate::format::pe::UKI_SECTIONS.len();
+    crate::format::pe::check_stub(&bytes, sections)
+        .map_err(|e| e.context(format!("the EFI stub in `{}`", stub.written)))?;
+    let kind = if stub.package.is_some() { InputKind::Package } else { InputKind::Deb };
+    let input = Input { kind, path: stub.written, sha256: stub.sha256 };
+    let plan = BootPlan { recipe: recipe_host, written: recipe_written, stub: bytes, stub_package: stub.package };
+    Ok((plan, input))
 }
 
 /// Lays each layer into `tree` in order; returns the packages laid in, each once, with the

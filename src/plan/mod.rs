@@ -18,6 +18,8 @@ pub mod tree;
 
 pub use prepare::{Prepared, prepare};
 
+use std::path::PathBuf;
+
 use crate::base::error::Result;
 use crate::base::path::ImagePath;
 use crate::base::progress::Reporter;
@@ -60,6 +62,8 @@ pub struct Plan {
     pub package_layers: Vec<LockedLayer>,
     /// The `[kernel] package`, resolved.
     pub kernel_package: Option<LockedKernel>,
+    /// For `[disk] boot = "uefi"`: the stage-1 recipe and the EFI stub.
+    pub boot: Option<BootPlan>,
     /// Every package laid in, in order, with its licence (for the SBOM).
     pub packages: Vec<PlannedPackage>,
 }
@@ -92,6 +96,21 @@ pub struct DiskPlan {
     pub partition_table: PartitionTable,
     /// Whether a dm-verity hash tree protects the file system.
     pub verity: bool,
+    /// Whether the disk boots with UEFI firmware alone (`boot = "uefi"`): see [`Plan::boot`].
+    pub uefi: bool,
+}
+
+/// What `[disk] boot = "uefi"` builds into the unified kernel image, besides the stage-1 (which
+/// the build plans from `recipe`).
+#[derive(Debug)]
+pub struct BootPlan {
+    /// The stage-1 recipe on the host, and as the recipe names it.
+    pub recipe: PathBuf,
+    pub written: String,
+    /// systemd's EFI stub (`linuxx64.efi.stub`), read from its package.
+    pub stub: Vec<u8>,
+    /// The stub's package, by name: what it resolved to.
+    pub stub_package: Option<LockedKernel>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +141,29 @@ pub struct PlanEntry {
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).
 pub fn plan(recipe: &RecipeFile, settings: &Settings, spool: &mut Spool, reporter: &dyn Reporter) -> Result<Plan> {
     prepare(recipe, settings, None, reporter)?.lay(spool, reporter)
+}
+
+/// For `[disk] boot = "uefi"`: the stage-1 recipe `boot-recipe` names, loaded and checked to
+/// have what a unified kernel image needs (an `[initramfs]` and a `[kernel]`, and no disk that
+/// boots by itself). Errors name the outer recipe's `boot-recipe`.
+pub fn stage1_recipe(recipe: &RecipeFile) -> Result<Option<RecipeFile>> {
+    let Some(disk) = &recipe.recipe.disk else { return Ok(None) };
+    let disk = disk.get_ref();
+    let (Some(_), Some(path)) = (&disk.boot, &disk.boot_recipe) else { return Ok(None) };
+    let stage1 = RecipeFile::load(&recipe.host_path(path.get_ref())).map_err(|e| e.context("`boot-recipe`"))?;
+    let lacks = |what: &str| {
+        recipe.error(path, format!("`{}` has no `{what}` to build into the unified kernel image", path.get_ref()))
+    };
+    if stage1.recipe.initramfs.is_none() {
+        return Err(lacks("[initramfs]"));
+    }
+    if stage1.recipe.kernel.is_none() {
+        return Err(lacks("[kernel]"));
+    }
+    if stage1.recipe.disk.as_ref().is_some_and(|d| d.get_ref().boot.is_some()) {
+        return Err(recipe.error(path, format!("`{}` is a disk that boots by itself, not a stage-1", path.get_ref())));
+    }
+    Ok(Some(stage1))
 }
 
 impl Plan {

@@ -15,7 +15,7 @@ use crate::base::hash::{Digest, digest_file};
 use crate::base::progress::{Event, Reporter};
 use crate::format::{cpio, gpt};
 use crate::lockfile::{LockedKernel, LockedLayer, LockedPackage};
-use crate::recipe::{InputKind, KernelSection, PartitionTable, RecipeFile};
+use crate::recipe::{Disk, InputKind, KernelSection, PartitionTable, RecipeFile};
 use crate::source::apt::Lists;
 use crate::source::dir::Scanned;
 use crate::source::packages::{self, LockState, PackageSettings};
@@ -33,6 +33,8 @@ pub struct Prepared<'r> {
     pub(super) layers: Vec<ReadyLayer>,
     pub(super) package_layers: Vec<LockedLayer>,
     pub(super) kernel: Option<KernelSource>,
+    /// For `[disk] boot = "uefi"`: the stage-1 recipe and systemd's EFI stub.
+    pub(super) boot: Option<BootSource>,
     pub(super) declared: Vec<Declared>,
     /// The recipe's `source` files.
     pub(super) inputs: Vec<Input>,
@@ -95,6 +97,25 @@ pub(super) struct KernelSource {
     pub package: Option<LockedKernel>,
 }
 
+/// What `[disk] boot = "uefi"` is made from.
+pub(super) struct BootSource {
+    /// The stage-1 recipe: as the recipe writes it, and on the host.
+    pub recipe_written: String,
+    pub recipe_host: PathBuf,
+    /// The package holding systemd's EFI stub.
+    pub stub: StubSource,
+}
+
+/// Where the EFI stub's package comes from: `stub-deb`, or `systemd-boot-efi` by name.
+pub(super) struct StubSource {
+    pub host: PathBuf,
+    pub sha256: Digest,
+    /// As the manifest names it: the recipe's `stub-deb`, or the package's file name.
+    pub written: String,
+    /// By name: what it resolved to.
+    pub package: Option<LockedKernel>,
+}
+
 /// What the recipe asks for, checked without reading any input.
 struct Checked<'r> {
     name: String,
@@ -129,6 +150,7 @@ pub fn prepare<'r>(
         Some(section) => Some(kernel_source(recipe, section, &lock, &settings.packages, &mut lists, reporter)?),
         None => None,
     };
+    let boot = boot_source(recipe, &lock, &settings.packages, &mut lists, reporter)?;
     // Hash every input before unpacking any, so a pin mismatch stops the build before work.
     let layers = hash_layers(recipe, layers, &lock, checked.file_limit, cache, reporter)?;
     Ok(Prepared {
@@ -141,6 +163,7 @@ pub fn prepare<'r>(
         layers,
         package_layers,
         kernel,
+        boot,
         declared: checked.declared,
         inputs: checked.inputs,
         patterns: checked.patterns,
@@ -166,10 +189,10 @@ fn check_recipe<'r>(recipe: &'r RecipeFile, settings: &Settings) -> Result<Check
             "epoch {epoch} is after 2106-02-07 06:28:15 UTC, the last time a cpio newc header can hold"
         )));
     }
-    let disk = r.disk.as_ref().map(|d| {
-        let d = d.get_ref();
-        DiskPlan { partition_table: d.partition_table, verity: d.verity }
-    });
+    let disk = match &r.disk {
+        Some(d) => Some(check_disk(recipe, d)?),
+        None => None,
+    };
     if let Some(disk) = disk.filter(|d| d.partition_table == PartitionTable::Gpt) {
         check_partition_names(recipe, &name, disk)?;
     }
@@ -180,6 +203,71 @@ fn check_recipe<'r>(recipe: &'r RecipeFile, settings: &Settings) -> Result<Check
     let (declared, inputs) = check::declared(recipe, file_limit)?;
     let patterns = check::patterns(recipe)?;
     Ok(Checked { name, epoch, initramfs, disk, file_limit, layers, declared, inputs, patterns })
+}
+
+/// `[disk]`: `boot` needs a GPT disk and a `boot-recipe`, and those two keys mean nothing
+/// without `boot`.
+fn check_disk(recipe: &RecipeFile, section: &Spanned<Disk>) -> Result<DiskPlan> {
+    let d = section.get_ref();
+    match (&d.boot, &d.boot_recipe) {
+        (Some(boot), _) if d.partition_table == PartitionTable::None => {
+            return Err(recipe.error(
+                boot,
+                "`boot = \"uefi\"` puts an EFI system partition on the disk, and `partition-table = \"none\"` writes \
+                 no disk",
+            ));
+        }
+        (Some(boot), None) => {
+            return Err(recipe.error(
+                boot,
+                "`boot = \"uefi\"` needs `boot-recipe`, the stage-1 recipe to build into the unified kernel image",
+            ));
+        }
+        (None, Some(path)) => {
+            return Err(recipe.error(path, "`boot-recipe` is for `boot = \"uefi\"`, which this `[disk]` does not set"));
+        }
+        _ => {}
+    }
+    if let (None, Some(stub)) = (&d.boot, &d.stub_deb) {
+        return Err(recipe.error(stub, "`stub-deb` is for `boot = \"uefi\"`, which this `[disk]` does not set"));
+    }
+    if let Some(path) = &d.boot_recipe {
+        let host = recipe.host_path(path.get_ref());
+        if !host.is_file() {
+            return Err(recipe.error(path, format!("`{}` is not a readable file", host.display())));
+        }
+    }
+    Ok(DiskPlan { partition_table: d.partition_table, verity: d.verity, uefi: d.boot.is_some() })
+}
+
+/// Where `[disk] boot = "uefi"` takes its stage-1 recipe and EFI stub from.
+fn boot_source(
+    recipe: &RecipeFile,
+    lock: &LockState,
+    settings: &PackageSettings,
+    lists: &mut Lists,
+    reporter: &dyn Reporter,
+) -> Result<Option<BootSource>> {
+    let Some(disk) = &recipe.recipe.disk else { return Ok(None) };
+    let d = disk.get_ref();
+    let (Some(boot), Some(path)) = (&d.boot, &d.boot_recipe) else { return Ok(None) };
+    let stub = match &d.stub_deb {
+        Some(deb) => {
+            let host = recipe.host_path(deb.get_ref());
+            if !host.is_file() {
+                return Err(recipe.error(deb, format!("`{}` is not a readable file", host.display())));
+            }
+            let sha256 = digest_file(&host)?.0;
+            StubSource { host, sha256, written: deb.get_ref().clone(), package: None }
+        }
+        None => {
+            let locked = packages::resolve_stub(recipe, boot, lock, lists, reporter)?;
+            let (host, sha256) = apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+            StubSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) }
+        }
+    };
+    let recipe_host = recipe.host_path(path.get_ref());
+    Ok(Some(BootSource { recipe_written: path.get_ref().clone(), recipe_host, stub }))
 }
 
 /// The disk's partitions are named after the image (`NAME`, and `NAME-verity` for the hash
@@ -338,6 +426,15 @@ impl Prepared<'_> {
             field(input.kind.name().as_bytes());
             field(input.path.as_bytes());
             field(&input.sha256);
+        }
+        if let Some(boot) = &self.boot {
+            field(b"boot");
+            field(boot.recipe_written.as_bytes());
+            field(boot.stub.written.as_bytes());
+            field(&boot.stub.sha256);
+            if let Some(locked) = &boot.stub.package {
+                package_fields(&mut field, &locked.package);
+            }
         }
         if let Some(kernel) = &self.kernel {
             field(b"kernel");

@@ -12,6 +12,7 @@ pub mod digest_cache;
 pub mod dir;
 pub mod kernel;
 pub mod packages;
+pub mod stub;
 pub mod tar;
 
 use crate::base::error::{Error, Result};

@@ -134,6 +134,7 @@ impl LockState {
         inputs: &[Input],
         layers: &[LockedLayer],
         kernel: Option<&LockedKernel>,
+        stub: Option<&LockedKernel>,
         reporter: &dyn Reporter,
     ) -> Result<()> {
         let Some(lock) = self.checking() else { return Ok(()) };
@@ -157,6 +158,11 @@ impl LockState {
             && kernel != Some(pinned)
         {
             unused.push(format!("the kernel package `{}`", pinned.request));
+        }
+        if let Some(pinned) = &lock.stub
+            && stub != Some(pinned)
+        {
+            unused.push(format!("the EFI stub package `{}`", pinned.request));
         }
         for what in unused {
             let message = format!(
@@ -232,6 +238,35 @@ pub fn resolve_layer(
         resolved: resolution.packages.iter().map(LockedPackage::from_index).collect(),
     })
 }
+
+/// The package of systemd's EFI stub for `[disk] boot = "uefi"`: as the lock pins it, else the
+/// candidate apt offers. `at` is where the recipe asks for it, for errors.
+pub fn resolve_stub<T>(
+    recipe: &RecipeFile,
+    at: &Spanned<T>,
+    state: &LockState,
+    lists: &mut Lists,
+    reporter: &dyn Reporter,
+) -> Result<LockedKernel> {
+    if let Some(locked) = state.lock.as_ref().and_then(|l| l.stub.as_ref()).filter(|k| k.request == STUB_PACKAGE) {
+        return Ok(locked.clone());
+    }
+    state.uncovered(recipe, "the EFI stub package", reporter)?;
+    let index = lists.index(reporter)?;
+    let package = index.candidate(STUB_PACKAGE).ok_or_else(|| {
+        recipe.error(
+            at,
+            format!(
+                "apt's package lists offer no `{STUB_PACKAGE}` (systemd's EFI stub): name a local one with `stub-deb`"
+            ),
+        )
+    })?;
+    reporter.report(Event::Info(format!("EFI stub package `{STUB_PACKAGE}` is {}", package.version)));
+    Ok(LockedKernel { request: STUB_PACKAGE.to_string(), package: LockedPackage::from_index(package) })
+}
+
+/// The Debian package that ships systemd's EFI stub.
+pub const STUB_PACKAGE: &str = "systemd-boot-efi";
 
 /// Resolves `[kernel] package` to the package that holds the kernel: the named one, or, for a
 /// metapackage such as `linux-image-cloud-amd64`, the `linux-image-*` package it depends on.

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::expect::{Expectations, KernelSource, expectations};
-use super::qemu::{self, Accel, Boot, Machine, Verdict};
+use super::expect::{DiskStart, Expectations, KernelSource, expectations};
+use super::qemu::{self, Accel, Boot, Machine, Start, Verdict};
 use super::transcript;
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{Digest, hex};
@@ -61,13 +61,14 @@ pub struct CaseResult {
 }
 
 /// Chooses KVM only where it really works; otherwise TCG. Says why.
-pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
+/// Without a `kernel` to probe with (a disk the firmware boots), KVM is taken on the host's word.
+pub fn detect_accel(kernel: Option<&Path>, scratch: &Path) -> (Accel, String) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let usable = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
     let (accel, why) = qemu::choose_accel(&cpuinfo, usable);
-    if accel == Accel::Tcg {
-        return (Accel::Tcg, why.to_string());
-    }
+    let Some(kernel) = kernel.filter(|_| accel == Accel::Kvm) else {
+        return (accel, why.to_string());
+    };
     // Probe: a kernel with an empty initramfs panics at once (no init) on real KVM. A software
     // /dev/kvm takes far longer, or fails.
     let probe = scratch.join("probe");
@@ -79,9 +80,7 @@ pub fn detect_accel(kernel: &Path, scratch: &Path) -> (Accel, String) {
         return (Accel::Tcg, "could not prepare the KVM probe".to_string());
     }
     let machine = Machine {
-        kernel: kernel.to_path_buf(),
-        initrd: empty,
-        cmdline: qemu::cmdline(Some("quiet")),
+        start: Start::Kernel { kernel: kernel.to_path_buf(), initrd: empty, cmdline: qemu::cmdline(Some("quiet")) },
         memory_mib: 128,
         root_disks: Vec::new(),
         disks: Vec::new(),
@@ -119,7 +118,7 @@ pub fn run(recipes: &[PathBuf], options: &TestOptions, reporter: &dyn Reporter) 
         .map_err(|e| Error::failure(format!("cannot make a temporary folder: {e}")))?;
     // Chosen at the first boot, with its kernel (the KVM probe boots it).
     let accel = std::cell::OnceCell::new();
-    let choose = |kernel: &Path| {
+    let choose = |kernel: Option<&Path>| {
         *accel.get_or_init(|| {
             let (accel, why) = detect_accel(kernel, scratch.path());
             reporter.report(Event::Info(format!("booting with {} ({why})", accel.name())));
@@ -174,10 +173,10 @@ impl Case<'_> {
         Options { out_dir, threads: o.threads, settings: o.settings.clone(), use_cache: o.use_cache }
     }
 
-    fn run(&self, choose_accel: &dyn Fn(&Path) -> Accel) -> Result<CaseResult> {
+    fn run(&self, choose_accel: &dyn Fn(Option<&Path>) -> Accel) -> Result<CaseResult> {
         let started = Instant::now();
         let images = self.build()?;
-        let accel = choose_accel(&self.kernel(&images, &images.first_dir));
+        let accel = choose_accel(self.kernel(&images, &images.first_dir).as_deref());
         let first = self.machine(&images, &images.first_dir, "a", accel)?;
         let command = qemu::shell_line(&qemu::args(&first));
         self.reporter.report(Event::Detail(format!("{}: {command}", images.name)));
@@ -227,15 +226,18 @@ impl Case<'_> {
             let (name, first_dir) = (built.name, built.out_dir);
             (Images { name, image, tree, first_dir, second: None, boot: None }, built.data_bytes)
         };
-        match &self.expect.boot {
+        match self.expect.boot.as_ref().map(|b| &b.start) {
             // A disk boots with the initramfs of its boot recipe, built once: the kernel comes
             // from it.
-            Some(boot) => {
-                let built = build::build(&boot.recipe.path, &self.build_options(self.dir.join("boot")), self.reporter)?;
+            Some(DiskStart::Stage1(stage1)) => {
+                let options = self.build_options(self.dir.join("boot"));
+                let built = build::build(&stage1.recipe.path, &options, self.reporter)?;
                 let initrd = built.output(OutputKind::Initramfs).expect("the boot recipe was checked to have one");
-                check_memory(&boot.recipe, self.expect, initrd.size, built.data_bytes)?;
+                check_memory(&stage1.recipe, self.expect, initrd.size, built.data_bytes)?;
                 Ok(Images { boot: Some(built), ..images })
             }
+            // The firmware loads the unified kernel image from the disk: its initramfs is in it.
+            Some(DiskStart::Firmware) => Ok(images),
             None => {
                 check_memory(self.recipe, self.expect, images.image.size, data_bytes)?;
                 Ok(images)
@@ -245,30 +247,53 @@ impl Case<'_> {
 
     /// The kernel that boots the build in `out`: the one given, the boot recipe's, or the
     /// build's own (`--twice` boots each build's).
-    fn kernel(&self, images: &Images, out: &Path) -> PathBuf {
+    fn kernel(&self, images: &Images, out: &Path) -> Option<PathBuf> {
         match (&self.expect.kernel, &images.boot) {
-            (KernelSource::Given(path), _) => path.clone(),
-            (KernelSource::Built, Some(boot)) => boot.out_dir.join(format!("{}.vmlinuz", boot.name)),
-            (KernelSource::Built, None) => out.join(format!("{}.vmlinuz", images.name)),
+            (KernelSource::Given(path), _) => Some(path.clone()),
+            (KernelSource::Built, Some(boot)) => Some(boot.out_dir.join(format!("{}.vmlinuz", boot.name))),
+            (KernelSource::Built, None) => Some(out.join(format!("{}.vmlinuz", images.name))),
+            (KernelSource::InImage, _) => None,
         }
     }
 
     /// The machine that boots the build in `out`; `tag` tells its files from another boot's.
     fn machine(&self, images: &Images, out: &Path, tag: &str, accel: Accel) -> Result<Machine> {
         let extra = self.expect.cmdline.as_deref().unwrap_or("quiet");
-        let (initrd, root_disks, cmdline) = match (&images.boot, &self.expect.boot) {
-            (Some(built), Some(boot)) => {
+        let start = |initrd: PathBuf, cmdline: &str| {
+            let kernel = self.kernel(images, out).expect("a boot with an initramfs has a kernel");
+            Start::Kernel { kernel, initrd, cmdline: qemu::cmdline(Some(cmdline)) }
+        };
+        let (start, root_disks) = match (&images.boot, self.expect.boot.as_ref().map(|b| &b.start)) {
+            (Some(built), Some(DiskStart::Stage1(stage1))) => {
                 let initrd = built.output(OutputKind::Initramfs).expect("checked when it was built");
                 let root_hash = images.tree.as_ref().and_then(|t| t.root_hash).map(|h| hex(&h));
-                let root = boot.root_arguments(root_hash.as_deref());
-                (built.out_dir.join(&initrd.file), self.root_disks(images, out, tag)?, format!("{extra} {root}"))
+                let root = stage1.root_arguments(root_hash.as_deref());
+                let initrd = built.out_dir.join(&initrd.file);
+                (start(initrd, &format!("{extra} {root}")), self.root_disks(images, out, tag)?)
             }
-            _ => (out.join(&images.image.file), Vec::new(), extra.to_string()),
+            (_, Some(DiskStart::Firmware)) => {
+                // A fresh variable store for every boot: one left by an earlier boot can keep
+                // the firmware at its shell.
+                let vars = self.dir.join(format!("ovmf-vars-{tag}.fd"));
+                std::fs::copy(qemu::OVMF_VARS, &vars).map_err(|e| {
+                    Error::input(format!(
+                        "cannot copy the UEFI firmware's variable store `{}`: {e} (install the `ovmf` package)",
+                        qemu::OVMF_VARS
+                    ))
+                })?;
+                let code = PathBuf::from(qemu::OVMF_CODE);
+                if !code.is_file() {
+                    return Err(Error::input(format!(
+                        "no UEFI firmware at `{}`: install the `ovmf` package",
+                        code.display()
+                    )));
+                }
+                (Start::Firmware { code, vars }, self.root_disks(images, out, tag)?)
+            }
+            _ => (start(out.join(&images.image.file), extra), Vec::new()),
         };
         Ok(Machine {
-            kernel: self.kernel(images, out),
-            initrd,
-            cmdline: qemu::cmdline(Some(&cmdline)),
+            start,
             memory_mib: self.expect.memory,
             root_disks,
             disks: self.scratch_disks(tag)?,
@@ -371,7 +396,13 @@ fn check_memory(recipe: &RecipeFile, expect: &Expectations, compressed: u64, unp
 
 fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String) -> Result<BootRecord> {
     let boot = qemu::boot(machine, expect.timeout)?;
-    let verdict = qemu::verdict(&boot, &expect.expect, expect.timeout);
+    let mut verdict = qemu::verdict(&boot, &expect.expect, expect.timeout);
+    if let (Verdict::Fail(reason), Start::Firmware { .. }) = (&mut verdict, &machine.start)
+        && let Some(hint) = transcript::silent_after_firmware(&boot.console)
+    {
+        reason.push_str("; ");
+        reason.push_str(hint);
+    }
     let mut lines = transcript::user_lines(&boot.console);
     lines.extend(boot.transcript.iter().map(|l| l.text.clone()));
     Ok(BootRecord {

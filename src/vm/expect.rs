@@ -28,16 +28,30 @@ pub(super) struct Expectations {
     pub boot: Option<DiskBoot>,
 }
 
-/// How a disk boots: the initramfs of another recipe, which finds the root on the disk.
+/// How a disk boots, and what is done to it first.
 pub(super) struct DiskBoot {
-    /// The recipe of the initramfs (with the kernel's modules) that boots the disk.
-    pub recipe: RecipeFile,
-    pub partition_table: PartitionTable,
+    pub start: DiskStart,
     /// A file whose first byte is changed on a copy of the disk before it boots.
     pub tamper: Option<ImagePath>,
 }
 
-impl DiskBoot {
+/// Who starts a disk.
+pub(super) enum DiskStart {
+    /// `[test] boot-recipe`: a kernel and the initramfs of that recipe, which finds the root on
+    /// the disk. Boxed: a recipe is large beside the other variant.
+    Stage1(Box<Stage1>),
+    /// `[disk] boot = "uefi"`: UEFI firmware, from the disk's EFI system partition alone.
+    Firmware,
+}
+
+/// A stage-1 initramfs that boots a disk.
+pub(super) struct Stage1 {
+    /// The recipe of the initramfs (with the kernel's modules) that boots the disk.
+    pub recipe: RecipeFile,
+    pub partition_table: PartitionTable,
+}
+
+impl Stage1 {
     /// What the kernel command line says of the root, given the root hash of a verity disk:
     /// `bake test` attaches the disk as the first virtio-blk device (and a bare hash tree as the
     /// second), so `root=` names the root partition, and `roothash=` with
@@ -61,6 +75,8 @@ pub(super) enum KernelSource {
     Given(PathBuf),
     /// The recipe's `[kernel]` (or its boot recipe's): the `NAME.vmlinuz` its build writes.
     Built,
+    /// Inside the image: a disk with a unified kernel image, which the firmware starts.
+    InImage,
 }
 
 /// Checks the `[test]` of `recipe`. The kernel is `kernel` (`--kernel`), else the recipe's
@@ -80,7 +96,25 @@ pub(super) fn expectations(
     let t = test.get_ref();
     let boot = disk_boot(recipe, test)?;
     // The kernel, its modules and its command line come with the initramfs that boots.
-    let booting = boot.as_ref().map_or(recipe, |b| &b.recipe);
+    let stage1 = boot.as_ref().and_then(|b| match &b.start {
+        DiskStart::Stage1(stage1) => Some(&stage1.recipe),
+        DiskStart::Firmware => None,
+    });
+    let booting = stage1.unwrap_or(recipe);
+    let kernel = match boot.as_ref().map(|b| &b.start) {
+        Some(DiskStart::Firmware) => {
+            if let Some(path) = kernel {
+                return Err(Error::input(format!(
+                    "`--kernel {}` cannot boot `{}`: its disk boots with firmware alone, from the kernel in its \
+                     unified kernel image",
+                    path.display(),
+                    recipe.path.display()
+                )));
+            }
+            KernelSource::InImage
+        }
+        _ => kernel_source(booting, kernel, default_kernel)?,
+    };
     Ok(Expectations {
         expect: t.expect.clone(),
         timeout: Duration::from_secs(
@@ -89,7 +123,7 @@ pub(super) fn expectations(
         memory: bounded(recipe, t.memory.as_ref(), 64..=65536, "`memory` is in MiB")?.unwrap_or(DEFAULT_MEMORY),
         scratch_disk: bounded(recipe, t.scratch_disk.as_ref(), 1..=65536, "`scratch-disk` is in MiB")?,
         cmdline: booting.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
-        kernel: kernel_source(booting, kernel, default_kernel)?,
+        kernel,
         boot,
     })
 }
@@ -115,24 +149,31 @@ where
 
 /// For a recipe with a `[disk]`: the boot recipe its `[test]` names, checked.
 fn disk_boot(recipe: &RecipeFile, test: &Spanned<crate::recipe::Test>) -> Result<Option<DiskBoot>> {
+    let tamper = match &test.get_ref().tamper {
+        Some(path) => Some(
+            ImagePath::from_recipe(path.get_ref())
+                .map_err(|e| recipe.error(path, format!("`{}`: {e}", path.get_ref())))?,
+        ),
+        None => None,
+    };
+    let firmware = recipe.recipe.disk.as_ref().is_some_and(|d| d.get_ref().boot.is_some());
     match (&test.get_ref().boot_recipe, &recipe.recipe.disk) {
+        (Some(path), Some(_)) if firmware => Err(recipe.error(
+            path,
+            "this disk boots with firmware alone (`[disk] boot = \"uefi\"`, its stage-1 is `[disk] boot-recipe`): \
+             `[test] boot-recipe` makes no sense for it",
+        )),
+        (None, Some(_)) if firmware => Ok(Some(DiskBoot { start: DiskStart::Firmware, tamper })),
         (Some(path), Some(disk)) => {
             let boot = RecipeFile::load(&recipe.host_path(path.get_ref())).map_err(|e| recipe.error(path, e))?;
             if boot.recipe.initramfs.is_none() {
                 return Err(recipe.error(path, format!("`{}` has no `[initramfs]` to boot with", path.get_ref())));
             }
-            let tamper = match &test.get_ref().tamper {
-                Some(path) => Some(
-                    ImagePath::from_recipe(path.get_ref())
-                        .map_err(|e| recipe.error(path, format!("`{}`: {e}", path.get_ref())))?,
-                ),
-                None => None,
-            };
-            let disk = disk.get_ref();
-            Ok(Some(DiskBoot { recipe: boot, partition_table: disk.partition_table, tamper }))
+            let stage1 = Stage1 { recipe: boot, partition_table: disk.get_ref().partition_table };
+            Ok(Some(DiskBoot { start: DiskStart::Stage1(Box::new(stage1)), tamper }))
         }
         (Some(path), None) => Err(recipe.error(path, "`boot-recipe` boots a `[disk]`, and this recipe has none")),
-        (None, _) if test.get_ref().tamper.is_some() => {
+        (None, _) if tamper.is_some() => {
             Err(recipe.error(test, "`tamper` changes a file on a `[disk]`, and this test boots no disk"))
         }
         (None, _) if recipe.recipe.initramfs.is_none() => Err(recipe.error(

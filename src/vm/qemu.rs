@@ -37,9 +37,8 @@ impl Accel {
 /// One boot.
 #[derive(Debug, Clone)]
 pub struct Machine {
-    pub kernel: PathBuf,
-    pub initrd: PathBuf,
-    pub cmdline: String,
+    /// What the machine starts.
+    pub start: Start,
     pub memory_mib: u32,
     /// Disk images attached read-only as the first virtio-blk devices (`/dev/vda`, `/dev/vdb`):
     /// the root, and a hash tree kept beside it.
@@ -54,16 +53,38 @@ pub struct Machine {
     pub transcript: PathBuf,
 }
 
+/// What a machine starts: a kernel QEMU loads itself, or UEFI firmware that boots the first
+/// disk as a real machine would.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Kernel {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        cmdline: String,
+    },
+    /// OVMF: its code, read-only, and a copy of its variable store made for this boot (a store
+    /// reused between boots can keep the firmware at its shell).
+    Firmware {
+        code: PathBuf,
+        vars: PathBuf,
+    },
+}
+
+/// The OVMF firmware Debian's `ovmf` package installs, without Secure Boot (the `.secboot` and
+/// `.ms` builds refuse an unsigned image), and its empty variable store.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
 /// The kernel command line for a test boot: the console on the first serial port, and a panic
 /// ends the boot at once (QEMU runs with `-no-reboot`) instead of waiting for the timeout;
 /// then `extra` (the recipe's, or `quiet`).
+/// Arguments `extra` already has are not repeated.
 pub fn cmdline(extra: Option<&str>) -> String {
-    let mut line = String::from("console=ttyS0 panic=-1");
-    if let Some(extra) = extra.filter(|e| !e.trim().is_empty()) {
-        line.push(' ');
-        line.push_str(extra.trim());
-    }
-    line
+    let extra = extra.unwrap_or_default().trim();
+    let given: Vec<&str> = extra.split_whitespace().collect();
+    let mut words: Vec<&str> = ["console=ttyS0", "panic=-1"].into_iter().filter(|a| !given.contains(a)).collect();
+    words.extend(given);
+    words.join(" ")
 }
 
 /// QEMU's arguments for `machine`.
@@ -76,6 +97,15 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
         Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
     }
     push(&["-m", &machine.memory_mib.to_string(), "-smp", "1"]);
+    if let Start::Firmware { code, vars } = &machine.start {
+        // OVMF's 4 MiB builds expect the q35 machine; each flash is a raw file.
+        push(&["-machine", "q35"]);
+        for (unit, file, mode) in [(0, code, ",readonly=on"), (1, vars, "")] {
+            let spec =
+                format!("if=pflash,format=raw,unit={unit},file={}{mode}", file.to_string_lossy().replace(',', ",,"));
+            push(&["-drive", &spec]);
+        }
+    }
     push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     let mut serial = |path: &Path| {
         out.push("-serial".into());
@@ -97,12 +127,14 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
         out.push("-device".into());
         out.push(format!("virtio-blk-pci,drive={id}").into());
     }
-    out.push("-kernel".into());
-    out.push(machine.kernel.clone().into());
-    out.push("-initrd".into());
-    out.push(machine.initrd.clone().into());
-    out.push("-append".into());
-    out.push(machine.cmdline.clone().into());
+    if let Start::Kernel { kernel, initrd, cmdline } = &machine.start {
+        out.push("-kernel".into());
+        out.push(kernel.clone().into());
+        out.push("-initrd".into());
+        out.push(initrd.clone().into());
+        out.push("-append".into());
+        out.push(cmdline.clone().into());
+    }
     out
 }
 
@@ -144,6 +176,9 @@ pub enum Ending {
     Exited(Option<i32>),
     /// The kernel panicked; QEMU was stopped.
     Panicked,
+    /// The firmware stopped with nothing to boot (OVMF's shell, or its "No bootable option"):
+    /// the line that says so. QEMU was stopped.
+    NothingToBoot(String),
     /// The time ran out; QEMU was killed.
     TimedOut,
 }
@@ -183,12 +218,13 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     let mut guest = Guest { child };
     // QEMU's messages are read on the side, so a chatty QEMU never blocks on a full pipe.
     let stderr = process::drain(guest.child.stderr.take());
-    let mut console = ConsoleWatch::default();
+    let firmware = matches!(machine.start, Start::Firmware { .. });
+    let mut console = ConsoleWatch { firmware, ..ConsoleWatch::default() };
     let watch = || {
-        if console.panicked(&machine.console) {
-            // Let the panic message finish printing, then stop.
+        if let Some(ending) = console.look(&machine.console) {
+            // Let the message finish printing, then stop.
             std::thread::sleep(Duration::from_millis(300));
-            return Some(Ending::Panicked);
+            return Some(ending);
         }
         (started.elapsed() >= timeout).then_some(Ending::TimedOut)
     };
@@ -245,24 +281,33 @@ impl Drop for Guest {
 struct ConsoleWatch {
     offset: u64,
     tail: Vec<u8>,
+    /// Whether firmware is still in charge: the boot started from firmware, and the kernel's
+    /// EFI stub has not spoken yet. Only then is a shell prompt the firmware's.
+    firmware: bool,
 }
 
 impl ConsoleWatch {
-    /// Whether the kernel has reported a panic by now.
-    fn panicked(&mut self, path: &Path) -> bool {
+    /// Whether the boot has come to an end that cannot change any more: a kernel panic, or
+    /// firmware with nothing to boot.
+    fn look(&mut self, path: &Path) -> Option<Ending> {
         use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(path) else { return false };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return false;
-        }
+        let mut file = std::fs::File::open(path).ok()?;
+        file.seek(SeekFrom::Start(self.offset)).ok()?;
         let mut new = Vec::new();
-        let Ok(n) = file.read_to_end(&mut new) else { return false };
+        let n = file.read_to_end(&mut new).ok()?;
         self.offset += n as u64;
-        // Keep the last unfinished line: a panic message may arrive in pieces.
+        // Keep the last unfinished line: a message may arrive in pieces. The firmware's shell
+        // prompt never ends its line, so it is looked for in the unfinished part too.
         self.tail.extend_from_slice(&new);
+        if self.firmware {
+            if let Some(stop) = transcript::firmware_stop(&self.tail) {
+                return Some(Ending::NothingToBoot(stop.to_string()));
+            }
+            self.firmware = !self.tail.windows(9).any(|w| w == b"EFI stub:");
+        }
         let done = self.tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let lines: Vec<u8> = self.tail.drain(..done).collect();
-        transcript::panic_line(&transcript::normalise(&lines)).is_some()
+        transcript::panic_line(&transcript::normalise(&lines)).is_some().then_some(Ending::Panicked)
     }
 }
 
@@ -285,6 +330,7 @@ pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
         Ending::Panicked => Some(format!("kernel panic: {}", panic.unwrap_or("Kernel panic"))),
         _ if panic.is_some() => Some(format!("kernel panic: {}", panic.unwrap_or_default())),
         Ending::TimedOut => Some(format!("timed out after {} s", timeout.as_secs())),
+        Ending::NothingToBoot(line) => Some(format!("the firmware found nothing to boot (`{line}`)")),
         Ending::Exited(Some(0)) if transcript::powered_off(&boot.console) => None,
         Ending::Exited(Some(0)) => Some("the guest stopped without powering off (reboot or halt?)".to_string()),
         Ending::Exited(Some(1)) => None, // isa-debug-exit: the guest wrote 0
@@ -306,9 +352,11 @@ mod tests {
 
     fn machine(accel: Accel) -> Machine {
         Machine {
-            kernel: "/k/vmlinuz".into(),
-            initrd: "/o/hello.cpio.zst".into(),
-            cmdline: cmdline(Some("quiet init=/init")),
+            start: Start::Kernel {
+                kernel: "/k/vmlinuz".into(),
+                initrd: "/o/hello.cpio.zst".into(),
+                cmdline: cmdline(Some("quiet init=/init")),
+            },
             memory_mib: 256,
             root_disks: Vec::new(),
             disks: vec!["/t/scratch,1.img".into()],
@@ -358,6 +406,23 @@ mod tests {
         assert!(joined.contains(root) && joined.contains(tree), "{joined}");
         assert!(joined.find(root) < joined.find(tree), "the root disk must be /dev/vda: {joined}");
         assert!(joined.find(tree) < joined.find(scratch), "the hash tree must be /dev/vdb: {joined}");
+    }
+
+    #[test]
+    fn firmware_boots_a_q35_machine_from_read_only_code_and_its_own_variables() {
+        let mut m = machine(Accel::Tcg);
+        m.start = Start::Firmware { code: OVMF_CODE.into(), vars: "/t/vars.fd".into() };
+        m.root_disks = vec!["/o/disk.img".into()];
+        let a = strings(&args(&m));
+        let joined = a.join(" ");
+        assert!(joined.contains("-machine q35"), "{joined}");
+        assert!(
+            joined.contains(&format!("-drive if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on")),
+            "{joined}"
+        );
+        assert!(joined.contains("-drive if=pflash,format=raw,unit=1,file=/t/vars.fd"), "{joined}");
+        assert!(!joined.contains("-kernel") && !joined.contains("-append"), "{joined}");
+        assert!(joined.contains("-drive file=/o/disk.img,format=raw,if=none,id=root0,readonly=on"), "{joined}");
     }
 
     #[test]

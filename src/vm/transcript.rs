@@ -16,7 +16,7 @@ pub fn normalise(raw: &[u8]) -> Vec<Line> {
     let text = String::from_utf8_lossy(raw);
     let mut out = Vec::new();
     for line in text.split('\n') {
-        let line = line.replace('\r', "");
+        let line = without_escapes(&line.replace('\r', ""));
         let mut rest = line.as_str();
         while !rest.is_empty() {
             match find_timestamp(rest) {
@@ -39,6 +39,29 @@ pub fn normalise(raw: &[u8]) -> Vec<Line> {
         }
     }
     out.retain(|l| !l.text.is_empty());
+    out
+}
+
+/// `line` without terminal control sequences (`ESC [ ... letter`, as UEFI firmware clears the
+/// screen with), so that they neither hide an expected line nor clutter a report.
+fn without_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte from `@` to `~`.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
     out
 }
 
@@ -84,6 +107,28 @@ pub fn panic_line(lines: &[Line]) -> Option<&str> {
     lines.iter().find(|l| l.kernel && l.text.starts_with("Kernel panic")).map(|l| l.text.as_str())
 }
 
+/// What UEFI firmware (OVMF) prints when it has nothing to boot: its shell's prompt, or its
+/// boot manager giving up. Either stays so until the timeout, so it ends a boot at once.
+pub fn firmware_stop(console: &[u8]) -> Option<&'static str> {
+    const STOPS: [&str; 2] = ["Shell> ", "No bootable option"];
+    STOPS.into_iter().find(|stop| console.windows(stop.len()).any(|w| w == stop.as_bytes()))
+}
+
+/// For a boot that UEFI firmware started and that failed: what the console says of where it
+/// went silent, when it did. Nothing adds `console=` to a unified kernel image's command line at
+/// boot, so a silent console after the kernel's EFI stub most often means it lacks one.
+pub fn silent_after_firmware(console: &[Line]) -> Option<&'static str> {
+    let started = console.iter().rposition(|l| l.text.contains("BdsDxe: starting"));
+    let Some(started) = started else {
+        return Some("the firmware never started a boot option (no `BdsDxe: starting` line)");
+    };
+    let after = &console[started + 1..];
+    after.iter().all(|l| l.text.trim().is_empty() || l.text.starts_with("EFI stub:")).then_some(
+        "the console stayed silent after the firmware started the unified kernel image: its command line (the \
+         stage-1's `[kernel] cmdline`) needs `console=ttyS0`, since nothing is added to it at boot",
+    )
+}
+
 /// Whether the kernel reports a power-off (what `poweroff` leads to), the only clean ending of a
 /// boot test without `isa-debug-exit`: a reboot, a halt and a panic with `-no-reboot` all make
 /// QEMU exit with status 0 too.
@@ -114,6 +159,24 @@ mod tests {
         assert_eq!(user_lines(&lines), ["hello from bake", "running Linux on 1 CPU(s)"]);
         assert!(powered_off(&lines));
         assert_eq!(panic_line(&lines), None);
+    }
+
+    #[test]
+    fn firmware_with_nothing_to_boot_and_a_silent_image_are_told_apart() {
+        assert_eq!(firmware_stop(b"BdsDxe: No bootable option or device was found.\r\n"), Some("No bootable option"));
+        assert_eq!(firmware_stop(b"UEFI Interactive Shell v2.2\r\nShell> "), Some("Shell> "));
+        assert_eq!(firmware_stop(b"BdsDxe: starting Boot0001\r\nEFI stub: Loaded initrd\r\n"), None);
+        let silent = normalise(b"BdsDxe: starting Boot0001 \"UEFI Misc Device\"\r\nEFI stub: Loaded initrd\r\n");
+        assert!(silent_after_firmware(&silent).unwrap().contains("needs `console=ttyS0`"));
+        let spoke = normalise(b"BdsDxe: starting Boot0001\r\n[    0.000000] Linux version 6.1\r\n");
+        assert_eq!(silent_after_firmware(&spoke), None);
+        assert!(silent_after_firmware(&normalise(b"")).unwrap().contains("never started a boot option"));
+    }
+
+    #[test]
+    fn terminal_escapes_of_the_firmware_are_removed() {
+        let lines = normalise(b"\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001\r\n");
+        assert_eq!(lines, [Line { text: "BdsDxe: starting Boot0001".into(), kernel: false }]);
     }
 
     /// Regression: output without a final newline ran into the kernel's next message.

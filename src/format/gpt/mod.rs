@@ -66,6 +66,9 @@ const MAX_ARRAY_BYTES: u64 = MIB;
 /// Partition type of a root partition for x86-64 (Discoverable Partitions Specification): so
 /// systemd and container managers find it without `root=`.
 pub const ROOT_X86_64: [u8; 16] = guid("4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
+/// Partition type of an EFI system partition (UEFI specification, 5.3.3): where firmware looks
+/// for boot loaders.
+pub const ESP: [u8; 16] = guid("c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
 /// Partition type of the dm-verity hash tree of an x86-64 root partition (Discoverable
 /// Partitions Specification).
 pub const ROOT_VERITY_X86_64: [u8; 16] = guid("2c7357ed-ebd2-46d9-aec1-23d437ec2bf5");

@@ -49,6 +49,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Resolve and pin every input of a recipe (packages, archives, files) in NAME.lock.
     Lock(LockArgs),
+    /// Copy every pinned input of a locked recipe into a folder, by sha256, for builds with
+    /// `--inputs DIR` that need neither network nor apt.
+    Vendor(VendorArgs),
 }
 
 /// Where Debian packages are cached.
@@ -68,6 +71,10 @@ struct PackageArgs {
     /// Refuse to build unless the recipe's lock file exists and pins every input (for CI).
     #[arg(long)]
     locked: bool,
+    /// Take pinned packages from this folder (written by `bake vendor`) before asking apt
+    /// (default: $BAKE_INPUTS).
+    #[arg(long, value_name = "DIR")]
+    inputs: Option<PathBuf>,
 }
 
 impl PackageArgs {
@@ -75,7 +82,14 @@ impl PackageArgs {
     fn settings(self, env: &Environment) -> Settings {
         let policy = if self.locked { LockPolicy::Require } else { LockPolicy::Honour };
         let cache = self.cache.cache.or_else(|| env.cache_dir.clone());
-        Settings { source_date_epoch: env.source_date_epoch.clone(), packages: PackageSettings { cache, policy } }
+        let packages = PackageSettings {
+            cache,
+            policy,
+            // Absolute, so that `verify`'s second build, run from elsewhere, finds it too.
+            inputs: self.inputs.or_else(|| env.inputs.clone()).map(|p| std::path::absolute(&p).unwrap_or(p)),
+            snapshot_mirror: env.snapshot_mirror.clone(),
+        };
+        Settings { source_date_epoch: env.source_date_epoch.clone(), packages }
     }
 }
 
@@ -89,6 +103,16 @@ struct LockArgs {
     update: bool,
     #[command(flatten)]
     cache: CacheArg,
+}
+
+#[derive(Args, Debug)]
+struct VendorArgs {
+    /// The recipe; it must have a lock file.
+    recipe: PathBuf,
+    /// Where to put the inputs (default: `vendor/` beside the recipe).
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    packages: PackageArgs,
 }
 
 #[derive(Args, Debug)]
@@ -227,9 +251,14 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
             print(&text).map(|_| verified.code())
         }
         Command::Lock(args) => {
-            let settings = PackageArgs { cache: args.cache, locked: false }.settings(env);
+            let settings = PackageArgs { cache: args.cache, locked: false, inputs: None }.settings(env);
             let locked = commands::lock::lock(&args.recipe, args.update, &settings, ui)?;
             print(&locked.summary()).map(|_| 0)
+        }
+        Command::Vendor(args) => {
+            let settings = args.packages.settings(env);
+            let vendored = commands::vendor::vendor(&args.recipe, args.dir.as_deref(), &settings, ui)?;
+            print(&vendored.summary()).map(|_| 0)
         }
         Command::Test(args) => {
             let options = crate::vm::boot_test::TestOptions {

@@ -74,9 +74,17 @@ pub struct LockedPackage {
     /// The source package it was built from, and that package's version (for the SBOM).
     pub source: String,
     pub source_version: String,
-    /// Where the archive keeps it (`pool/main/...`), for people reading the lock.
+    /// Where the archive keeps it (`pool/main/...`): the path below a mirror's or a snapshot's
+    /// root.
     pub filename: String,
     pub size: u64,
+    /// The archive it came from (`debian`, `debian-security`), and a moment its snapshot holds
+    /// it (its list's Release `Date:`, `YYYYMMDDTHHMMSSZ`): where to fetch it once apt no
+    /// longer offers it. Absent in locks written before bake recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl LockedPackage {
@@ -90,6 +98,8 @@ impl LockedPackage {
             source_version: p.source_version.clone(),
             filename: p.filename.clone(),
             size: p.size,
+            archive: p.snapshot.as_ref().map(|s| s.archive.clone()),
+            snapshot: p.snapshot.as_ref().map(|s| s.time.clone()),
         }
     }
 
@@ -169,6 +179,24 @@ fn check(lock: &Lock) -> Result<()> {
         if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(refused(format!("`{}` has sha256 `{}`, not 64 lower-case hex digits", p.name, p.sha256)));
         }
+        // They name a URL's path: the archive one word, the file below `pool/`, never `..`.
+        if let Some(archive) = &p.archive
+            && (!word(archive, b"-._") || archive.starts_with('.'))
+        {
+            return Err(refused(format!("`{}` has archive `{archive}`, not an archive's name", p.name)));
+        }
+        if let Some(time) = &p.snapshot
+            && !crate::debian::snapshot::is_time(time)
+        {
+            return Err(refused(format!("`{}` has snapshot `{time}`, not a time as YYYYMMDDTHHMMSSZ", p.name)));
+        }
+        if p.archive.is_some()
+            && (!p.filename.starts_with("pool/")
+                || p.filename.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+                || !word(&p.filename, b"-._+~/%"))
+        {
+            return Err(refused(format!("`{}` has file name `{}`, not a path below `pool/`", p.name, p.filename)));
+        }
     }
     Ok(())
 }
@@ -222,6 +250,8 @@ mod tests {
             source_version: "1:2.0-1".to_string(),
             filename: format!("pool/main/s/src/{name}_2.0-1_amd64.deb"),
             size: 1234,
+            archive: Some("debian".to_string()),
+            snapshot: Some("20261201T013313Z".to_string()),
         }
     }
 

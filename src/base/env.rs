@@ -19,6 +19,11 @@ pub struct Environment {
     pub kernel: Option<PathBuf>,
     /// bake's cache folder: `$XDG_CACHE_HOME/bake` (when absolute), else `$HOME/.cache/bake`.
     pub cache_dir: Option<PathBuf>,
+    /// `BAKE_INPUTS`: a folder `bake vendor` wrote, where pinned inputs are looked for first.
+    pub inputs: Option<PathBuf>,
+    /// `BAKE_SNAPSHOT_MIRROR`: a snapshot archive (`https://snapshot.debian.org/archive`) that
+    /// keeps packages apt no longer offers.
+    pub snapshot_mirror: Option<String>,
 }
 
 impl Environment {
@@ -36,6 +41,10 @@ impl Environment {
             no_cache: var("BAKE_NO_CACHE").is_some_and(|v| v == "1"),
             kernel: var("BAKE_KERNEL").map(PathBuf::from),
             cache_dir: cache.map(|c| c.join("bake")),
+            inputs: var("BAKE_INPUTS").filter(|v| !v.is_empty()).map(PathBuf::from),
+            snapshot_mirror: var("BAKE_SNAPSHOT_MIRROR")
+                .map(|v| v.to_string_lossy().into_owned())
+                .filter(|v| !v.is_empty()),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The commands, each as a function of its arguments that returns what it has to say: the
 //! command line ([`crate::cli`]) parses, calls one, prints the result and picks the exit status.
-//! `build`, `lock`, `test` and `verify` have a module each; `inspect` and `diff` are below.
+//! `build`, `lock`, `test`, `vendor` and `verify` have a module each; `inspect` and `diff` are below.
 
 pub mod build;
 pub mod lock;
 pub mod test;
+pub mod vendor;
 pub mod verify;
 
 use std::path::Path;

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Malformed;
+use super::snapshot::Snapshot;
 use super::version::{self, Op, Relation};
 
 /// One binary package as a `Packages` stanza describes it.
@@ -38,6 +39,9 @@ pub struct Package {
     /// apt's priority for the list it came from (see [`Priority`]); the candidate is the highest
     /// version of the highest priority.
     pub priority: i32,
+    /// The archive the list belongs to and its Release file's date, when known: where a
+    /// snapshot archive keeps the package.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// apt's default priorities for a package list, from its Release file: 500 for an ordinary
@@ -73,12 +77,29 @@ pub struct Index {
     /// Virtual name -> names of the packages some version of which provides it.
     provided: BTreeMap<String, BTreeSet<String>>,
     len: usize,
+    /// The snapshot of the list being added.
+    adding: Option<Snapshot>,
 }
 
 impl Index {
     /// An empty index for the native architecture `arch` (`amd64`, `arm64`, ...).
     pub fn new(arch: &str) -> Index {
-        Index { arch: arch.to_string(), packages: BTreeMap::new(), provided: BTreeMap::new(), len: 0 }
+        Index { arch: arch.to_string(), packages: BTreeMap::new(), provided: BTreeMap::new(), len: 0, adding: None }
+    }
+
+    /// [`Index::add_list`] for a list whose archive and Release date are known: its packages
+    /// carry that [`Snapshot`].
+    pub fn add_list_from(
+        &mut self,
+        text: &str,
+        origin: &str,
+        priority: i32,
+        snapshot: Option<Snapshot>,
+    ) -> (usize, Vec<String>) {
+        self.adding = snapshot;
+        let added = self.add_list(text, origin, priority);
+        self.adding = None;
+        added
     }
 
     /// Adds the packages of one `Packages` file, named `origin` in errors, keeping the stanzas
@@ -244,6 +265,7 @@ impl Index {
             essential: stanza.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
             multi_arch: stanza.get("Multi-Arch").map(str::to_string),
             priority,
+            snapshot: self.adding.clone(),
         }))
     }
 }

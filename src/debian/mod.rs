@@ -2,11 +2,13 @@
 //! [`version`] orders versions and parses relationships, [`index`] holds what apt's Packages
 //! lists offer for one architecture, [`resolve`] turns the packages a recipe names into every
 //! package to install, in dependency order, and [`copyright`] reads the licences a package's
-//! machine-readable copyright file declares.
+//! machine-readable copyright file declares, and [`snapshot`] says where a package can be
+//! found again once the archive has moved on.
 
 pub mod copyright;
 pub mod index;
 pub mod resolve;
+pub mod snapshot;
 pub mod version;
 
 /// Why a piece of Debian metadata (a relationship field, a package stanza) could not be read:

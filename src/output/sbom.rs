@@ -355,6 +355,8 @@ mod tests {
             source_version: version.to_string(),
             filename: format!("pool/main/{name}_{version}_amd64.deb"),
             size: 4,
+            archive: None,
+            snapshot: None,
         };
         PlannedPackage { package, license }
     }

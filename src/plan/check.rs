@@ -44,7 +44,8 @@ pub(super) enum LayerSource<'r> {
     /// A host folder, tar archive or Debian package the recipe names, with the recipe's pin.
     Host { kind: InputKind, written: String, host: PathBuf, pin: Option<&'r Spanned<String>> },
     /// One package of a `packages` layer, fetched into the cache (its digest checked then).
-    Package { package: crate::lockfile::LockedPackage, host: PathBuf, sha256: Digest },
+    /// Boxed: a pinned package is large beside the other variants.
+    Package { package: Box<crate::lockfile::LockedPackage>, host: PathBuf, sha256: Digest },
     /// A `packages` request, not yet resolved.
     Packages(PackagesLayer<'r>),
 }

@@ -262,7 +262,7 @@ fn boot_source(
         }
         None => {
             let locked = packages::resolve_stub(recipe, boot, lock, lists, reporter)?;
-            let (host, sha256) = apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+            let (host, sha256) = apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
             StubSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) }
         }
     };
@@ -306,10 +306,9 @@ fn resolve_packages<'r>(
             continue;
         };
         let locked = packages::resolve_layer(recipe, request, lock, lists, reporter)?;
-        let cache = settings.cache()?;
         for package in &locked.resolved {
-            let (host, sha256) = apt::fetch(package, cache, lists, &lock.hint(recipe), reporter)?;
-            let source = LayerSource::Package { package: package.clone(), host, sha256 };
+            let (host, sha256) = apt::fetch(package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
+            let source = LayerSource::Package { package: Box::new(package.clone()), host, sha256 };
             out.push(LayerInput { number: layer.number, source });
         }
         resolved.push(locked);
@@ -350,7 +349,7 @@ fn hash_layers(
                 layer
             }
             LayerSource::Package { package, host, sha256 } => {
-                ready_layer(package.deb_name(), host, sha256, Ready::Package(package))
+                ready_layer(package.deb_name(), host, sha256, Ready::Package(*package))
             }
             LayerSource::Packages(_) => unreachable!("packages layers are resolved before hashing"),
         };
@@ -385,7 +384,7 @@ fn kernel_source(
                 return Err(recipe.error(pin, "`sha256` pins a `deb`; a kernel `package` is pinned in the lock file"));
             }
             let locked = packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
-            let (host, sha256) = apt::fetch(&locked.package, settings.cache()?, lists, &lock.hint(recipe), reporter)?;
+            let (host, sha256) = apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
             Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),

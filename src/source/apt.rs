@@ -17,6 +17,7 @@ use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{Digest, digest_file, hex};
 use crate::base::progress::{Event, Reporter};
 use crate::debian::index::{Index, Priority};
+use crate::debian::snapshot::{self, Snapshot};
 use crate::lockfile::LockedPackage;
 
 /// Runs an apt program (in `dir`, if given) and returns its standard output.
@@ -56,20 +57,23 @@ pub fn native_architecture() -> Result<String> {
     Ok(arch.to_string())
 }
 
-/// The Packages files apt has downloaded, in apt's order, each with its suite's priority.
-pub fn package_lists() -> Result<Vec<(PathBuf, i32)>> {
+/// The Packages files apt has downloaded, in apt's order, each with its suite's priority and,
+/// when its archive and Release date are known, its snapshot.
+pub fn package_lists() -> Result<Vec<(PathBuf, i32, Option<Snapshot>)>> {
     let format = ["indextargets", "--format", "$(FILENAME)\t$(METAKEY)", "Created-By: Packages"];
     let listing = apt("apt-get", &format, None)?;
-    let mut lists: Vec<(PathBuf, i32)> = listing
+    let mut lists: Vec<(PathBuf, i32, Option<Snapshot>)> = listing
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(file, key)| (PathBuf::from(file.trim()), key.trim()))
         .filter(|(p, _)| p.is_file())
         .map(|(p, key)| {
-            let priority = release_file(&p, key)
-                .and_then(|r| std::fs::read_to_string(r).ok())
-                .map_or(Priority::DEFAULT, |text| Priority::of_release(&text));
-            (p, priority)
+            let release = release_file(&p, key).and_then(|r| std::fs::read_to_string(r).ok());
+            let priority = release.as_deref().map_or(Priority::DEFAULT, Priority::of_release);
+            let archive = p.file_name().and_then(|n| snapshot::archive_of_list(&n.to_string_lossy()));
+            let time = release.as_deref().and_then(snapshot::time_of_release);
+            let snapshot = archive.zip(time).map(|(archive, time)| Snapshot { archive, time });
+            (p, priority, snapshot)
         })
         .collect();
     lists.dedup();
@@ -101,9 +105,9 @@ fn load_index(reporter: &dyn Reporter) -> Result<Index> {
     let mut index = Index::new(&native_architecture()?);
     let lists = package_lists()?;
     reporter.report(Event::Info(format!("reading {} apt package lists", lists.len())));
-    for (list, priority) in &lists {
+    for (list, priority, snapshot) in &lists {
         let text = read_list(list)?;
-        let (_, skipped) = index.add_list(&text, &list.display().to_string(), *priority);
+        let (_, skipped) = index.add_list_from(&text, &list.display().to_string(), *priority, snapshot.clone());
         if let Some(first) = skipped.first() {
             reporter.report(Event::Warning(format!(
                 "skipped {} malformed package stanza(s) in an apt list, the first: {first}",
@@ -170,28 +174,150 @@ fn holds(path: &Path, package: &LockedPackage) -> Result<Option<Digest>> {
     Ok((hex(&digest) == package.sha256).then_some(digest))
 }
 
-/// The `.deb` of `package` in the cache, downloaded through apt when it is not there yet.
-/// apt's `lists` are read only when apt has to be used; `lock_hint` says how to fix a package
-/// the archive no longer offers.
+/// Where pinned packages may come from besides apt.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// bake's package cache (its `debs/` folder), where fetched packages are kept.
+    pub cache: &'a Path,
+    /// A folder `bake vendor` wrote.
+    pub inputs: Option<&'a Path>,
+    /// A snapshot archive's root URL.
+    pub snapshot_mirror: Option<&'a str>,
+}
+
+/// Where a pinned package is found in a folder `bake vendor` wrote: by its sha256.
+pub fn vendored_path(inputs: &Path, sha256: &str) -> PathBuf {
+    inputs.join("sha256").join(sha256)
+}
+
+/// The `.deb` of `package`, from the first source that has it, in this order: bake's package
+/// cache; the vendored folder (`--inputs`); apt (`apt-get download`, when its lists offer the
+/// pinned version); the snapshot archive (`BAKE_SNAPSHOT_MIRROR`, when the lock says which
+/// archive and time). Every source is held to the pinned sha256: other bytes are an error naming
+/// the package and the source, never a reason to try another version. apt's `lists` are read
+/// only when apt has to be asked; `lock_hint` says how to fix a package no source has.
 pub fn fetch(
     package: &LockedPackage,
-    cache: &Path,
+    settings: &Sources<'_>,
     lists: &mut Lists,
     lock_hint: &str,
     reporter: &dyn Reporter,
 ) -> Result<(PathBuf, Digest)> {
+    let cache = settings.cache;
     let path = cached_path(cache, package);
     if let Some(digest) = holds(&path, package)? {
+        reporter.report(Event::Detail(format!("{} from the package cache `{}`", package.label(), path.display())));
         return Ok((path, digest));
     }
-    check_offered(package, lists.index(reporter)?, cache, lock_hint)?;
-    let sha256 = download(package, cache, &path, reporter)?;
-    Ok((path, sha256))
+    if let Some(inputs) = settings.inputs {
+        let vendored = vendored_path(inputs, &package.sha256);
+        if vendored.is_file() {
+            let (digest, _) = digest_file(&vendored)?;
+            if hex(&digest) != package.sha256 {
+                return Err(Error::input(format!(
+                    "{}: `{}` in the vendored folder has sha256 {}, not the pinned {}: the folder was changed;                      run `bake vendor` again",
+                    package.label(),
+                    vendored.display(),
+                    hex(&digest),
+                    package.sha256
+                )));
+            }
+            reporter.report(Event::Detail(format!(
+                "{} from the vendored folder `{}`",
+                package.label(),
+                inputs.display()
+            )));
+            return Ok((vendored, digest));
+        }
+    }
+    // With a snapshot archive to fall back on, apt having no lists at all (an offline machine,
+    // an `APT_CONFIG` without sources) is not an error: the archive is asked instead.
+    let mirror_can = settings.snapshot_mirror.is_some() && package.archive.is_some() && package.snapshot.is_some();
+    let offered = match lists.index(reporter) {
+        Ok(index) => check_offered(package, index, cache)?,
+        Err(e) if mirror_can => {
+            reporter.report(Event::Detail(format!("apt cannot be asked ({e}); trying the snapshot archive")));
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    if offered {
+        let sha256 = download(package, cache, &path, reporter)?;
+        return Ok((path, sha256));
+    }
+    match (settings.snapshot_mirror, &package.archive, &package.snapshot) {
+        (Some(mirror), Some(archive), Some(time)) => {
+            let url = crate::debian::snapshot::url(mirror, archive, time, &package.filename);
+            let sha256 = fetch_url(package, &url, cache, &path, reporter)?;
+            Ok((path, sha256))
+        }
+        (mirror, archive, _) => {
+            let index = lists.index(reporter)?;
+            let now = index
+                .candidate(&package.name)
+                .map(|p| format!("apt offers {} now", p.version))
+                .unwrap_or_else(|| "apt does not offer it at all now".to_string());
+            let snapshot = match (mirror, archive) {
+                (None, Some(_)) => {
+                    "; the lock says where a snapshot archive keeps it: set BAKE_SNAPSHOT_MIRROR (Debian's is https://snapshot.debian.org/archive)"
+                }
+                (_, None) => "; the lock predates snapshot times, so no snapshot archive can be asked",
+                _ => "",
+            };
+            Err(Error::input(format!(
+                "{} is no longer offered by apt's package lists ({now}; the distribution replaced it, or the lists are out of date: `apt-get update`), and it is not in the cache `{}`{}{snapshot}: {lock_hint}",
+                package.label(),
+                cache.display(),
+                settings.inputs.map(|d| format!(" nor in `{}`", d.display())).unwrap_or_default(),
+            )))
+        }
+    }
 }
 
-/// Refuses a package apt cannot download as pinned: for another architecture, no longer
-/// offered, or offered with other bytes.
-fn check_offered(package: &LockedPackage, index: &Index, cache: &Path, lock_hint: &str) -> Result<()> {
+/// Downloads `package` from `url` (a snapshot archive) into the cache at `dest`, kept only with
+/// the pinned digest and size; returns the digest.
+fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<Digest> {
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs).writing(&debs)?;
+    reporter.report(Event::Info(format!("downloading {} from the snapshot archive: {url}", package.label())));
+    let failed = |what: String| Error::failure(format!("{}: cannot fetch `{url}`: {what}", package.label()));
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(600)))
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    if status == 404 {
+        return Err(Error::input(format!(
+            "{}: the snapshot archive has no `{url}` (404): the lock names an archive or time it does not keep",
+            package.label()
+        )));
+    }
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {status}")));
+    }
+    let mut part = tempfile::Builder::new().prefix(".snapshot-").tempfile_in(&debs).writing(&debs)?;
+    let mut body = response.body_mut().as_reader().take(package.size.saturating_add(1));
+    std::io::copy(&mut body, part.as_file_mut()).map_err(|e| failed(crate::base::error::io_cause(&e)))?;
+    let (sha256, size) = digest_file(part.path())?;
+    if hex(&sha256) != package.sha256 || size != package.size {
+        return Err(Error::input(format!(
+            "{}: the snapshot archive served {size} bytes with sha256 {} for `{url}`, not the pinned {} bytes with sha256 {}: refusing them",
+            package.label(),
+            hex(&sha256),
+            package.size,
+            package.sha256
+        )));
+    }
+    part.persist(dest).map_err(|e| e.error).writing(dest)?;
+    Ok(sha256)
+}
+
+/// Whether apt can download the package as pinned; refuses one for another architecture or
+/// offered with other bytes.
+fn check_offered(package: &LockedPackage, index: &Index, cache: &Path) -> Result<bool> {
     if package.architecture != "all" && package.architecture != index.arch() {
         return Err(Error::input(format!(
             "{} is for {}, but apt's native architecture here is {}, and it is not in the cache `{}`",
@@ -202,30 +328,16 @@ fn check_offered(package: &LockedPackage, index: &Index, cache: &Path, lock_hint
         )));
     }
     match index.find(&package.name, &package.version, &package.architecture) {
-        None => {
-            let now = index
-                .candidate(&package.name)
-                .map(|p| format!("apt offers {} now", p.version))
-                .unwrap_or_else(|| "apt does not offer it at all now".to_string());
-            return Err(Error::input(format!(
-                "{} is no longer offered by apt's package lists ({now}; the distribution replaced it, or the lists are \
-                 out of date: `apt-get update`), and it is not in the cache `{}`: {lock_hint}",
-                package.label(),
-                cache.display()
-            )));
-        }
-        Some(offered) if offered.sha256 != package.sha256 => {
-            return Err(Error::input(format!(
-                "{}: the archive now has sha256 {} for this version, but it is pinned as {}: the archive changed a \
-                 published package; check your sources, then {lock_hint}",
-                package.label(),
-                offered.sha256,
-                package.sha256
-            )));
-        }
-        Some(_) => {}
+        None => Ok(false),
+        Some(offered) if offered.sha256 != package.sha256 => Err(Error::input(format!(
+            "{}: the archive now has sha256 {} for this version, but it is pinned as {}: the archive changed a \
+             published package; check your sources, then run `bake lock --update`",
+            package.label(),
+            offered.sha256,
+            package.sha256
+        ))),
+        Some(_) => Ok(true),
     }
-    Ok(())
 }
 
 /// Downloads `package` with `apt-get download` into a temporary folder of the cache, and

@@ -42,12 +42,26 @@ pub struct PackageSettings {
     /// The cache folder (`--cache`, else the XDG cache); `None` when neither is known.
     pub cache: Option<PathBuf>,
     pub policy: LockPolicy,
+    /// A folder `bake vendor` wrote (`--inputs`, `BAKE_INPUTS`): pinned packages are taken from
+    /// there before apt is asked.
+    pub inputs: Option<PathBuf>,
+    /// A snapshot archive (`BAKE_SNAPSHOT_MIRROR`) for pinned packages apt no longer offers.
+    pub snapshot_mirror: Option<String>,
 }
 
 impl PackageSettings {
     pub fn cache(&self) -> Result<&Path> {
         self.cache.as_deref().ok_or_else(|| {
             Error::input("no folder to cache packages in: set HOME or XDG_CACHE_HOME, or pass `--cache DIR`")
+        })
+    }
+
+    /// Where pinned packages come from besides apt.
+    pub fn sources(&self) -> Result<super::apt::Sources<'_>> {
+        Ok(super::apt::Sources {
+            cache: self.cache()?,
+            inputs: self.inputs.as_deref(),
+            snapshot_mirror: self.snapshot_mirror.as_deref(),
         })
     }
 }

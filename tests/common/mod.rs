@@ -438,3 +438,44 @@ pub fn write_recipe(dir: &Path, recipe: &str) -> PathBuf {
     std::fs::write(&path, recipe).unwrap();
     path
 }
+
+/// Serves the files below `root` over HTTP/1.1 on a loopback port (`GET /PATH` gives
+/// `root/PATH`, anything else 404), from a thread that lives as long as the test; returns the
+/// base URL (`http://127.0.0.1:PORT`). A stand-in for a snapshot archive, which these machines
+/// cannot reach.
+pub fn serve_folder(root: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = root.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // The headers, up to the empty line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let file = root.join(&path);
+            let safe = !path.split('/').any(|c| c == "..");
+            let response = match std::fs::read(&file) {
+                Ok(body) if safe && request.starts_with("GET ") => {
+                    let mut r =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                            .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}

@@ -1,0 +1,162 @@
+//! `bake vendor`: every pinned input of a locked recipe copied into one folder, by sha256, so
+//! that `bake build --inputs DIR` needs neither network nor apt's lists, whatever the
+//! distribution has done since. The folder is what a team commits or archives beside a release:
+//!
+//! ```text
+//! vendor/
+//!   sha256/<64 hex digits>   each input, named by its sha256
+//!   index.json               what each one is (package name, version, architecture, or path)
+//!   SHA256SUMS               `sha256sum -c SHA256SUMS` checks them all
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{digest_file, hex};
+use crate::base::progress::{Event, Reporter};
+use crate::lockfile::LockedPackage;
+use crate::plan::Settings;
+use crate::recipe::{InputKind, RecipeFile};
+use crate::source::apt::{self, Lists};
+use crate::source::packages::LockState;
+
+/// What `bake vendor` did.
+#[derive(Debug)]
+pub struct Vendored {
+    pub dir: PathBuf,
+    /// Inputs in the folder, and how many of them were copied now (the rest were there).
+    pub inputs: usize,
+    pub copied: usize,
+    pub bytes: u64,
+}
+
+impl Vendored {
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} pinned inputs ({:.1} MiB), {} copied now; build with `bake build --inputs {}`\n",
+            self.dir.display(),
+            self.inputs,
+            self.bytes as f64 / (1 << 20) as f64,
+            self.copied,
+            self.dir.display()
+        )
+    }
+}
+
+/// One input to vendor: where it is now, its sha256, and what it is (for the index).
+struct Item {
+    host: PathBuf,
+    sha256: String,
+    what: serde_json::Value,
+}
+
+/// Copies every pinned input of the recipe at `recipe_path` (its packages, kernel and stub
+/// packages, and its `tar` and `deb` layers) into `dir` (default `vendor/` beside the recipe).
+pub fn vendor(
+    recipe_path: &Path,
+    dir: Option<&Path>,
+    settings: &Settings,
+    reporter: &dyn Reporter,
+) -> Result<Vendored> {
+    let recipe = RecipeFile::load(recipe_path)?;
+    let lock_path = crate::lockfile::path_for(recipe_path);
+    let lock = crate::lockfile::read(&lock_path)?.ok_or_else(|| {
+        Error::input(format!(
+            "`{}` has no lock file `{}`: run `bake lock {}` first; vendoring copies what the lock pins",
+            recipe_path.display(),
+            lock_path.display(),
+            recipe_path.display()
+        ))
+    })?;
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| recipe.base.join("vendor"));
+    let hint = LockState { path: lock_path, lock: None, policy: settings.packages.policy }.hint(&recipe);
+    let mut lists = Lists::default();
+    let mut items = Vec::new();
+    let packages = lock
+        .layers
+        .iter()
+        .flat_map(|l| l.resolved.iter().map(|p| ("package", p)))
+        .chain(lock.kernel.as_ref().map(|k| ("kernel package", &k.package)))
+        .chain(lock.stub.as_ref().map(|k| ("EFI stub package", &k.package)));
+    let sources = settings.packages.sources()?;
+    for (kind, package) in packages {
+        let (host, _) = apt::fetch(package, &sources, &mut lists, &hint, reporter)?;
+        items.push(Item { host, sha256: package.sha256.clone(), what: package_json(kind, package) });
+    }
+    for input in lock.inputs.iter().filter(|i| matches!(i.kind, InputKind::Tar | InputKind::Deb | InputKind::Kernel)) {
+        let host = recipe.host_path(&input.path);
+        let (digest, _) = digest_file(&host)?;
+        if hex(&digest) != input.sha256 {
+            return Err(Error::input(format!(
+                "`{}` has sha256 {}, but the lock pins {}: run `bake lock {}` if the change is meant",
+                host.display(),
+                hex(&digest),
+                input.sha256,
+                recipe_path.display()
+            )));
+        }
+        let what = json!({ "kind": input.kind.name(), "path": input.path });
+        items.push(Item { host, sha256: input.sha256.clone(), what });
+    }
+    items.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    items.dedup_by(|a, b| a.sha256 == b.sha256);
+
+    let store = dir.join("sha256");
+    std::fs::create_dir_all(&store).writing(&store)?;
+    let (mut copied, mut bytes) = (0, 0);
+    for item in &items {
+        let dest = apt::vendored_path(&dir, &item.sha256);
+        let have = dest.is_file() && hex(&digest_file(&dest)?.0) == item.sha256;
+        if !have {
+            reporter.report(Event::Info(format!("copying {} into {}", item.host.display(), dest.display())));
+            let mut part = tempfile::Builder::new().prefix(".part-").tempfile_in(&store).writing(&store)?;
+            let mut from = std::fs::File::open(&item.host).reading(&item.host)?;
+            std::io::copy(&mut from, part.as_file_mut()).writing(part.path())?;
+            if hex(&digest_file(part.path())?.0) != item.sha256 {
+                return Err(Error::input(format!("`{}` changed while it was copied", item.host.display())));
+            }
+            part.persist(&dest).map_err(|e| e.error).writing(&dest)?;
+            copied += 1;
+        }
+        bytes += std::fs::metadata(&dest).reading(&dest)?.len();
+    }
+    let index: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| {
+            let mut entry = i.what.clone();
+            entry["sha256"] = json!(i.sha256);
+            entry["file"] = json!(format!("sha256/{}", i.sha256));
+            entry
+        })
+        .collect();
+    let index_text = serde_json::to_string_pretty(
+        &json!({ "recipe": recipe_path.file_name().map(|n| n.to_string_lossy()), "inputs": index }),
+    )
+    .expect("plain data")
+        + "\n";
+    let sums: String = items.iter().map(|i| format!("{}  sha256/{}\n", i.sha256, i.sha256)).collect();
+    write_file(&dir.join("index.json"), &index_text)?;
+    write_file(&dir.join("SHA256SUMS"), &sums)?;
+    Ok(Vendored { dir, inputs: items.len(), copied, bytes })
+}
+
+fn package_json(kind: &str, p: &LockedPackage) -> serde_json::Value {
+    json!({
+        "kind": kind,
+        "name": p.name,
+        "version": p.version,
+        "architecture": p.architecture,
+        "filename": p.filename,
+    })
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut part = tempfile::Builder::new().prefix(".part-").tempfile_in(dir).writing(dir)?;
+    std::io::Write::write_all(part.as_file_mut(), text.as_bytes()).writing(part.path())?;
+    part.persist(path).map_err(|e| e.error).writing(path)?;
+    Ok(())
+}

@@ -262,7 +262,8 @@ fn boot_source(
         }
         None => {
             let locked = packages::resolve_stub(recipe, boot, lock, lists, reporter)?;
-            let (host, sha256) = apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
+            let (host, sha256) =
+                apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
             StubSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) }
         }
     };
@@ -384,7 +385,8 @@ fn kernel_source(
                 return Err(recipe.error(pin, "`sha256` pins a `deb`; a kernel `package` is pinned in the lock file"));
             }
             let locked = packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
-            let (host, sha256) = apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
+            let (host, sha256) =
+                apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
             Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),

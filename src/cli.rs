@@ -52,6 +52,12 @@ enum Command {
     /// Copy every pinned input of a locked recipe into a folder, by sha256, for builds with
     /// `--inputs DIR` that need neither network nor apt.
     Vendor(VendorArgs),
+    /// Upload a build's outputs (a folder `bake build` wrote, or a recipe, built first) to an
+    /// OCI registry as one artifact; prints REF@sha256:DIGEST.
+    Push(PushArgs),
+    /// Fetch an artifact `bake push` stored, by tag or digest, checked, into a folder; prints
+    /// REF@sha256:DIGEST.
+    Pull(PullArgs),
 }
 
 /// Where Debian packages are cached.
@@ -113,6 +119,40 @@ struct VendorArgs {
     dir: Option<PathBuf>,
     #[command(flatten)]
     packages: PackageArgs,
+}
+
+#[derive(Args, Debug)]
+struct PushArgs {
+    /// A folder `bake build` wrote, or a recipe to build first.
+    source: PathBuf,
+    /// HOST[:PORT]/REPO[:TAG] (default tag `latest`).
+    reference: String,
+    /// Plain HTTP to a registry that is not on this machine (loopback registries always get it).
+    #[arg(long)]
+    plain_http: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Compression threads when building a recipe.
+    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    #[command(flatten)]
+    packages: PackageArgs,
+}
+
+#[derive(Args, Debug)]
+struct PullArgs {
+    /// HOST[:PORT]/REPO[:TAG][@sha256:DIGEST] (no tag and no digest: `latest`).
+    reference: String,
+    /// Output folder (created when missing).
+    #[arg(short, long, default_value = "out")]
+    out: PathBuf,
+    /// Plain HTTP to a registry that is not on this machine (loopback registries always get it).
+    #[arg(long)]
+    plain_http: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -254,6 +294,22 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
             let settings = PackageArgs { cache: args.cache, locked: false, inputs: None }.settings(env);
             let locked = commands::lock::lock(&args.recipe, args.update, &settings, ui)?;
             print(&locked.summary()).map(|_| 0)
+        }
+        Command::Push(args) => {
+            let options = Options {
+                out_dir: std::path::PathBuf::new(),
+                threads: args.jobs.unwrap_or_else(default_threads),
+                settings: args.packages.settings(env),
+                use_cache: use_cache(false),
+            };
+            let pushed = commands::registry::push(&args.source, &args.reference, args.plain_http, &options, ui)?;
+            print(&if args.json { commands::registry::json(&pushed) } else { commands::registry::text(&pushed) })
+                .map(|_| 0)
+        }
+        Command::Pull(args) => {
+            let pulled = commands::registry::pull(&args.reference, &args.out, args.plain_http, ui)?;
+            print(&if args.json { commands::registry::json(&pulled) } else { commands::registry::text(&pulled) })
+                .map(|_| 0)
         }
         Command::Vendor(args) => {
             let settings = args.packages.settings(env);

@@ -23,6 +23,7 @@ pub mod lockfile;
 pub mod output;
 pub mod plan;
 pub mod recipe;
+pub mod registry;
 pub mod source;
 pub mod ui;
 pub mod vm;

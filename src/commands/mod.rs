@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod lock;
+pub mod registry;
 pub mod test;
 pub mod vendor;
 pub mod verify;

@@ -479,3 +479,65 @@ pub fn serve_folder(root: &Path) -> String {
     });
     format!("http://127.0.0.1:{port}")
 }
+
+/// A real OCI registry (Debian's `docker-registry`, distribution 2.8) on a free loopback port,
+/// storing in its own folder, stopped when dropped. With `auth`, it asks for basic auth (user
+/// `bake`, password `secret`).
+pub struct Registry {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    /// Where it keeps blobs: `docker/registry/v2/blobs/sha256/XX/HEX/data`.
+    pub storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(auth: bool) -> Registry {
+        require_tool("docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let storage = dir.path().join("storage");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if auth {
+            // bcrypt of `secret`, as `htpasswd -B` writes it.
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, "bake:$2b$05$UFmOdYI9ib2euw/dzJliR.hAHoIHGMtoPeqdHkir8I/.mydNKtkAu\n").unwrap();
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n", htpasswd.display()));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut command = Command::new("docker-registry");
+        command.arg("serve").arg(&config_path).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        // It refuses to start when REGISTRY_* variables are set.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command.spawn().unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(start.elapsed().as_secs() < 20, "docker-registry did not listen on {address}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry { child, address, storage, _dir: dir }
+    }
+
+    /// The file holding blob `sha256:HEX` in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage.join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,9 @@
+//! Images in an OCI registry: references ([`reference`](mod@reference)), the distribution protocol as bake
+//! uses it ([`client`]), and a build's outputs as one artifact, pushed and pulled
+//! ([`artifact`]).
+
+pub mod artifact;
+pub mod client;
+pub mod reference;
+
+pub use reference::Reference;

@@ -11,6 +11,7 @@ use crate::base::error::Result;
 use crate::commands;
 use crate::output::build::{self, Options};
 use crate::plan::Settings;
+use crate::registry::artifact::Access;
 use crate::source::packages::{LockPolicy, PackageSettings};
 use crate::ui::{Ui, Verbosity, print};
 
@@ -302,12 +303,14 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
                 settings: args.packages.settings(env),
                 use_cache: use_cache(false),
             };
-            let pushed = commands::registry::push(&args.source, &args.reference, args.plain_http, &options, ui)?;
+            let access = Access { plain_http: args.plain_http, docker_config: env.docker_config.as_deref() };
+            let pushed = commands::registry::push(&args.source, &args.reference, &access, &options, ui)?;
             print(&if args.json { commands::registry::json(&pushed) } else { commands::registry::text(&pushed) })
                 .map(|_| 0)
         }
         Command::Pull(args) => {
-            let pulled = commands::registry::pull(&args.reference, &args.out, args.plain_http, ui)?;
+            let access = Access { plain_http: args.plain_http, docker_config: env.docker_config.as_deref() };
+            let pulled = commands::registry::pull(&args.reference, &args.out, &access, ui)?;
             print(&if args.json { commands::registry::json(&pulled) } else { commands::registry::text(&pulled) })
                 .map(|_| 0)
         }

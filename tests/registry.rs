@@ -149,9 +149,63 @@ fn damage_moved_tags_missing_credentials_and_bad_references_are_refused() {
     }
     let stderr = Bake::new("push").arg(&built).arg(format!("{reference}@{digest}")).fails(2).stderr();
     assert!(stderr.contains("push to a tag"), "{stderr}");
+}
 
-    // A registry that wants credentials: a clear message naming it.
-    let locked = Registry::start(true);
-    let stderr = Bake::new("push").arg(&built).arg(format!("{}/bake/hello:v1", locked.address)).fails(2).stderr();
-    assert!(stderr.contains(&format!("registry `{}`", locked.address)) && stderr.contains("credentials"), "{stderr}");
+#[test]
+fn credentials_come_from_dockers_config_and_its_helpers_and_are_never_printed() {
+    let registry = Registry::start(true);
+    let t = tempfile::tempdir().unwrap();
+    let built = build(&repo().join("recipes/hello.toml"), &t.path().join("built"));
+    let reference = format!("{}/bake/hello:v1", registry.address);
+    let docker = t.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let push = || Bake::new("push").arg(&built).arg(&reference).env("DOCKER_CONFIG", &docker);
+
+    // None: a clear message naming the registry and where credentials go.
+    let stderr = push().fails(2).stderr();
+    assert!(
+        stderr.contains(&format!("registry `{}`", registry.address)) && stderr.contains("docker login"),
+        "{stderr}"
+    );
+
+    // A wrong password: refused for that user, and the secret is not printed.
+    let write_auth = |user_password: &str| {
+        let auth = run_ok(Command::new("base64").arg("-w0").arg(write_tmp(&t, user_password)));
+        let auth = String::from_utf8(auth.stdout).unwrap();
+        std::fs::write(
+            docker.join("config.json"),
+            format!(r#"{{"auths": {{"http://{}": {{"auth": "{}"}}}}}}"#, registry.address, auth.trim()),
+        )
+        .unwrap();
+    };
+    write_auth("bake:wrong-password-42");
+    let stderr = push().fails(2).stderr();
+    assert!(stderr.contains("for user `bake`") && !stderr.contains("wrong-password-42"), "{stderr}");
+
+    // `auths`, as `docker login` writes them: push and pull.
+    write_auth("bake:secret");
+    let digest = digest_of(&push().ok().stdout());
+    let pulled = t.path().join("pulled");
+    Bake::new("pull").arg(&reference).out(&pulled).env("DOCKER_CONFIG", &docker).ok();
+    assert_eq!(files(&pulled), files(&built));
+
+    // A credential helper named for this registry (`docker-credential-NAME get`).
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-baketest");
+    std::fs::write(&helper, "#!/bin/sh\nread registry\necho \"{\\\"ServerURL\\\": \\\"$registry\\\", \\\"Username\\\": \\\"bake\\\", \\\"Secret\\\": \\\"secret\\\"}\"\n").unwrap();
+    run_ok(Command::new("chmod").arg("+x").arg(&helper));
+    std::fs::write(docker.join("config.json"), format!(r#"{{"credHelpers": {{"{}": "baketest"}}}}"#, registry.address))
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let said =
+        Bake::new("push").arg(&built).arg(&reference).env("DOCKER_CONFIG", &docker).env("PATH", &path).ok().stdout();
+    assert_eq!(digest_of(&said), digest);
+}
+
+/// Writes `text` to a file in `t` and returns its path.
+fn write_tmp(t: &tempfile::TempDir, text: &str) -> PathBuf {
+    let path = t.path().join("scratch.txt");
+    std::fs::write(&path, text).unwrap();
+    path
 }

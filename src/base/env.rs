@@ -24,6 +24,9 @@ pub struct Environment {
     /// `BAKE_SNAPSHOT_MIRROR`: a snapshot archive (`https://snapshot.debian.org/archive`) that
     /// keeps packages apt no longer offers.
     pub snapshot_mirror: Option<String>,
+    /// docker's `config.json`, where registry credentials are: `$DOCKER_CONFIG/config.json`,
+    /// else `$HOME/.docker/config.json`.
+    pub docker_config: Option<PathBuf>,
 }
 
 impl Environment {
@@ -42,6 +45,11 @@ impl Environment {
             kernel: var("BAKE_KERNEL").map(PathBuf::from),
             cache_dir: cache.map(|c| c.join("bake")),
             inputs: var("BAKE_INPUTS").filter(|v| !v.is_empty()).map(PathBuf::from),
+            docker_config: var("DOCKER_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker")))
+                .map(|d| d.join("config.json")),
             snapshot_mirror: var("BAKE_SNAPSHOT_MIRROR")
                 .map(|v| v.to_string_lossy().into_owned())
                 .filter(|v| !v.is_empty()),

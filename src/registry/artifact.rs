@@ -47,6 +47,21 @@ impl Transferred {
     }
 }
 
+/// How to reach a registry: plain HTTP or not, and where docker keeps credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub plain_http: bool,
+    /// A docker `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+    pub docker_config: Option<&'a Path>,
+}
+
+impl Access<'_> {
+    fn client(&self, reference: &Reference) -> Result<Client> {
+        let credentials = super::credentials::lookup(self.docker_config, &reference.registry)?;
+        Ok(Client::new(reference, self.plain_http, credentials))
+    }
+}
+
 /// The media type of an output of `kind`.
 pub fn media_type(kind: OutputKind) -> String {
     format!("application/vnd.bake.{}.v1", kind.name())
@@ -103,7 +118,7 @@ fn plain_file_name(name: &str) -> bool {
 
 /// Pushes the outputs of the build in `dir` (the files its `SHA256SUMS` lists, and that file)
 /// to `reference`, a tag. Blobs the repository has already are not sent again.
-pub fn push(dir: &Path, reference: &Reference, plain_http: bool, reporter: &dyn Reporter) -> Result<Transferred> {
+pub fn push(dir: &Path, reference: &Reference, access: &Access<'_>, reporter: &dyn Reporter) -> Result<Transferred> {
     if reference.digest.is_some() {
         return Err(Error::input(format!("`{reference}`: push to a tag; the digest is what the push prints")));
     }
@@ -126,7 +141,7 @@ pub fn push(dir: &Path, reference: &Reference, plain_http: bool, reporter: &dyn 
     files.sort();
     let epoch = epoch(dir, &files)?;
 
-    let client = Client::new(reference, plain_http);
+    let client = access.client(reference)?;
     let empty = format!("sha256:{}", hex(&digest_bytes(EMPTY)));
     let (mut moved, mut skipped) = (0, 0);
     if client.has_blob(&empty)? {
@@ -195,8 +210,8 @@ struct Layer {
 /// streams, the files against the artifact's `SHA256SUMS`, then renamed into place together;
 /// the outputs of the set that was there before and are not in this one are removed. Nothing
 /// in `dir` changes when any check fails.
-pub fn pull(reference: &Reference, dir: &Path, plain_http: bool, reporter: &dyn Reporter) -> Result<Transferred> {
-    let client = Client::new(reference, plain_http);
+pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &dyn Reporter) -> Result<Transferred> {
+    let client = access.client(reference)?;
     let bytes = client.get_manifest(reference.target())?.ok_or_else(|| {
         Error::input(format!(
             "registry `{}` has no `{}` in `{}`",

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use super::credentials::Credentials;
 use super::reference::Reference;
 use crate::base::error::{Error, Result};
 
@@ -20,11 +21,13 @@ pub struct Client {
     /// `http://HOST:PORT/v2/REPO`.
     base: String,
     registry: String,
+    credentials: Option<Credentials>,
 }
 
 impl Client {
-    /// Plain HTTP for a loopback registry or with `plain_http`, HTTPS otherwise.
-    pub fn new(reference: &Reference, plain_http: bool) -> Client {
+    /// Plain HTTP for a loopback registry or with `plain_http`, HTTPS otherwise; `credentials`
+    /// go with every request (basic auth).
+    pub fn new(reference: &Reference, plain_http: bool, credentials: Option<Credentials>) -> Client {
         let scheme = if plain_http || reference.is_loopback() { "http" } else { "https" };
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
@@ -36,6 +39,15 @@ impl Client {
             agent,
             base: format!("{scheme}://{}/v2/{}", reference.registry, reference.repository),
             registry: reference.registry.clone(),
+            credentials,
+        }
+    }
+
+    /// `request` with the credentials, if any.
+    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.credentials {
+            Some(c) => request.header("Authorization", c.basic()),
+            None => request,
         }
     }
 
@@ -49,10 +61,16 @@ impl Client {
         let mut body = String::new();
         let _ = response.body_mut().as_reader().take(2048).read_to_string(&mut body);
         if status == 401 || status == 403 {
-            return Error::input(format!(
-                "registry `{}` refused to {what} without credentials (HTTP {status}); bake does not send credentials yet",
-                self.registry
-            ));
+            return Error::input(match &self.credentials {
+                None => format!(
+                    "registry `{}` refused to {what} without credentials (HTTP {status}): add them to \
+                     $DOCKER_CONFIG/config.json or ~/.docker/config.json (`docker login {}` writes them)",
+                    self.registry, self.registry
+                ),
+                Some(c) => {
+                    format!("registry `{}` refused to {what} for user `{}` (HTTP {status})", self.registry, c.username)
+                }
+            });
         }
         self.failed(what, format!("HTTP {status} {}", body.trim()))
     }
@@ -60,8 +78,10 @@ impl Client {
     /// Whether the repository has the blob `digest`.
     pub fn has_blob(&self, digest: &str) -> Result<bool> {
         let what = format!("look for blob {digest}");
-        let mut response =
-            self.agent.head(format!("{}/blobs/{digest}", self.base)).call().map_err(|e| self.failed(&what, e))?;
+        let mut response = self
+            .auth(self.agent.head(format!("{}/blobs/{digest}", self.base)))
+            .call()
+            .map_err(|e| self.failed(&what, e))?;
         match response.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -72,8 +92,10 @@ impl Client {
     /// Uploads `size` bytes from `contents` as the blob `digest`, in one request.
     pub fn put_blob(&self, digest: &str, size: u64, contents: &mut dyn Read) -> Result<()> {
         let what = format!("upload blob {digest}");
-        let mut response =
-            self.agent.post(format!("{}/blobs/uploads/", self.base)).send_empty().map_err(|e| self.failed(&what, e))?;
+        let mut response = self
+            .auth(self.agent.post(format!("{}/blobs/uploads/", self.base)))
+            .send_empty()
+            .map_err(|e| self.failed(&what, e))?;
         if response.status() != 202 {
             return Err(self.status(&what, &mut response));
         }
@@ -86,8 +108,7 @@ impl Client {
         let url = self.absolute(&location);
         let separator = if url.contains('?') { '&' } else { '?' };
         let mut response = self
-            .agent
-            .put(format!("{url}{separator}digest={digest}"))
+            .auth(self.agent.put(format!("{url}{separator}digest={digest}")))
             .header("Content-Type", "application/octet-stream")
             .header("Content-Length", size.to_string())
             .send(ureq::SendBody::from_reader(&mut contents.take(size)))
@@ -102,8 +123,7 @@ impl Client {
     pub fn put_manifest(&self, target: &str, manifest: &[u8]) -> Result<()> {
         let what = format!("store the manifest as `{target}`");
         let mut response = self
-            .agent
-            .put(format!("{}/manifests/{target}", self.base))
+            .auth(self.agent.put(format!("{}/manifests/{target}", self.base)))
             .header("Content-Type", MANIFEST_TYPE)
             .send(manifest)
             .map_err(|e| self.failed(&what, e))?;
@@ -118,8 +138,7 @@ impl Client {
     pub fn get_manifest(&self, target: &str) -> Result<Option<Vec<u8>>> {
         let what = format!("fetch the manifest `{target}`");
         let mut response = self
-            .agent
-            .get(format!("{}/manifests/{target}", self.base))
+            .auth(self.agent.get(format!("{}/manifests/{target}", self.base)))
             .header("Accept", MANIFEST_TYPE)
             .call()
             .map_err(|e| self.failed(&what, e))?;
@@ -144,8 +163,10 @@ impl Client {
     /// The blob `digest`, as a stream (checked by the caller as it reads).
     pub fn get_blob(&self, digest: &str) -> Result<impl Read + use<>> {
         let what = format!("fetch blob {digest}");
-        let mut response =
-            self.agent.get(format!("{}/blobs/{digest}", self.base)).call().map_err(|e| self.failed(&what, e))?;
+        let mut response = self
+            .auth(self.agent.get(format!("{}/blobs/{digest}", self.base)))
+            .call()
+            .map_err(|e| self.failed(&what, e))?;
         if response.status() != 200 {
             return Err(self.status(&what, &mut response));
         }

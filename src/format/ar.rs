@@ -11,6 +11,8 @@
 
 use std::io::{self, Read};
 
+use super::read_full;
+
 const MAGIC: &[u8; 8] = b"!<arch>\n";
 const HEADER: usize = 60;
 
@@ -114,19 +116,6 @@ fn parse_header(header: &[u8; HEADER]) -> io::Result<Member> {
         name = rest;
     }
     Ok(Member { name: name.to_vec(), size })
-}
-
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn invalid(what: &str) -> io::Error {

@@ -20,3 +20,19 @@ pub mod verity;
 
 pub use entry::Entry;
 pub use file_type::FileType;
+
+use std::io::{self, Read};
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -3,6 +3,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use super::{Compression, LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC};
+use crate::format::read_full;
 
 /// Reads an LZ4 legacy stream (for inputs and for reading images back). The format has no end
 /// marker: the stream ends at the end of the input, or where the next four bytes are no
@@ -112,20 +113,6 @@ pub fn single_stream<'a>(
         }
         Compression::None => Box::new(input),
     })
-}
-
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Wraps `reader` in the decompressor its first bytes call for, and says which it was.

@@ -224,15 +224,8 @@ pub fn write(path: &Path, lock: &Lock, recipe_name: &str) -> Result<bool> {
     if std::fs::read(path).ok().is_some_and(|old| old == text.as_bytes()) {
         return Ok(false);
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut staged = tempfile::Builder::new().prefix(".bake-lock-").tempfile_in(&dir).writing(&dir)?;
-    std::io::Write::write_all(&mut staged, text.as_bytes()).writing(path)?;
     // A lock is a file to commit, readable like the recipe beside it.
-    std::fs::set_permissions(staged.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).writing(path)?;
-    staged.persist(path).map_err(|e| e.error).writing(path)?;
+    crate::base::file::replace(path, text.as_bytes())?;
     Ok(true)
 }
 

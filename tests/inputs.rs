@@ -108,6 +108,12 @@ fn a_locked_recipe_rebuilds_identically_from_a_snapshot_archive_and_from_a_vendo
 
     // A build from the vendored folder alone: no apt, no mirror, a new cache.
     run_ok(Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&vendor));
+    // A folder to commit: every file readable by everyone.
+    let vendored = std::fs::read_dir(vendor.join("sha256")).unwrap().map(|e| e.unwrap().path());
+    for path in vendored.chain([vendor.join("index.json"), vendor.join("SHA256SUMS")]) {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o644, "{}", path.display());
+    }
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(vendor.join("index.json")).unwrap()).unwrap();
     assert!(

@@ -78,6 +78,12 @@ fn a_build_round_trips_through_a_registry_and_another_client_reads_it() {
     assert_eq!(said.trim(), format!("{reference}@{digest}"));
     assert_eq!(files(&pulled), files(&built));
     run_ok(Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&pulled));
+    // Readable by everyone, as a build's outputs are.
+    for (file, _) in files(&pulled) {
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(pulled.join(&file)).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o644, "{file}");
+    }
     let by_digest = t.path().join("by-digest");
     Bake::new("pull").arg(format!("{}/bake/hello@{digest}", registry.address)).out(&by_digest).ok();
     assert_eq!(files(&by_digest), files(&built));

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::base::error::{Error, IoContext, Result};
+use crate::base::file;
 use crate::base::hash::{digest_file, hex};
 use crate::base::progress::{Event, Reporter};
 use crate::lockfile::LockedPackage;
@@ -111,13 +112,13 @@ pub fn vendor(
         let have = dest.is_file() && hex(&digest_file(&dest)?.0) == item.sha256;
         if !have {
             reporter.report(Event::Info(format!("copying {} into {}", item.host.display(), dest.display())));
-            let mut part = tempfile::Builder::new().prefix(".part-").tempfile_in(&store).writing(&store)?;
+            let mut part = file::staged_in(&store, ".part-")?;
             let mut from = std::fs::File::open(&item.host).reading(&item.host)?;
             std::io::copy(&mut from, part.as_file_mut()).writing(part.path())?;
             if hex(&digest_file(part.path())?.0) != item.sha256 {
                 return Err(Error::input(format!("`{}` changed while it was copied", item.host.display())));
             }
-            part.persist(&dest).map_err(|e| e.error).writing(&dest)?;
+            file::put_in_place(part, &dest)?;
             copied += 1;
         }
         bytes += std::fs::metadata(&dest).reading(&dest)?.len();
@@ -137,8 +138,8 @@ pub fn vendor(
     .expect("plain data")
         + "\n";
     let sums: String = items.iter().map(|i| format!("{}  sha256/{}\n", i.sha256, i.sha256)).collect();
-    write_file(&dir.join("index.json"), &index_text)?;
-    write_file(&dir.join("SHA256SUMS"), &sums)?;
+    file::replace(&dir.join("index.json"), index_text.as_bytes())?;
+    file::replace(&dir.join("SHA256SUMS"), sums.as_bytes())?;
     Ok(Vendored { dir, inputs: items.len(), copied, bytes })
 }
 
@@ -150,13 +151,4 @@ fn package_json(kind: &str, p: &LockedPackage) -> serde_json::Value {
         "architecture": p.architecture,
         "filename": p.filename,
     })
-}
-
-/// Writes `text` to `path` through a temporary file renamed into place.
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut part = tempfile::Builder::new().prefix(".part-").tempfile_in(dir).writing(dir)?;
-    std::io::Write::write_all(part.as_file_mut(), text.as_bytes()).writing(part.path())?;
-    part.persist(path).map_err(|e| e.error).writing(path)?;
-    Ok(())
 }

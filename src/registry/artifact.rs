@@ -234,7 +234,7 @@ pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &d
     let mut staged: Vec<(tempfile::NamedTempFile, &Layer)> = Vec::new();
     for layer in &layers {
         reporter.report(Event::Info(format!("fetching {} ({} bytes)", layer.file, layer.size)));
-        let mut part = tempfile::Builder::new().prefix(".bake-pull-").tempfile_in(dir).writing(dir)?;
+        let mut part = crate::base::file::staged_in(dir, ".bake-pull-")?;
         let mut blob = client.get_blob(&layer.digest)?.take(layer.size + 1);
         let mut hashing = crate::base::hash::HashingReader::new(&mut blob);
         let copied = {
@@ -279,7 +279,7 @@ pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &d
     let mut files = Vec::new();
     for (part, layer) in staged {
         let dest = dir.join(&layer.file);
-        part.persist(&dest).map_err(|e| e.error).writing(&dest)?;
+        crate::base::file::put_in_place(part, &dest)?;
         files.push(layer.file.clone());
     }
     for old in before.iter().filter(|f| !files.contains(f)) {

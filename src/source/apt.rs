@@ -298,7 +298,7 @@ fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, repo
     if !status.is_success() {
         return Err(failed(format!("HTTP {status}")));
     }
-    let mut part = tempfile::Builder::new().prefix(".snapshot-").tempfile_in(&debs).writing(&debs)?;
+    let mut part = crate::base::file::staged_in(&debs, ".snapshot-")?;
     let mut body = response.body_mut().as_reader().take(package.size.saturating_add(1));
     std::io::copy(&mut body, part.as_file_mut()).map_err(|e| failed(crate::base::error::io_cause(&e)))?;
     let (sha256, size) = digest_file(part.path())?;
@@ -311,7 +311,7 @@ fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, repo
             package.sha256
         )));
     }
-    part.persist(dest).map_err(|e| e.error).writing(dest)?;
+    crate::base::file::put_in_place(part, dest)?;
     Ok(sha256)
 }
 

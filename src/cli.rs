@@ -125,8 +125,10 @@ struct VendorArgs {
 #[derive(Args, Debug)]
 struct PushArgs {
     /// A folder `bake build` wrote, or a recipe to build first.
+    #[arg(value_name = "DIR-or-RECIPE")]
     source: PathBuf,
     /// HOST[:PORT]/REPO[:TAG] (default tag `latest`).
+    #[arg(value_name = "REF")]
     reference: String,
     /// Plain HTTP to a registry that is not on this machine (loopback registries always get it).
     #[arg(long)]
@@ -144,6 +146,7 @@ struct PushArgs {
 #[derive(Args, Debug)]
 struct PullArgs {
     /// HOST[:PORT]/REPO[:TAG][@sha256:DIGEST] (no tag and no digest: `latest`).
+    #[arg(value_name = "REF")]
     reference: String,
     /// Output folder (created when missing).
     #[arg(short, long, default_value = "out")]

@@ -82,11 +82,19 @@ struct PackageArgs {
     /// (default: $BAKE_INPUTS).
     #[arg(long, value_name = "DIR")]
     inputs: Option<PathBuf>,
+    /// Fetch a pinned package no other source has by its sha256 from this registry
+    /// repository (where `bake push --inputs` put it).
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    inputs_from: Option<String>,
+    /// Plain HTTP to a registry that is not on this machine (`--inputs-from`,
+    /// `--remote-cache`; loopback registries always get it).
+    #[arg(long)]
+    plain_http: bool,
 }
 
 impl PackageArgs {
     /// The build settings: the environment's, with what the flags say.
-    fn settings(self, env: &Environment) -> Settings {
+    fn settings(self, env: &Environment) -> Result<Settings> {
         let policy = if self.locked { LockPolicy::Require } else { LockPolicy::Honour };
         let cache = self.cache.cache.or_else(|| env.cache_dir.clone());
         let packages = PackageSettings {
@@ -95,8 +103,16 @@ impl PackageArgs {
             // Absolute, so that `verify`'s second build, run from elsewhere, finds it too.
             inputs: self.inputs.or_else(|| env.inputs.clone()).map(|p| std::path::absolute(&p).unwrap_or(p)),
             snapshot_mirror: env.snapshot_mirror.clone(),
+            store: match &self.inputs_from {
+                Some(repository) => Some(std::sync::Arc::new(commands::registry::RegistryInputs::new(
+                    repository,
+                    self.plain_http,
+                    env.docker_config.as_deref(),
+                )?)),
+                None => None,
+            },
         };
-        Settings { source_date_epoch: env.source_date_epoch.clone(), packages }
+        Ok(Settings { source_date_epoch: env.source_date_epoch.clone(), packages })
     }
 }
 
@@ -130,6 +146,10 @@ struct PushArgs {
     /// HOST[:PORT]/REPO[:TAG] (default tag `latest`).
     #[arg(value_name = "REF")]
     reference: String,
+    /// Push the pinned inputs of the locked recipe (packages, kernel, archives), by their
+    /// sha256, instead of its outputs: a store for `bake build --inputs-from`.
+    #[arg(long)]
+    inputs: bool,
     /// Plain HTTP to a registry that is not on this machine (loopback registries always get it).
     #[arg(long)]
     plain_http: bool,
@@ -140,7 +160,13 @@ struct PushArgs {
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
     #[command(flatten)]
-    packages: PackageArgs,
+    cache: CacheArg,
+    /// Refuse to build unless the recipe's lock file exists and pins every input.
+    #[arg(long)]
+    locked: bool,
+    /// Fetch a pinned package no other source has from this registry repository.
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    inputs_from: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -232,6 +258,10 @@ struct BuildArgs {
     /// Print the result as JSON on standard output.
     #[arg(long)]
     json: bool,
+    /// Share the build cache through a registry repository: take the outputs from there when
+    /// it has this build's key, send them there after building.
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    remote_cache: Option<String>,
     #[command(flatten)]
     packages: PackageArgs,
 }
@@ -289,25 +319,39 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
             print(&text).map(|_| code)
         }
         Command::Verify(args) => {
-            let (threads, settings) = (args.jobs.unwrap_or_else(default_threads), args.packages.settings(env));
+            let (threads, settings) = (args.jobs.unwrap_or_else(default_threads), args.packages.settings(env)?);
             let verified = commands::verify::verify(&args.recipe, threads, &settings, ui)?;
             let text = if args.json { commands::verify::json(&verified) } else { commands::verify::text(&verified) };
             print(&text).map(|_| verified.code())
         }
         Command::Lock(args) => {
-            let settings = PackageArgs { cache: args.cache, locked: false, inputs: None }.settings(env);
+            let settings =
+                PackageArgs { cache: args.cache, locked: false, inputs: None, inputs_from: None, plain_http: false }
+                    .settings(env)?;
             let locked = commands::lock::lock(&args.recipe, args.update, &settings, ui)?;
             print(&locked.summary()).map(|_| 0)
         }
         Command::Push(args) => {
+            let packages = PackageArgs {
+                cache: args.cache,
+                locked: args.locked,
+                inputs: None,
+                inputs_from: args.inputs_from,
+                plain_http: args.plain_http,
+            };
             let options = Options {
                 out_dir: std::path::PathBuf::new(),
                 threads: args.jobs.unwrap_or_else(default_threads),
-                settings: args.packages.settings(env),
+                settings: packages.settings(env)?,
                 use_cache: use_cache(false),
+                remote: None,
             };
             let access = Access { plain_http: args.plain_http, docker_config: env.docker_config.as_deref() };
-            let pushed = commands::registry::push(&args.source, &args.reference, &access, &options, ui)?;
+            let pushed = if args.inputs {
+                commands::registry::push_inputs(&args.source, &args.reference, &access, &options.settings, ui)?
+            } else {
+                commands::registry::push(&args.source, &args.reference, &access, &options, ui)?
+            };
             print(&if args.json { commands::registry::json(&pushed) } else { commands::registry::text(&pushed) })
                 .map(|_| 0)
         }
@@ -318,7 +362,7 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
                 .map(|_| 0)
         }
         Command::Vendor(args) => {
-            let settings = args.packages.settings(env);
+            let settings = args.packages.settings(env)?;
             let vendored = commands::vendor::vendor(&args.recipe, args.dir.as_deref(), &settings, ui)?;
             print(&vendored.summary()).map(|_| 0)
         }
@@ -328,7 +372,7 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
                 default_kernel: env.kernel.clone(),
                 twice: args.twice,
                 threads: args.jobs.unwrap_or_else(default_threads),
-                settings: args.packages.settings(env),
+                settings: args.packages.settings(env)?,
                 use_cache: use_cache(args.no_cache),
             };
             let results = crate::vm::boot_test::run(&args.recipes, &options, ui)?;
@@ -336,11 +380,21 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
             print(&text).map(|_| commands::test::code(&results))
         }
         Command::Build(args) => {
+            let remote = match &args.remote_cache {
+                Some(repository) => Some(std::sync::Arc::new(commands::registry::RegistryCache::new(
+                    repository,
+                    args.packages.plain_http,
+                    env.docker_config.as_deref(),
+                )?)
+                    as std::sync::Arc<dyn crate::output::cache::RemoteCache + Send + Sync>),
+                None => None,
+            };
             let options = Options {
                 out_dir: args.out,
                 threads: args.jobs.unwrap_or_else(default_threads),
-                settings: args.packages.settings(env),
+                settings: args.packages.settings(env)?,
                 use_cache: use_cache(args.no_cache),
+                remote,
             };
             let built = build::build(&args.recipe, &options, ui)?;
             if args.json {

@@ -215,3 +215,75 @@ fn other_bytes_from_any_source_and_a_time_the_archive_lacks_are_refused() {
 fn apt_vendored(vendor: &Path, sha256: &str) -> PathBuf {
     vendor.join("sha256").join(sha256)
 }
+
+#[test]
+fn a_locked_recipe_rebuilds_identically_from_a_registry_alone_and_other_bytes_there_are_refused() {
+    require_tool("skopeo");
+    let registry = Registry::start(false);
+    let t = tempfile::tempdir().unwrap();
+    let recipe = jq_copy(t.path());
+    let lock = recipe.with_extension("lock");
+    let first_cache = t.path().join("cache-apt");
+    Bake::build(&recipe).arg("--locked").arg("--cache").arg(&first_cache).out(t.path().join("original")).ok();
+    let original = sums(&t.path().join("original"));
+
+    // The pinned inputs into a registry: one artifact, each blob's digest the lock's sha256.
+    let reference = format!("{}/bake/inputs:jq", registry.address);
+    let json = Bake::new("push")
+        .arg("--inputs")
+        .arg(&recipe)
+        .arg(&reference)
+        .arg("--cache")
+        .arg(&first_cache)
+        .arg("--json")
+        .ok()
+        .json();
+    assert_eq!(json["files"].as_array().unwrap().len(), 8, "7 packages and index.json: {json:#}");
+    let raw = run_ok(
+        Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false"]).arg(format!("docker://{reference}")),
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(manifest["artifactType"], "application/vnd.bake.inputs.v1");
+    let digests: Vec<String> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
+    for (_, _, _, sha256) in pinned(&lock) {
+        assert!(digests.contains(&format!("sha256:{sha256}")), "{sha256} not in {digests:?}");
+    }
+
+    // A build from the registry alone: apt without lists, no mirror, a new cache.
+    let apt_config = no_apt(t.path());
+    let build = |cache: &str, out: &str| {
+        Bake::build(&recipe)
+            .arg("--locked")
+            .arg("-v")
+            .arg("--cache")
+            .arg(t.path().join(cache))
+            .arg("--inputs-from")
+            .arg(format!("{}/bake/inputs", registry.address))
+            .env("APT_CONFIG", &apt_config)
+            .env_remove("BAKE_SNAPSHOT_MIRROR")
+            .env_remove("BAKE_INPUTS")
+            .out(t.path().join(out))
+    };
+    let built = build("cache-registry", "from-registry").ok();
+    assert_eq!(sums(&t.path().join("from-registry")), original, "the registry gave other bytes");
+    assert!(built.stderr().contains("from the input store"), "{}", built.stderr());
+
+    // Other bytes in the registry under a pinned digest: refused, naming the package and the
+    // store, and not kept.
+    let (filename, _, _, sha256) = pinned(&lock).into_iter().find(|p| p.0.contains("/jq_")).unwrap();
+    let blob = registry.blob_file(&sha256);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[200] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let stderr = build("cache-tampered", "tampered").fails(1).stderr();
+    assert!(stderr.contains("`jq`") && stderr.contains("input store") && stderr.contains("refusing it"), "{stderr}");
+    assert!(
+        !t.path().join("cache-tampered/debs").join(Path::new(&filename).file_name().unwrap()).exists(),
+        "refused bytes are not kept"
+    );
+
+    // A repository is named, not a tag.
+    let stderr = Bake::build(&recipe).arg("--inputs-from").arg(&reference).out(t.path().join("x")).fails(2).stderr();
+    assert!(stderr.contains("without a tag"), "{stderr}");
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use std::sync::atomic::Ordering;
 
 /// Every file of `dir` with its bytes, by name.
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -155,6 +156,16 @@ fn damage_moved_tags_missing_credentials_and_bad_references_are_refused() {
     }
     let stderr = Bake::new("push").arg(&built).arg(format!("{reference}@{digest}")).fails(2).stderr();
     assert!(stderr.contains("push to a tag"), "{stderr}");
+
+    // The manifest itself changed in storage: a pull by digest refuses what came.
+    let manifest = registry.blob_file(&digest);
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    let brace = bytes.iter().rposition(|b| *b == b'}').unwrap();
+    bytes.insert(brace, b' ');
+    std::fs::write(&manifest, &bytes).unwrap();
+    let stderr = Bake::new("pull").arg(format!("{reference}@{digest}")).out(&out).fails(1).stderr();
+    assert!(stderr.contains(&digest) && stderr.contains("refusing it"), "{stderr}");
+    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "nothing is written");
 }
 
 #[test]
@@ -214,4 +225,203 @@ fn write_tmp(t: &tempfile::TempDir, text: &str) -> PathBuf {
     let path = t.path().join("scratch.txt");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A folder as `bake build` leaves one, with made-up outputs: `files` as (name, bytes), each
+/// of noise, and their `SHA256SUMS`.
+fn outputs(dir: &Path, files: &[(&str, usize)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut sums = String::new();
+    for (i, (name, len)) in files.iter().enumerate() {
+        let bytes = noise(*len, i as u64 + 7);
+        sums.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+    dir.to_path_buf()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn dropped_connections_mid_upload_and_mid_download_are_resumed() {
+    let registry = Registry::start(false);
+    let proxy = Proxy::start(&registry.address);
+    let t = tempfile::tempdir().unwrap();
+    let dir = outputs(&t.path().join("big"), &[("big.erofs", 40 << 20)]);
+    let reference = format!("{}/bake/big:v1", proxy.address);
+
+    // Cut in the second chunk of the upload: the push goes on and succeeds. (distribution 2.8
+    // drops an upload whose stored bytes ran past its state token, so bake asks where the
+    // upload stands, hears it is gone, and sends the blob again: 24 + 40 MiB.)
+    proxy.cut_after(Way::Up, 24 * MIB, || {});
+    let pushed = Bake::new("push").arg(&dir).arg(&reference).ok();
+    assert!(pushed.stderr().contains("going on"), "{}", pushed.stderr());
+    let sent = proxy.up.load(Ordering::SeqCst);
+    eprintln!("40 MiB pushed through a cut at 24 MiB: {:.1} MiB went up", sent as f64 / MIB as f64);
+    assert!(sent < 66 * MIB, "{sent}");
+
+    // Cut in the download: it resumes from the bytes that arrived (`Range`), not from 0.
+    proxy.cut_after(Way::Down, 10 * MIB, || {});
+    let before = proxy.down.load(Ordering::SeqCst);
+    let pulled = t.path().join("pulled");
+    let said = Bake::new("pull").arg(&reference).out(&pulled).ok();
+    assert!(said.stderr().contains("going on"), "{}", said.stderr());
+    let came = proxy.down.load(Ordering::SeqCst) - before;
+    eprintln!("40 MiB pulled through a cut at 10 MiB: {:.1} MiB came down", came as f64 / MIB as f64);
+    assert!(came < 41 * MIB, "resumed, not fetched again: {came}");
+    assert_eq!(files(&pulled), files(&dir));
+}
+
+#[test]
+fn a_registry_stopped_mid_push_gets_only_what_it_lacks_on_the_next_push() {
+    let registry = Registry::start(false);
+    let proxy = Proxy::start(&registry.address);
+    let t = tempfile::tempdir().unwrap();
+    let dir = outputs(&t.path().join("set"), &[("a.erofs", 6 << 20), ("b.img", 6 << 20), ("c.verity", 6 << 20)]);
+    let reference = format!("{}/bake/set:v1", proxy.address);
+
+    // The registry stops in the middle of `b.img`: the push fails, naming it, after its tries.
+    proxy.cut_after(Way::Up, 9 * MIB, registry.stopper());
+    let stderr = Bake::new("push").arg(&dir).arg(&reference).fails(1).stderr();
+    assert!(stderr.contains(&format!("registry `{}`", proxy.address)) && stderr.contains("tries"), "{stderr}");
+
+    // Back up: the next push sends only what did not arrive.
+    registry.restart();
+    let before = proxy.up.load(Ordering::SeqCst);
+    let json = Bake::new("push").arg(&dir).arg(&reference).arg("--json").ok().json();
+    let sent = proxy.up.load(Ordering::SeqCst) - before;
+    assert!(json["already_there"].as_u64().unwrap() >= 3, "the config, SHA256SUMS and a.erofs: {json:#}");
+    assert!(sent < 13 * MIB, "b.img and c.verity only: {sent}");
+    let pulled = t.path().join("pulled");
+    Bake::new("pull").arg(&reference).out(&pulled).ok();
+    assert_eq!(files(&pulled), files(&dir));
+}
+
+#[test]
+fn a_disk_full_while_pulling_leaves_the_previous_set_whole() {
+    require_tool("unshare");
+    let registry = Registry::start(false);
+    let t = tempfile::tempdir().unwrap();
+    let small = outputs(&t.path().join("small"), &[("small.erofs", 200 << 10)]);
+    let big = outputs(&t.path().join("big"), &[("big.erofs", 3 << 20)]);
+    for (dir, tag) in [(&small, "small"), (&big, "big")] {
+        Bake::new("push").arg(dir).arg(format!("{}/bake/disk:{tag}", registry.address)).ok();
+    }
+    // A 2 MiB file system of its own, in a mount namespace of its own.
+    let mnt = t.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=2m tmpfs {mnt} || exit 99
+         {bake} pull -q {address}/bake/disk:small -o {mnt} >/dev/null || exit 98
+         {bake} pull {address}/bake/disk:big -o {mnt}
+         echo rc=$?
+         cd {mnt} && ls -A && sha256sum -c SHA256SUMS",
+        mnt = mnt.display(),
+        bake = env!("CARGO_BIN_EXE_bake"),
+        address = registry.address
+    );
+    let output = run(Command::new("unshare").args(["-r", "-m", "sh", "-c", &script]));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("rc=1"), "{stdout}\n{stderr}");
+    assert!(stderr.to_lowercase().contains("no space left") && stderr.contains(&mnt.display().to_string()), "{stderr}");
+    let listed: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("rc=") && !l.contains(": OK")).collect();
+    assert_eq!(listed, ["SHA256SUMS", "small.erofs"], "nothing half written: {stdout}");
+    assert!(stdout.contains("small.erofs: OK"), "{stdout}");
+}
+
+#[test]
+fn two_builders_sharing_a_remote_cache_build_a_recipe_once() {
+    require_tool("skopeo");
+    let registry = Registry::start(false);
+    let t = tempfile::tempdir().unwrap();
+    let recipe = repo().join("recipes/hello.toml");
+    let remote = format!("{}/bake/cache", registry.address);
+    let builder = |cache: &str, out: &str| {
+        Bake::build(&recipe)
+            .allow_cache()
+            .arg("--cache")
+            .arg(t.path().join(cache))
+            .out(t.path().join(out))
+            .arg("--json")
+    };
+
+    // The first builder misses, builds and sends the outputs.
+    let first = builder("cache-a", "a").arg("--remote-cache").arg(&remote).ok();
+    assert_eq!(first.json()["cached"], false, "{}", first.stderr());
+    // Another builder (its own cache folder) takes them from the registry: the same bytes.
+    let second = builder("cache-b", "b").arg("--remote-cache").arg(&remote).ok();
+    assert_eq!(second.json()["cached"], true, "{}", second.stderr());
+    assert!(second.stderr().contains("from the remote cache"), "{}", second.stderr());
+    assert_eq!(files(&t.path().join("b")), files(&t.path().join("a")));
+    // ... and keeps them in its own cache: without the registry, a local hit.
+    assert_eq!(builder("cache-b", "c").ok().json()["cached"], true);
+    assert_eq!(files(&t.path().join("c")), files(&t.path().join("a")));
+
+    // The entry is an artifact another client reads, tagged by the key.
+    let tags =
+        run_ok(Command::new("skopeo").args(["list-tags", "--tls-verify=false"]).arg(format!("docker://{remote}")));
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let tag = tags["Tags"][0].as_str().unwrap().to_string();
+    assert!(tag.starts_with("cache-") && tag.len() == 70, "{tags}");
+    let raw = run_ok(
+        Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false"]).arg(format!("docker://{remote}:{tag}")),
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(manifest["artifactType"], "application/vnd.bake.cache.v1");
+
+    // A damaged entry: a warning naming it, a real build, the same bytes.
+    let cpio = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["annotations"]["org.opencontainers.image.title"] == "hello.cpio.zst")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = registry.blob_file(&cpio);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let damaged = builder("cache-d", "d").arg("--remote-cache").arg(&remote).ok();
+    assert_eq!(damaged.json()["cached"], false);
+    assert!(
+        damaged.stderr().contains("remote cache") && damaged.stderr().contains("refusing it"),
+        "{}",
+        damaged.stderr()
+    );
+    assert_eq!(files(&t.path().join("d")), files(&t.path().join("a")));
+
+    // A repository is named, not a tag.
+    let stderr = builder("cache-e", "e").arg("--remote-cache").arg(format!("{remote}:v1")).fails(2).stderr();
+    assert!(stderr.contains("without a tag"), "{stderr}");
+}
+
+#[test]
+fn every_example_round_trips_and_has_one_digest_from_two_folders() {
+    let registry = Registry::start(false);
+    let t = tempfile::tempdir().unwrap();
+    let examples: Vec<PathBuf> = std::fs::read_dir(repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    assert!(examples.len() >= 6, "{examples:?}");
+    for example in examples {
+        let name = example.file_stem().unwrap().to_string_lossy().into_owned();
+        let built = build(&usable(&example), &t.path().join(&name).join("a"));
+        let copy = t.path().join(&name).join("b");
+        run_ok(Command::new("cp").arg("-R").arg(&built).arg(&copy));
+        let reference = format!("{}/bake/examples:{name}", registry.address);
+        let digest = digest_of(&Bake::new("push").arg(&built).arg(&reference).ok().stdout());
+        let again = Bake::new("push").arg(&copy).arg(&reference).arg("--json").ok().json();
+        assert_eq!(again["digest"], digest.as_str(), "{name}");
+        assert_eq!(again["transferred"], 0, "{name}: {again:#}");
+        let pulled = t.path().join(&name).join("pulled");
+        let said = Bake::new("pull").arg(format!("{}/bake/examples@{digest}", registry.address)).out(&pulled).ok();
+        assert_eq!(digest_of(&said.stdout()), digest, "{name}");
+        assert_eq!(files(&pulled), files(&built), "{name}");
+    }
 }

@@ -50,7 +50,8 @@ pub fn build_twice(
 ) -> Result<Twice> {
     let recipe = RecipeFile::load(recipe_path)?;
     let first_dir = scratch.join("first");
-    let options = Options { out_dir: first_dir.clone(), threads, settings: settings.clone(), use_cache: false };
+    let options =
+        Options { out_dir: first_dir.clone(), threads, settings: settings.clone(), use_cache: false, remote: None };
     let built = build::build(recipe_path, &options, reporter)?;
 
     let copy_root = scratch.join("second/inputs copy");

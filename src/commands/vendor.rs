@@ -46,11 +46,21 @@ impl Vendored {
     }
 }
 
-/// One input to vendor: where it is now, its sha256, and what it is (for the index).
-struct Item {
-    host: PathBuf,
-    sha256: String,
-    what: serde_json::Value,
+/// One pinned input: where it is now, its sha256, its size, and what it is (for the index).
+pub struct Item {
+    pub host: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub what: serde_json::Value,
+}
+
+impl Item {
+    /// A file name for it: the package's own (`jq_1.6-2.1_amd64.deb`) or the input's.
+    pub fn file_name(&self) -> String {
+        let from = self.what["filename"].as_str().or(self.what["path"].as_str()).unwrap_or_default();
+        let name = from.rsplit('/').next().unwrap_or_default().replace(':', "%3a");
+        if name.is_empty() || name.starts_with('.') { self.sha256.clone() } else { name }
+    }
 }
 
 /// Copies every pinned input of the recipe at `recipe_path` (its packages, kernel and stub
@@ -61,49 +71,8 @@ pub fn vendor(
     settings: &Settings,
     reporter: &dyn Reporter,
 ) -> Result<Vendored> {
-    let recipe = RecipeFile::load(recipe_path)?;
-    let lock_path = crate::lockfile::path_for(recipe_path);
-    let lock = crate::lockfile::read(&lock_path)?.ok_or_else(|| {
-        Error::input(format!(
-            "`{}` has no lock file `{}`: run `bake lock {}` first; vendoring copies what the lock pins",
-            recipe_path.display(),
-            lock_path.display(),
-            recipe_path.display()
-        ))
-    })?;
+    let (recipe, items) = pinned(recipe_path, settings, reporter)?;
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| recipe.base.join("vendor"));
-    let hint = LockState { path: lock_path, lock: None, policy: settings.packages.policy }.hint(&recipe);
-    let mut lists = Lists::default();
-    let mut items = Vec::new();
-    let packages = lock
-        .layers
-        .iter()
-        .flat_map(|l| l.resolved.iter().map(|p| ("package", p)))
-        .chain(lock.kernel.as_ref().map(|k| ("kernel package", &k.package)))
-        .chain(lock.stub.as_ref().map(|k| ("EFI stub package", &k.package)));
-    let sources = settings.packages.sources()?;
-    for (kind, package) in packages {
-        let (host, _) = apt::fetch(package, &sources, &mut lists, &hint, reporter)?;
-        items.push(Item { host, sha256: package.sha256.clone(), what: package_json(kind, package) });
-    }
-    for input in lock.inputs.iter().filter(|i| matches!(i.kind, InputKind::Tar | InputKind::Deb | InputKind::Kernel)) {
-        let host = recipe.host_path(&input.path);
-        let (digest, _) = digest_file(&host)?;
-        if hex(&digest) != input.sha256 {
-            return Err(Error::input(format!(
-                "`{}` has sha256 {}, but the lock pins {}: run `bake lock {}` if the change is meant",
-                host.display(),
-                hex(&digest),
-                input.sha256,
-                recipe_path.display()
-            )));
-        }
-        let what = json!({ "kind": input.kind.name(), "path": input.path });
-        items.push(Item { host, sha256: input.sha256.clone(), what });
-    }
-    items.sort_by(|a, b| a.sha256.cmp(&b.sha256));
-    items.dedup_by(|a, b| a.sha256 == b.sha256);
-
     let store = dir.join("sha256");
     std::fs::create_dir_all(&store).writing(&store)?;
     let (mut copied, mut bytes) = (0, 0);
@@ -123,24 +92,76 @@ pub fn vendor(
         }
         bytes += std::fs::metadata(&dest).reading(&dest)?.len();
     }
+    let sums: String = items.iter().map(|i| format!("{}  sha256/{}\n", i.sha256, i.sha256)).collect();
+    file::replace(&dir.join("index.json"), index(recipe_path, &items, |i| format!("sha256/{}", i.sha256)).as_bytes())?;
+    file::replace(&dir.join("SHA256SUMS"), sums.as_bytes())?;
+    Ok(Vendored { dir, inputs: items.len(), copied, bytes })
+}
+
+/// `index.json`: what each input is, with its sha256 and where it is (`file_of`).
+pub fn index(recipe_path: &Path, items: &[Item], file_of: impl Fn(&Item) -> String) -> String {
     let index: Vec<serde_json::Value> = items
         .iter()
         .map(|i| {
             let mut entry = i.what.clone();
             entry["sha256"] = json!(i.sha256);
-            entry["file"] = json!(format!("sha256/{}", i.sha256));
+            entry["file"] = json!(file_of(i));
             entry
         })
         .collect();
-    let index_text = serde_json::to_string_pretty(
+    serde_json::to_string_pretty(
         &json!({ "recipe": recipe_path.file_name().map(|n| n.to_string_lossy()), "inputs": index }),
     )
     .expect("plain data")
-        + "\n";
-    let sums: String = items.iter().map(|i| format!("{}  sha256/{}\n", i.sha256, i.sha256)).collect();
-    file::replace(&dir.join("index.json"), index_text.as_bytes())?;
-    file::replace(&dir.join("SHA256SUMS"), sums.as_bytes())?;
-    Ok(Vendored { dir, inputs: items.len(), copied, bytes })
+        + "\n"
+}
+
+/// Every pinned input of the locked recipe at `recipe_path`, each once, in sha256 order, from
+/// wherever bake finds it (packages from the usual sources, checked against the lock).
+pub fn pinned(recipe_path: &Path, settings: &Settings, reporter: &dyn Reporter) -> Result<(RecipeFile, Vec<Item>)> {
+    let recipe = RecipeFile::load(recipe_path)?;
+    let lock_path = crate::lockfile::path_for(recipe_path);
+    let lock = crate::lockfile::read(&lock_path)?.ok_or_else(|| {
+        Error::input(format!(
+            "`{}` has no lock file `{}`: run `bake lock {}` first; vendoring copies what the lock pins",
+            recipe_path.display(),
+            lock_path.display(),
+            recipe_path.display()
+        ))
+    })?;
+    let hint = LockState { path: lock_path, lock: None, policy: settings.packages.policy }.hint(&recipe);
+    let mut lists = Lists::default();
+    let mut items = Vec::new();
+    let packages = lock
+        .layers
+        .iter()
+        .flat_map(|l| l.resolved.iter().map(|p| ("package", p)))
+        .chain(lock.kernel.as_ref().map(|k| ("kernel package", &k.package)))
+        .chain(lock.stub.as_ref().map(|k| ("EFI stub package", &k.package)));
+    let sources = settings.packages.sources()?;
+    for (kind, package) in packages {
+        let (host, _) = apt::fetch(package, &sources, &mut lists, &hint, reporter)?;
+        let (sha256, size) = (package.sha256.clone(), package.size);
+        items.push(Item { host, sha256, size, what: package_json(kind, package) });
+    }
+    for input in lock.inputs.iter().filter(|i| matches!(i.kind, InputKind::Tar | InputKind::Deb | InputKind::Kernel)) {
+        let host = recipe.host_path(&input.path);
+        let (digest, size) = digest_file(&host)?;
+        if hex(&digest) != input.sha256 {
+            return Err(Error::input(format!(
+                "`{}` has sha256 {}, but the lock pins {}: run `bake lock {}` if the change is meant",
+                host.display(),
+                hex(&digest),
+                input.sha256,
+                recipe_path.display()
+            )));
+        }
+        let what = json!({ "kind": input.kind.name(), "path": input.path });
+        items.push(Item { host, sha256: input.sha256.clone(), size, what });
+    }
+    items.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    items.dedup_by(|a, b| a.sha256 == b.sha256);
+    Ok((recipe, items))
 }
 
 fn package_json(kind: &str, p: &LockedPackage) -> serde_json::Value {

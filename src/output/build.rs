@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::cache::BuildCache;
+use super::cache::{BuildCache, RemoteCache};
 use super::stage::{OutputDir, Staged};
 use super::{Built, Job};
 use crate::base::error::{IoContext, Result};
@@ -24,6 +24,15 @@ pub struct Options {
     /// Whether to take the outputs from the build cache when they are there, and keep them
     /// there. Never changes the output bytes.
     pub use_cache: bool,
+    /// A build cache shared through a registry (`--remote-cache`): looked in after the local
+    /// one (unless `use_cache` is off), and given the outputs of every build made for real.
+    pub remote: Option<std::sync::Arc<dyn RemoteCache + Send + Sync>>,
+}
+
+impl std::fmt::Debug for dyn RemoteCache + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteCache({})", self.name())
+    }
 }
 
 /// Builds the recipe at `recipe_path` into `options.out_dir`.
@@ -53,26 +62,30 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
         Some(stage1) => Some(plan::prepare(stage1, &options.settings, cache_root, reporter)?),
         None => None,
     };
-    let cache = cache_root.and_then(|root| match BuildCache::program_digest() {
-        Ok(program) => {
-            let mut key = prepared.cache_key(&program);
-            if let Some(stage1) = &stage1_prepared {
-                key = crate::base::hash::digest_bytes(&[&key[..], &stage1.cache_key(&program)[..]].concat());
-            }
-            Some((BuildCache::new(root), key))
-        }
-        Err(e) => {
-            reporter.report(Event::Warning(format!("build cache not used: cannot read the bake program: {e}")));
-            None
-        }
-    });
-    if let Some((cache, key)) = &cache
-        && let Some(hit) = cache.restore(key, &out, reporter)
-    {
+    let source = BuildCache::source_digest();
+    let mut key = prepared.cache_key(&source);
+    if let Some(stage1) = &stage1_prepared {
+        key = crate::base::hash::digest_bytes(&[&key[..], &stage1.cache_key(&source)[..]].concat());
+    }
+    let cache = cache_root.map(BuildCache::new);
+    let remote = options.remote.as_deref();
+    let local_hit = cache.as_ref().and_then(|cache| cache.restore(&key, &out, reporter));
+    let remote_hit = match (&local_hit, remote) {
+        (None, Some(remote)) if options.use_cache => BuildCache::restore_remote(remote, &key, &out, reporter),
+        _ => None,
+    };
+    if let Some((hit, from_remote)) = local_hit.map(|h| (h, false)).or(remote_hit.map(|h| (h, true))) {
         let outputs = out.commit(hit.staged)?;
         let out_dir = options.out_dir.clone();
         let (name, entries, data_bytes) = (hit.name, hit.entries, hit.data_bytes);
-        return Ok(Built { name, entries, data_bytes, outputs, out_dir, elapsed: Duration::ZERO, cached: true });
+        let built = Built { name, entries, data_bytes, outputs, out_dir, elapsed: Duration::ZERO, cached: true };
+        if let (true, Some(remote)) = (from_remote, remote) {
+            reporter.report(Event::Info(format!("the outputs came from the remote cache {}", remote.name())));
+            if let Some(cache) = &cache {
+                cache.store(&key, &built, reporter);
+            }
+        }
+        return Ok(built);
     }
 
     // Scratch space for archive data lives in the output folder (nothing is written elsewhere)
@@ -101,8 +114,11 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
         elapsed: Duration::ZERO,
         cached: false,
     };
-    if let Some((cache, key)) = &cache {
-        cache.store(key, &built, reporter);
+    if let Some(cache) = &cache {
+        cache.store(&key, &built, reporter);
+    }
+    if let Some(remote) = remote {
+        BuildCache::store_remote(remote, &key, &built, reporter);
     }
     Ok(built)
 }

@@ -1,6 +1,6 @@
 //! The build cache: the outputs of earlier builds, filed under the key of everything they were
-//! made from ([`Prepared::cache_key`]: this very `bake` program, the recipe's text, the epoch and
-//! every input's digest). Building an unchanged recipe again copies them into place instead of
+//! made from ([`Prepared::cache_key`]: the source this `bake` was built from, the recipe's text,
+//! the epoch and every input's digest). Building an unchanged recipe again copies them into place instead of
 //! unpacking and compressing; any change to anything the image is made from is another key.
 //!
 //! A cached output is trusted only if it still has the size and sha256 recorded with it: the
@@ -11,6 +11,10 @@
 //! Layout: `CACHE/builds/KEY/` holds the outputs (hard links to the output folder's files where
 //! possible, copies otherwise) and `record.json`. Entries are used most-recent first; when they
 //! add up to more than [`BUDGET`] bytes, the least recently used go.
+//!
+//! A [`RemoteCache`] (`bake build --remote-cache`, a registry) holds the same entries, the
+//! outputs and `record.json`, by the same keys: a remote entry is fetched into a scratch
+//! folder and restored exactly as a local one is, checked against its record.
 //!
 //! [`Prepared::cache_key`]: crate::plan::Prepared::cache_key
 
@@ -53,6 +57,35 @@ struct RecordOutput {
     root_hash: Option<String>,
 }
 
+impl Record {
+    fn of(built: &Built) -> Record {
+        Record {
+            name: built.name.clone(),
+            entries: built.entries,
+            data_bytes: built.data_bytes,
+            outputs: built.outputs.iter().map(record_output).collect(),
+        }
+    }
+}
+
+/// A build cache shared by several builders (a registry repository, for `bake build
+/// --remote-cache`): entries by key, each the outputs and their record, as files.
+pub trait RemoteCache {
+    /// What to call it in a message.
+    fn name(&self) -> String;
+    /// Fetches every file of the entry `key` into the empty folder `into`, checked against the
+    /// digests the remote names them by; `false` when it has no such entry.
+    fn fetch(&self, key: &str, into: &Path, reporter: &dyn Reporter) -> crate::base::error::Result<bool>;
+    /// Stores `files` (file name, where it is, and the kind of output it is; `None` for the
+    /// record) as the entry `key`.
+    fn store(
+        &self,
+        key: &str,
+        files: &[(String, PathBuf, Option<OutputKind>)],
+        reporter: &dyn Reporter,
+    ) -> crate::base::error::Result<()>;
+}
+
 /// A build served from the cache, staged in the output folder but not yet committed.
 pub struct Hit {
     pub name: String,
@@ -71,11 +104,11 @@ impl BuildCache {
         BuildCache { dir: root.join("builds") }
     }
 
-    /// The digest of the running `bake` program, part of every key: a bake that writes other
-    /// bytes (another version, or a fix in development) never takes an older one's outputs.
-    pub fn program_digest() -> io::Result<Digest> {
-        let exe = std::env::current_exe()?;
-        Ok(crate::base::hash::digest_reader(File::open(exe)?)?.0)
+    /// The digest of the source this `bake` was built from (`build.rs`), part of every key: a
+    /// bake that may write other bytes (another version, or a change in development) never
+    /// takes another's outputs, and the same source built anywhere agrees on every key.
+    pub fn source_digest() -> Digest {
+        parse_hex(env!("BAKE_SOURCE_DIGEST")).expect("build.rs writes 64 hex digits")
     }
 
     fn entry(&self, key: &Digest) -> PathBuf {
@@ -89,7 +122,7 @@ impl BuildCache {
         let text = std::fs::read(entry.join(RECORD)).ok()?;
         let restored = serde_json::from_slice::<Record>(&text)
             .map_err(|e| Error::failure(format!("its record cannot be read: {e}")))
-            .and_then(|record| self.stage(&entry, record, out));
+            .and_then(|record| stage(&entry, record, out));
         match restored {
             Ok(hit) => {
                 // Mark it used, for eviction.
@@ -110,33 +143,51 @@ impl BuildCache {
         }
     }
 
-    /// Stages a copy of every output `record` lists; an error says what is wrong with the entry.
-    fn stage(&self, entry: &Path, record: Record, out: &OutputDir) -> crate::base::error::Result<Hit> {
-        let mut staged = Vec::with_capacity(record.outputs.len());
-        for output in &record.outputs {
-            let kind = OutputKind::from_name(&output.kind);
-            let Some(kind) = kind.filter(|_| !output.file.contains('/') && !output.file.starts_with('.')) else {
-                return Err(Error::failure(format!("its record names `{}` `{}`", output.kind, output.file)));
-            };
-            let root_hash = match &output.root_hash {
-                Some(text) => {
-                    Some(parse_hex(text).ok_or_else(|| Error::failure(format!("its record gives `{text}`")))?)
-                }
-                None => None,
-            };
-            let source = entry.join(&output.file);
-            let copy = out.stage(kind, &output.file, |mut w| {
-                let mut file = File::open(&source).reading(&source)?;
-                io::copy(&mut file, &mut w).reading(&source)?;
-                Ok(Written { sink: w, root_hash })
-            })?;
-            let got = copy.output();
-            if got.size != output.size || hex(&got.sha256) != output.sha256 {
-                return Err(Error::failure(format!("`{}` is not the file that was cached", output.file)));
+    /// Stages the outputs of the remote entry `key` in `out`, or `None` when the remote has
+    /// none, cannot be reached, or sends other bytes than its record says (a warning then).
+    pub fn restore_remote(
+        remote: &dyn RemoteCache,
+        key: &Digest,
+        out: &OutputDir,
+        reporter: &dyn Reporter,
+    ) -> Option<Hit> {
+        let scratch = tempfile::Builder::new().prefix(".bake-remote-").tempdir_in(out.path()).ok()?;
+        let fetched = remote.fetch(&hex(key), scratch.path(), reporter).and_then(|found| {
+            if !found {
+                return Ok(None);
             }
-            staged.push(copy);
+            let path = scratch.path().join(RECORD);
+            let text = std::fs::read(&path).reading(&path)?;
+            let record = serde_json::from_slice::<Record>(&text)
+                .map_err(|e| Error::failure(format!("its record cannot be read: {e}")))?;
+            stage(scratch.path(), record, out).map(Some)
+        });
+        match fetched {
+            Ok(hit) => hit,
+            Err(e) => {
+                reporter.report(Event::Warning(format!("remote cache {} not used: {e}", remote.name())));
+                None
+            }
         }
-        Ok(Hit { name: record.name, entries: record.entries, data_bytes: record.data_bytes, staged })
+    }
+
+    /// Sends the outputs of `built` and their record to `remote` under `key`. Failing costs
+    /// only a warning.
+    pub fn store_remote(remote: &dyn RemoteCache, key: &Digest, built: &Built, reporter: &dyn Reporter) {
+        let sent = (|| {
+            let record = tempfile::Builder::new().prefix(".bake-record-").tempfile_in(&built.out_dir)?;
+            std::fs::write(record.path(), serde_json::to_vec_pretty(&Record::of(built)).map_err(io::Error::other)?)?;
+            let mut files: Vec<(String, PathBuf, Option<OutputKind>)> =
+                built.outputs.iter().map(|o| (o.file.clone(), built.out_dir.join(&o.file), Some(o.kind))).collect();
+            files.push((RECORD.to_string(), record.path().to_path_buf(), None));
+            Ok::<_, io::Error>((record, files))
+        })()
+        .map_err(|e| Error::failure(format!("cannot write the record: {e}")))
+        .and_then(|(_record, files)| remote.store(&hex(key), &files, reporter));
+        if let Err(e) = sent {
+            reporter
+                .report(Event::Warning(format!("this build was not sent to the remote cache {}: {e}", remote.name())));
+        }
     }
 
     /// Files the outputs of `made`, now in `out_dir`, under `key`; then evicts the least
@@ -168,13 +219,10 @@ impl BuildCache {
                 std::fs::copy(&from, &to)?;
             }
         }
-        let record = Record {
-            name: built.name.clone(),
-            entries: built.entries,
-            data_bytes: built.data_bytes,
-            outputs: built.outputs.iter().map(record_output).collect(),
-        };
-        std::fs::write(temp.path().join(RECORD), serde_json::to_vec_pretty(&record).map_err(io::Error::other)?)?;
+        std::fs::write(
+            temp.path().join(RECORD),
+            serde_json::to_vec_pretty(&Record::of(built)).map_err(io::Error::other)?,
+        )?;
         match std::fs::rename(temp.path(), &entry) {
             Ok(()) => {
                 // Renamed away: nothing left for the guard to remove.
@@ -227,4 +275,32 @@ fn record_output(output: &Output) -> RecordOutput {
     let Output { kind, file, size, sha256, root_hash } = output;
     let (kind, file, size, sha256) = (kind.name().to_string(), file.clone(), *size, hex(sha256));
     RecordOutput { kind, file, size, sha256, root_hash: root_hash.as_ref().map(hex) }
+}
+
+/// Stages a copy of every output `record` lists from the entry folder `entry`; an error says
+/// what is wrong with the entry.
+fn stage(entry: &Path, record: Record, out: &OutputDir) -> crate::base::error::Result<Hit> {
+    let mut staged = Vec::with_capacity(record.outputs.len());
+    for output in &record.outputs {
+        let kind = OutputKind::from_name(&output.kind);
+        let Some(kind) = kind.filter(|_| !output.file.contains('/') && !output.file.starts_with('.')) else {
+            return Err(Error::failure(format!("its record names `{}` `{}`", output.kind, output.file)));
+        };
+        let root_hash = match &output.root_hash {
+            Some(text) => Some(parse_hex(text).ok_or_else(|| Error::failure(format!("its record gives `{text}`")))?),
+            None => None,
+        };
+        let source = entry.join(&output.file);
+        let copy = out.stage(kind, &output.file, |mut w| {
+            let mut file = File::open(&source).reading(&source)?;
+            io::copy(&mut file, &mut w).reading(&source)?;
+            Ok(Written { sink: w, root_hash })
+        })?;
+        let got = copy.output();
+        if got.size != output.size || hex(&got.sha256) != output.sha256 {
+            return Err(Error::failure(format!("`{}` is not the file that was cached", output.file)));
+        }
+        staged.push(copy);
+    }
+    Ok(Hit { name: record.name, entries: record.entries, data_bytes: record.data_bytes, staged })
 }

@@ -14,7 +14,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::client::{Client, MANIFEST_TYPE};
+use sha2::{Digest as _, Sha256};
+
+use super::client::{Actions, Blob, Client, MANIFEST_TYPE};
 use super::reference::Reference;
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{digest_bytes, digest_file, hex};
@@ -23,6 +25,17 @@ use crate::output::OutputKind;
 
 /// The `artifactType` of a bake image.
 pub const ARTIFACT_TYPE: &str = "application/vnd.bake.image.v1";
+/// The `artifactType` of an entry of a remote build cache (`bake build --remote-cache`): the
+/// outputs, each with its kind's media type, and the cache's record of them
+/// ([`RECORD_TYPE`]).
+pub const CACHE_TYPE: &str = "application/vnd.bake.cache.v1";
+pub const RECORD_TYPE: &str = "application/vnd.bake.cache-record.v1+json";
+/// The `artifactType` of a recipe's pinned inputs (`bake push --inputs`): one layer per input
+/// ([`INPUT_TYPE`]), whose digest is the sha256 the lock pins, and `index.json`
+/// ([`INPUTS_INDEX_TYPE`]) saying what each one is.
+pub const INPUTS_TYPE: &str = "application/vnd.bake.inputs.v1";
+pub const INPUT_TYPE: &str = "application/vnd.bake.input.v1";
+pub const INPUTS_INDEX_TYPE: &str = "application/vnd.bake.inputs-index.v1+json";
 /// The empty JSON object `{}` every artifact's config is (OCI image-spec 1.1).
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY: &[u8] = b"{}";
@@ -56,9 +69,15 @@ pub struct Access<'a> {
 }
 
 impl Access<'_> {
-    fn client(&self, reference: &Reference) -> Result<Client> {
+    /// A client for `reference`'s repository, to do `actions` there.
+    pub fn client<'r>(
+        &self,
+        reference: &Reference,
+        actions: Actions,
+        reporter: &'r dyn Reporter,
+    ) -> Result<Client<'r>> {
         let credentials = super::credentials::lookup(self.docker_config, &reference.registry)?;
-        Ok(Client::new(reference, self.plain_http, credentials))
+        Ok(Client::new(reference, self.plain_http, actions, credentials, reporter))
     }
 }
 
@@ -133,46 +152,71 @@ pub fn push(dir: &Path, reference: &Reference, access: &Access<'_>, reporter: &d
                 hex(&actual)
             )));
         }
-        files.push((file, digest, size));
+        let kind = kind_of(&file)
+            .ok_or_else(|| Error::input(format!("`{file}` in `{}` is not an output bake writes", dir.display())))?;
+        files.push(File { name: file, path, sha256: digest, size, media_type: media_type(kind) });
     }
-    let sums_path = dir.join("SHA256SUMS");
-    let (sums_digest, sums_size) = digest_file(&sums_path)?;
-    files.push(("SHA256SUMS".to_string(), hex(&sums_digest), sums_size));
-    files.sort();
-    let epoch = epoch(dir, &files)?;
+    let path = dir.join("SHA256SUMS");
+    let (sums_digest, size) = digest_file(&path)?;
+    let media_type = media_type(OutputKind::Sums);
+    files.push(File { name: "SHA256SUMS".to_string(), path, sha256: hex(&sums_digest), size, media_type });
+    push_files(reference, files, ARTIFACT_TYPE, access, reporter)
+}
 
-    let client = access.client(reference)?;
+/// One file of an artifact to push: its name (the layer's title), where it is, its sha256
+/// (hex) and size, and its media type.
+pub struct File {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// Pushes `files` to `reference` as one artifact of `artifact_type`, in file-name order, with
+/// the epoch of the `.manifest.json` among them as its creation time. Blobs the repository has
+/// already are not sent again.
+pub fn push_files(
+    reference: &Reference,
+    mut files: Vec<File>,
+    artifact_type: &str,
+    access: &Access<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Transferred> {
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let epoch = match files.iter().find(|f| f.name.ends_with(".manifest.json")) {
+        Some(manifest) => epoch(&manifest.path)?,
+        None => 0,
+    };
+    let client = access.client(reference, Actions::Push, reporter)?;
     let empty = format!("sha256:{}", hex(&digest_bytes(EMPTY)));
     let (mut moved, mut skipped) = (0, 0);
     if client.has_blob(&empty)? {
         skipped += 1;
     } else {
-        client.put_blob(&empty, EMPTY.len() as u64, &mut &EMPTY[..])?;
+        client.put_blob(&empty, EMPTY.len() as u64, Blob::Bytes(EMPTY))?;
         moved += 1;
     }
     let mut layers = Vec::new();
-    for (file, digest, size) in &files {
-        let kind = kind_of(file)
-            .ok_or_else(|| Error::input(format!("`{file}` in `{}` is not an output bake writes", dir.display())))?;
-        let digest = format!("sha256:{digest}");
+    for file in &files {
+        let (name, size) = (&file.name, file.size);
+        let digest = format!("sha256:{}", file.sha256);
         if client.has_blob(&digest)? {
-            reporter.report(Event::Detail(format!("{file}: the registry has it already")));
+            reporter.report(Event::Detail(format!("{name}: the registry has it already")));
             skipped += 1;
         } else {
-            reporter.report(Event::Info(format!("sending {file} ({size} bytes)")));
-            let path = dir.join(file);
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).reading(&path)?);
-            client.put_blob(&digest, *size, &mut reader)?;
+            reporter.report(Event::Info(format!("sending {name} ({size} bytes)")));
+            client.put_blob(&digest, size, Blob::File(&file.path))?;
             moved += 1;
         }
         layers.push(
-            json!({ "mediaType": media_type(kind), "digest": digest, "size": size, "annotations": { TITLE: file } }),
+            json!({ "mediaType": file.media_type, "digest": digest, "size": size, "annotations": { TITLE: name } }),
         );
     }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": { "mediaType": EMPTY_TYPE, "digest": empty, "size": EMPTY.len(), "data": "e30=" },
         "layers": layers,
         "annotations": { CREATED: crate::base::time::iso8601(epoch) },
@@ -183,17 +227,15 @@ pub fn push(dir: &Path, reference: &Reference, access: &Access<'_>, reporter: &d
     Ok(Transferred {
         reference: reference.clone(),
         digest,
-        files: files.into_iter().map(|f| f.0).collect(),
+        files: files.into_iter().map(|f| f.name).collect(),
         moved,
         skipped,
     })
 }
 
-/// The image's epoch, from the build's `NAME.manifest.json` (0 without one).
-fn epoch(dir: &Path, files: &[(String, String, u64)]) -> Result<u64> {
-    let Some((file, _, _)) = files.iter().find(|(f, _, _)| f.ends_with(".manifest.json")) else { return Ok(0) };
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).reading(&path)?;
+/// The image's epoch, from the build's manifest `path` (`NAME.manifest.json`).
+fn epoch(path: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path).reading(path)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::input(format!("`{}`: {e}", path.display())))?;
     Ok(value["epoch"].as_u64().unwrap_or(0))
@@ -211,8 +253,8 @@ struct Layer {
 /// the outputs of the set that was there before and are not in this one are removed. Nothing
 /// in `dir` changes when any check fails.
 pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &dyn Reporter) -> Result<Transferred> {
-    let client = access.client(reference)?;
-    let bytes = client.get_manifest(reference.target())?.ok_or_else(|| {
+    let client = access.client(reference, Actions::Pull, reporter)?;
+    let (digest, layers) = manifest(&client, reference, ARTIFACT_TYPE)?.ok_or_else(|| {
         Error::input(format!(
             "registry `{}` has no `{}` in `{}`",
             reference.registry,
@@ -220,42 +262,8 @@ pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &d
             reference.repository
         ))
     })?;
-    let digest = format!("sha256:{}", hex(&digest_bytes(&bytes)));
-    if let Some(asked) = &reference.digest
-        && *asked != digest
-    {
-        return Err(Error::failure(format!(
-            "`{reference}`: the registry sent a manifest whose digest is {digest}: refusing it"
-        )));
-    }
-    let layers = layers(&bytes, reference)?;
     std::fs::create_dir_all(dir).writing(dir)?;
-    // Each blob into a scratch file in the folder, checked as it streams.
-    let mut staged: Vec<(tempfile::NamedTempFile, &Layer)> = Vec::new();
-    for layer in &layers {
-        reporter.report(Event::Info(format!("fetching {} ({} bytes)", layer.file, layer.size)));
-        let mut part = crate::base::file::staged_in(dir, ".bake-pull-")?;
-        let mut blob = client.get_blob(&layer.digest)?.take(layer.size + 1);
-        let mut hashing = crate::base::hash::HashingReader::new(&mut blob);
-        let copied = {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, part.as_file_mut());
-            let n = std::io::copy(&mut hashing, &mut out)
-                .map_err(|e| Error::failure(format!("fetching `{}`: {e}", layer.file)))?;
-            out.flush().writing(dir)?;
-            n
-        };
-        let got = format!("sha256:{}", hex(&hashing.finish().writing(dir)?));
-        if got != layer.digest || copied != layer.size {
-            return Err(Error::failure(format!(
-                "`{}`: the registry sent {copied} bytes with digest {got} for blob {} ({} bytes): refusing it; nothing in `{}` was changed",
-                layer.file,
-                layer.digest,
-                layer.size,
-                dir.display()
-            )));
-        }
-        staged.push((part, layer));
-    }
+    let mut staged = fetch_layers(&client, &layers, dir, reporter)?;
     // The files against the artifact's own SHA256SUMS: every one listed, every digest the same.
     let sums_layer = staged
         .iter()
@@ -289,6 +297,137 @@ pub fn pull(reference: &Reference, dir: &Path, access: &Access<'_>, reporter: &d
     Ok(Transferred { reference: reference.clone(), digest, files, moved, skipped: 0 })
 }
 
+/// The manifest at `reference` (its digest, checked against the reference's, and its layers,
+/// checked to be an artifact of `artifact_type`); `None` when there is none.
+fn manifest(client: &Client<'_>, reference: &Reference, artifact_type: &str) -> Result<Option<(String, Vec<Layer>)>> {
+    let Some(bytes) = client.get_manifest(reference.target())? else { return Ok(None) };
+    let digest = format!("sha256:{}", hex(&digest_bytes(&bytes)));
+    if let Some(asked) = &reference.digest
+        && *asked != digest
+    {
+        return Err(Error::failure(format!(
+            "`{reference}`: the registry sent a manifest whose digest is {digest}: refusing it"
+        )));
+    }
+    Ok(Some((digest, layers(&bytes, reference, artifact_type)?)))
+}
+
+/// Every blob of `layers` into a scratch file in `dir`, checked as it streams.
+fn fetch_layers<'l>(
+    client: &Client<'_>,
+    layers: &'l [Layer],
+    dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(tempfile::NamedTempFile, &'l Layer)>> {
+    let mut staged = Vec::new();
+    for layer in layers {
+        reporter.report(Event::Info(format!("fetching {} ({} bytes)", layer.file, layer.size)));
+        let mut part = crate::base::file::staged_in(dir, ".bake-pull-")?;
+        let (got, copied) = fetch_blob(client, layer, part.as_file_mut(), dir)?.ok_or_else(|| {
+            Error::failure(format!(
+                "`{}`: the registry has no blob {}, though the manifest names it",
+                layer.file, layer.digest
+            ))
+        })?;
+        if got != layer.digest || copied != layer.size {
+            return Err(Error::failure(format!(
+                "`{}`: the registry sent {copied} bytes with digest {got} for blob {} ({} bytes): refusing it; nothing in `{}` was changed",
+                layer.file,
+                layer.digest,
+                layer.size,
+                dir.display()
+            )));
+        }
+        staged.push((part, layer));
+    }
+    Ok(staged)
+}
+
+/// Fetches the artifact of `artifact_type` at `reference` into the folder `into`, every file
+/// checked against its digest; `false` when the registry has nothing there.
+pub fn fetch_files(
+    reference: &Reference,
+    into: &Path,
+    artifact_type: &str,
+    access: &Access<'_>,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    let client = access.client(reference, Actions::Pull, reporter)?;
+    let Some((_, layers)) = manifest(&client, reference, artifact_type)? else { return Ok(false) };
+    for (part, layer) in fetch_layers(&client, &layers, into, reporter)? {
+        crate::base::file::put_in_place(part, &into.join(&layer.file))?;
+    }
+    Ok(true)
+}
+
+/// Fetches the blob `sha256:HEX` (`size` bytes) of the repository `reference` names into `out`,
+/// checked against its digest and size as it streams; `false` when the repository lacks it.
+pub fn fetch_by_digest(
+    reference: &Reference,
+    sha256: &str,
+    size: u64,
+    out: &mut std::fs::File,
+    path: &Path,
+    access: &Access<'_>,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    let client = access.client(reference, Actions::Pull, reporter)?;
+    let layer = Layer { file: sha256.to_string(), digest: format!("sha256:{sha256}"), size };
+    let Some((got, copied)) = fetch_blob(&client, &layer, out, path)? else {
+        return Ok(false);
+    };
+    if got != layer.digest || copied != size {
+        return Err(Error::failure(format!(
+            "registry `{}` sent {copied} bytes with digest {got} for blob {} ({size} bytes): refusing it",
+            reference.registry, layer.digest
+        )));
+    }
+    Ok(true)
+}
+
+/// Streams the blob of `layer` into `out` (a scratch file in `dir`), hashing it on the way;
+/// after a dropped connection the read goes on from the bytes that arrived (`Range`), or from
+/// the start when the registry ignores that. Returns the digest (`sha256:...`) and the size of
+/// what came, at most one byte more than the layer says; `None` when the repository has no such
+/// blob. `dir` (or the file) names where it goes in an error.
+fn fetch_blob(
+    client: &Client<'_>,
+    layer: &Layer,
+    out: &mut std::fs::File,
+    dir: &Path,
+) -> Result<Option<(String, u64)>> {
+    use std::io::{Seek, SeekFrom};
+    let what = format!("fetch `{}`", layer.file);
+    let (mut hasher, mut copied, mut tries) = (Sha256::new(), 0u64, 0);
+    let mut buffer = vec![0u8; 1 << 20];
+    'fetch: loop {
+        let Some((stream, resumed)) = client.get_blob(&layer.digest, copied)? else {
+            return Ok(None);
+        };
+        if copied > 0 && !resumed {
+            (hasher, copied) = (Sha256::new(), 0);
+            out.set_len(0).writing(dir)?;
+            out.seek(SeekFrom::Start(0)).writing(dir)?;
+        }
+        let mut stream = stream.take(layer.size + 1 - copied);
+        loop {
+            let n = match stream.read(&mut buffer) {
+                Ok(0) => break 'fetch,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    client.wait_after(&what, &mut tries, e)?;
+                    continue 'fetch;
+                }
+            };
+            hasher.update(&buffer[..n]);
+            out.write_all(&buffer[..n]).writing(dir)?;
+            copied += n as u64;
+        }
+    }
+    Ok(Some((format!("sha256:{}", hex(&hasher.finalize().into())), copied)))
+}
+
 /// The outputs a pull or build left in `dir` before: what its `SHA256SUMS` lists, and that file.
 fn previous_set(dir: &Path) -> Vec<String> {
     let mut files: Vec<String> = sums(dir).map(|s| s.into_iter().map(|(_, f)| f).collect()).unwrap_or_default();
@@ -300,12 +439,12 @@ fn previous_set(dir: &Path) -> Vec<String> {
 
 /// The layers of a bake artifact's manifest, checked: bake's artifact type, plain file names,
 /// each once, sha256 digests.
-fn layers(bytes: &[u8], reference: &Reference) -> Result<Vec<Layer>> {
+fn layers(bytes: &[u8], reference: &Reference, artifact_type: &str) -> Result<Vec<Layer>> {
     let bad = |what: String| Error::input(format!("`{reference}` is not a bake image: {what}"));
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("its manifest is not JSON: {e}")))?;
-    if value["artifactType"] != ARTIFACT_TYPE {
-        return Err(bad(format!("its artifactType is {}, not `{ARTIFACT_TYPE}`", value["artifactType"])));
+    if value["artifactType"] != artifact_type {
+        return Err(bad(format!("its artifactType is {}, not `{artifact_type}`", value["artifactType"])));
     }
     let mut out: Vec<Layer> = Vec::new();
     for layer in value["layers"].as_array().ok_or_else(|| bad("it has no layers".into()))? {

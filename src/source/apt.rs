@@ -183,6 +183,25 @@ pub struct Sources<'a> {
     pub inputs: Option<&'a Path>,
     /// A snapshot archive's root URL.
     pub snapshot_mirror: Option<&'a str>,
+    /// A store of pinned inputs by sha256 (`--inputs-from`, a registry repository), asked last.
+    pub store: Option<&'a dyn InputStore>,
+}
+
+/// A store that keeps pinned inputs by their sha256, asked when no other source has one (a
+/// registry repository: `bake build --inputs-from`).
+pub trait InputStore: std::fmt::Debug + Send + Sync {
+    /// What to call it in a message.
+    fn name(&self) -> String;
+    /// Writes the input whose sha256 is `sha256` (hex), `size` bytes, into `out` (the file at
+    /// `path`), checked against that digest as it streams; `false` when the store lacks it.
+    fn fetch(
+        &self,
+        sha256: &str,
+        size: u64,
+        out: &mut std::fs::File,
+        path: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<bool>;
 }
 
 /// Where a pinned package is found in a folder `bake vendor` wrote: by its sha256.
@@ -193,7 +212,7 @@ pub fn vendored_path(inputs: &Path, sha256: &str) -> PathBuf {
 /// The `.deb` of `package`, from the first source that has it, in this order: bake's package
 /// cache; the vendored folder (`--inputs`); apt (`apt-get download`, when its lists offer the
 /// pinned version); the snapshot archive (`BAKE_SNAPSHOT_MIRROR`, when the lock says which
-/// archive and time). Every source is held to the pinned sha256: other bytes are an error naming
+/// archive and time); the input store (`--inputs-from`). Every source is held to the pinned sha256: other bytes are an error naming
 /// the package and the source, never a reason to try another version. apt's `lists` are read
 /// only when apt has to be asked; `lock_hint` says how to fix a package no source has.
 pub fn fetch(
@@ -235,8 +254,8 @@ pub fn fetch(
     let mirror_can = settings.snapshot_mirror.is_some() && package.archive.is_some() && package.snapshot.is_some();
     let offered = match lists.index(reporter) {
         Ok(index) => check_offered(package, index, cache)?,
-        Err(e) if mirror_can => {
-            reporter.report(Event::Detail(format!("apt cannot be asked ({e}); trying the snapshot archive")));
+        Err(e) if mirror_can || settings.store.is_some() => {
+            reporter.report(Event::Detail(format!("apt cannot be asked ({e}); trying the other sources")));
             false
         }
         Err(e) => return Err(e),
@@ -245,38 +264,64 @@ pub fn fetch(
         let sha256 = download(package, cache, &path, reporter)?;
         return Ok((path, sha256));
     }
-    match (settings.snapshot_mirror, &package.archive, &package.snapshot) {
-        (Some(mirror), Some(archive), Some(time)) => {
-            let url = crate::debian::snapshot::url(mirror, archive, time, &package.filename);
-            let sha256 = fetch_url(package, &url, cache, &path, reporter)?;
-            Ok((path, sha256))
-        }
-        (mirror, archive, _) => {
-            let index = lists.index(reporter)?;
-            let now = index
-                .candidate(&package.name)
-                .map(|p| format!("apt offers {} now", p.version))
-                .unwrap_or_else(|| "apt does not offer it at all now".to_string());
-            let snapshot = match (mirror, archive) {
-                (None, Some(_)) => {
-                    "; the lock says where a snapshot archive keeps it: set BAKE_SNAPSHOT_MIRROR (Debian's is https://snapshot.debian.org/archive)"
-                }
-                (_, None) => "; the lock predates snapshot times, so no snapshot archive can be asked",
-                _ => "",
-            };
-            Err(Error::input(format!(
-                "{} is no longer offered by apt's package lists ({now}; the distribution replaced it, or the lists are out of date: `apt-get update`), and it is not in the cache `{}`{}{snapshot}: {lock_hint}",
-                package.label(),
-                cache.display(),
-                settings.inputs.map(|d| format!(" nor in `{}`", d.display())).unwrap_or_default(),
-            )))
+    if let (Some(mirror), Some(archive), Some(time)) = (settings.snapshot_mirror, &package.archive, &package.snapshot) {
+        let url = crate::debian::snapshot::url(mirror, archive, time, &package.filename);
+        let missing = || {
+            Error::input(format!(
+                "{}: the snapshot archive has no `{url}` (404): the lock names an archive or time it does not keep",
+                package.label()
+            ))
+        };
+        match fetch_url(package, &url, cache, &path, reporter) {
+            Ok(Some(sha256)) => return Ok((path, sha256)),
+            Ok(None) if settings.store.is_none() => return Err(missing()),
+            Ok(None) => reporter.report(Event::Detail(format!("{}; asking the input store", missing()))),
+            // A network failure: the store may have it. Other bytes than the pin (an input
+            // error) are never passed over.
+            Err(e) if settings.store.is_some() && e.class() == crate::base::error::Class::Failure => {
+                reporter.report(Event::Warning(format!("{e}; asking the input store")));
+            }
+            Err(e) => return Err(e),
         }
     }
+    if let Some(store) = settings.store
+        && let Some(sha256) = fetch_from_store(package, store, cache, &path, reporter)?
+    {
+        return Ok((path, sha256));
+    }
+    let (mirror, archive) = (settings.snapshot_mirror, &package.archive);
+    let now = match lists.index(reporter) {
+        Ok(index) => index
+            .candidate(&package.name)
+            .map(|p| format!("apt offers {} now", p.version))
+            .unwrap_or_else(|| "apt does not offer it at all now".to_string()),
+        Err(e) => format!("apt cannot be asked: {e}"),
+    };
+    let snapshot = match (mirror, archive) {
+        (None, Some(_)) => {
+            "; the lock says where a snapshot archive keeps it: set BAKE_SNAPSHOT_MIRROR (Debian's is https://snapshot.debian.org/archive)"
+        }
+        (_, None) => "; the lock predates snapshot times, so no snapshot archive can be asked",
+        _ => "",
+    };
+    let store = settings.store.map(|s| format!(" nor in the input store {}", s.name())).unwrap_or_default();
+    Err(Error::input(format!(
+        "{} is no longer offered by apt's package lists ({now}; the distribution replaced it, or the lists are out of date: `apt-get update`), and it is not in the cache `{}`{}{store}{snapshot}: {lock_hint}",
+        package.label(),
+        cache.display(),
+        settings.inputs.map(|d| format!(" nor in `{}`", d.display())).unwrap_or_default(),
+    )))
 }
 
 /// Downloads `package` from `url` (a snapshot archive) into the cache at `dest`, kept only with
-/// the pinned digest and size; returns the digest.
-fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<Digest> {
+/// the pinned digest and size; returns the digest, or `None` when the archive has no such file.
+fn fetch_url(
+    package: &LockedPackage,
+    url: &str,
+    cache: &Path,
+    dest: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Option<Digest>> {
     let debs = cache.join("debs");
     std::fs::create_dir_all(&debs).writing(&debs)?;
     reporter.report(Event::Info(format!("downloading {} from the snapshot archive: {url}", package.label())));
@@ -290,10 +335,7 @@ fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, repo
     let mut response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
     let status = response.status();
     if status == 404 {
-        return Err(Error::input(format!(
-            "{}: the snapshot archive has no `{url}` (404): the lock names an archive or time it does not keep",
-            package.label()
-        )));
+        return Ok(None);
     }
     if !status.is_success() {
         return Err(failed(format!("HTTP {status}")));
@@ -312,7 +354,42 @@ fn fetch_url(package: &LockedPackage, url: &str, cache: &Path, dest: &Path, repo
         )));
     }
     crate::base::file::put_in_place(part, dest)?;
-    Ok(sha256)
+    Ok(Some(sha256))
+}
+
+/// `package` from the input `store` into the cache at `dest`, kept only with the pinned digest
+/// and size; `None` when the store does not have it.
+fn fetch_from_store(
+    package: &LockedPackage,
+    store: &dyn InputStore,
+    cache: &Path,
+    dest: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Option<Digest>> {
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs).writing(&debs)?;
+    let mut part = crate::base::file::staged_in(&debs, ".store-")?;
+    let part_path = part.path().to_path_buf();
+    let found = store
+        .fetch(&package.sha256, package.size, part.as_file_mut(), &part_path, reporter)
+        .map_err(|e| e.context(format!("{} from the input store {}", package.label(), store.name())))?;
+    if !found {
+        return Ok(None);
+    }
+    let (sha256, size) = digest_file(part.path())?;
+    if hex(&sha256) != package.sha256 || size != package.size {
+        return Err(Error::input(format!(
+            "{}: the input store {} sent {size} bytes with sha256 {}, not the pinned {} bytes with sha256 {}: refusing them",
+            package.label(),
+            store.name(),
+            hex(&sha256),
+            package.size,
+            package.sha256
+        )));
+    }
+    reporter.report(Event::Detail(format!("{} from the input store {}", package.label(), store.name())));
+    crate::base::file::put_in_place(part, dest)?;
+    Ok(Some(sha256))
 }
 
 /// Whether apt can download the package as pinned; refuses one for another architecture or

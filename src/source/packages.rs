@@ -47,6 +47,8 @@ pub struct PackageSettings {
     pub inputs: Option<PathBuf>,
     /// A snapshot archive (`BAKE_SNAPSHOT_MIRROR`) for pinned packages apt no longer offers.
     pub snapshot_mirror: Option<String>,
+    /// A store of pinned inputs by sha256 (`--inputs-from`), asked when no other source has one.
+    pub store: Option<std::sync::Arc<dyn super::apt::InputStore>>,
 }
 
 impl PackageSettings {
@@ -62,6 +64,7 @@ impl PackageSettings {
             cache: self.cache()?,
             inputs: self.inputs.as_deref(),
             snapshot_mirror: self.snapshot_mirror.as_deref(),
+            store: self.store.as_deref(),
         })
     }
 }

@@ -170,7 +170,7 @@ struct Images {
 impl Case<'_> {
     fn build_options(&self, out_dir: PathBuf) -> Options {
         let o = self.options;
-        Options { out_dir, threads: o.threads, settings: o.settings.clone(), use_cache: o.use_cache }
+        Options { out_dir, threads: o.threads, settings: o.settings.clone(), use_cache: o.use_cache, remote: None }
     }
 
     fn run(&self, choose_accel: &dyn Fn(Option<&Path>) -> Accel) -> Result<CaseResult> {

@@ -8,6 +8,8 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The repository's top folder.
 pub fn repo() -> PathBuf {
@@ -484,7 +486,8 @@ pub fn serve_folder(root: &Path) -> String {
 /// storing in its own folder, stopped when dropped. With `auth`, it asks for basic auth (user
 /// `bake`, password `secret`).
 pub struct Registry {
-    child: std::process::Child,
+    child: Arc<Mutex<Option<std::process::Child>>>,
+    config: PathBuf,
     /// `127.0.0.1:PORT`.
     pub address: String,
     /// Where it keeps blobs: `docker/registry/v2/blobs/sha256/XX/HEX/data`.
@@ -494,38 +497,70 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: bool) -> Registry {
+        // bcrypt of `secret`, as `htpasswd -B` writes it.
+        let htpasswd = "bake:$2b$05$UFmOdYI9ib2euw/dzJliR.hAHoIHGMtoPeqdHkir8I/.mydNKtkAu\n";
+        Registry::start_with(|dir| match auth {
+            true => {
+                let path = dir.join("htpasswd");
+                std::fs::write(&path, htpasswd).unwrap();
+                format!("auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n", path.display())
+            }
+            false => String::new(),
+        })
+    }
+
+    /// A registry whose configuration ends with what `auth` gives for its folder.
+    pub fn start_with(auth: impl FnOnce(&Path) -> String) -> Registry {
         require_tool("docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let storage = dir.path().join("storage");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
+        // A fixed secret: uploads under way survive a restart.
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: bake-test-secret\n{}",
+            storage.display(),
+            auth(dir.path())
         );
-        if auth {
-            // bcrypt of `secret`, as `htpasswd -B` writes it.
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, "bake:$2b$05$UFmOdYI9ib2euw/dzJliR.hAHoIHGMtoPeqdHkir8I/.mydNKtkAu\n").unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n", htpasswd.display()));
-        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
+        let registry = Registry {
+            child: Arc::new(Mutex::new(None)),
+            config: config_path,
+            address: format!("127.0.0.1:{port}"),
+            storage,
+            _dir: dir,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// Starts the registry again (after [`Registry::stopper`]), with the same storage and port.
+    pub fn restart(&self) {
         let mut command = Command::new("docker-registry");
-        command.arg("serve").arg(&config_path).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command.arg("serve").arg(&self.config).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         // It refuses to start when REGISTRY_* variables are set.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("REGISTRY_") {
                 command.env_remove(key);
             }
         }
-        let child = command.spawn().unwrap();
-        let address = format!("127.0.0.1:{port}");
+        *self.child.lock().unwrap() = Some(command.spawn().unwrap());
         let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(start.elapsed().as_secs() < 20, "docker-registry did not listen on {address}");
+        while std::net::TcpStream::connect(&self.address).is_err() {
+            assert!(start.elapsed().as_secs() < 20, "docker-registry did not listen on {}", self.address);
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Registry { child, address, storage, _dir: dir }
+    }
+
+    /// What stops the registry (kills it), from any thread.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let child = self.child.clone();
+        move || {
+            if let Some(mut child) = child.lock().unwrap().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
     /// The file holding blob `sha256:HEX` in the registry's storage.
@@ -537,7 +572,109 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// Which way bytes go through a [`Proxy`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Way {
+    /// From bake to the server.
+    Up,
+    /// From the server to bake.
+    Down,
+}
+
+/// A TCP proxy on a loopback port in front of `target`, counting the bytes each way, that can
+/// cut the connection at a chosen byte: a dropped connection, on demand.
+pub struct Proxy {
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    pub up: Arc<AtomicU64>,
+    pub down: Arc<AtomicU64>,
+    cut: Arc<Mutex<Option<Cut>>>,
+}
+
+struct Cut {
+    way: Way,
+    /// The count of bytes that way at which the connection is cut.
+    at: u64,
+    then: Box<dyn FnOnce() + Send>,
+}
+
+impl Proxy {
+    pub fn start(target: &str) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let proxy = Proxy {
+            address,
+            up: Arc::new(AtomicU64::new(0)),
+            down: Arc::new(AtomicU64::new(0)),
+            cut: Arc::new(Mutex::new(None)),
+        };
+        let (up, down, cut, target) = (proxy.up.clone(), proxy.down.clone(), proxy.cut.clone(), target.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&target) else { continue };
+                for (from, to, way, count) in
+                    [(&client, &server, Way::Up, up.clone()), (&server, &client, Way::Down, down.clone())]
+                {
+                    let (from, to, cut) = (from.try_clone().unwrap(), to.try_clone().unwrap(), cut.clone());
+                    let pair = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    std::thread::spawn(move || pump(from, to, way, &count, &cut, pair));
+                }
+            }
+        });
+        proxy
+    }
+
+    /// Cuts the connection once `bytes` more have gone `way`, then runs `then`.
+    pub fn cut_after(&self, way: Way, bytes: u64, then: impl FnOnce() + Send + 'static) {
+        let counted = match way {
+            Way::Up => &self.up,
+            Way::Down => &self.down,
+        };
+        let at = counted.load(Ordering::SeqCst) + bytes;
+        *self.cut.lock().unwrap() = Some(Cut { way, at, then: Box::new(then) });
+    }
+}
+
+/// Copies `from` to `to`, counting, until either end closes or the cut is reached.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    way: Way,
+    count: &AtomicU64,
+    cut: &Mutex<Option<Cut>>,
+    pair: (std::net::TcpStream, std::net::TcpStream),
+) {
+    use std::io::{Read, Write};
+    let mut buffer = vec![0u8; 64 << 10];
+    while let Ok(n) = from.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        let before = count.load(Ordering::SeqCst);
+        let mut guard = cut.lock().unwrap();
+        let stop =
+            guard.as_ref().filter(|c| c.way == way && before + n as u64 >= c.at).map(|c| (c.at - before) as usize);
+        let n = stop.unwrap_or(n);
+        if to.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, Ordering::SeqCst);
+        if stop.is_some() {
+            let Cut { then, .. } = guard.take().unwrap();
+            drop(guard);
+            let _ = pair.0.shutdown(std::net::Shutdown::Both);
+            let _ = pair.1.shutdown(std::net::Shutdown::Both);
+            then();
+            return;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
 }

@@ -3,7 +3,8 @@
 # erofs-utils (fsck.erofs, dump.erofs), the partitioners sfdisk and sgdisk and cryptsetup's
 # veritysetup, dosfstools and mtools (FAT), binutils (objdump, objcopy: PE) as independent checkers of
 # bake's output, QEMU and OVMF (UEFI firmware) for the boot tests, a real OCI registry
-# (docker-registry, distribution 2.8) and skopeo for the registry tests, and hyperfine for scripts/bench.sh.
+# (docker-registry, distribution 2.8) and skopeo for the registry tests, debootstrap (the reference
+# package set of a minbase system), and hyperfine for scripts/bench.sh.
 # `bake build` itself needs none of them. Installs only what is missing; does nothing when all are present.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=l
   [dpkg-deb]=dpkg [qemu-system-x86_64]=qemu-system-x86 [fsck.erofs]=erofs-utils [dump.erofs]=erofs-utils
   [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils [veritysetup]=cryptsetup-bin
   [fsck.vfat]=dosfstools [mkfs.vfat]=dosfstools [mcopy]=mtools [mmd]=mtools [objdump]=binutils [objcopy]=binutils
-  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo)
+  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -48,6 +48,9 @@ pub struct LockedLayer {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub recommends: bool,
+    /// The layer's `variant` (`essential`, `minbase`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// The closure in the order it is laid in.
     #[serde(default, rename = "package")]
     pub resolved: Vec<LockedPackage>,
@@ -257,6 +260,7 @@ mod tests {
                 packages: vec!["jq".into()],
                 exclude: vec!["libc6".into()],
                 recommends: false,
+                variant: None,
                 resolved: vec![package("libonig5"), package("jq")],
             }],
             kernel: Some(LockedKernel { request: "linux-image-cloud-amd64".into(), package: package("linux-image-x") }),

@@ -198,6 +198,10 @@ pub struct Layer {
     pub exclude: Option<Spanned<Vec<String>>>,
     /// Whether the closure of `packages` also follows Recommends. Default: false.
     pub recommends: Option<bool>,
+    /// A base system added to `packages`: `"essential"` (every Essential package) or
+    /// `"minbase"` (also every `Priority: required` one, as debootstrap's minbase). Default:
+    /// none.
+    pub variant: Option<Spanned<String>>,
 }
 
 /// `[[file]]`: exactly one of `source` or `content`.

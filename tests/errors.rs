@@ -279,3 +279,14 @@ fn a_corrupt_gzip_checksum_is_refused() {
     std::fs::write(t.path().join("bad.tar.gz"), &packed).unwrap();
     refused(t.path(), &format!("{HEAD}[[layer]]\ntar = \"bad.tar.gz\"\n"), &["bad.tar.gz`", "end of the archive"]);
 }
+
+#[test]
+fn a_bad_variant_names_the_line() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[[layer]]\npackages = []\nvariant = \"maxbase\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:7:11:", "`variant` is `\"essential\"` or `\"minbase\"`", "maxbase"]);
+    let recipe = format!("{HEAD}[[layer]]\ndir = \".\"\nvariant = \"minbase\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:7:11:", "`variant` applies to a `packages` layer"]);
+    let recipe = format!("{HEAD}[[layer]]\npackages = []\n");
+    refused(t.path(), &recipe, &["recipe.toml:6:12:", "names no package"]);
+}

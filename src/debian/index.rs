@@ -34,6 +34,10 @@ pub struct Package {
     pub provides: Vec<Relation>,
     /// `Essential: yes`.
     pub essential: bool,
+    /// `Important: yes` (apt prefers such a provider, after Essential ones).
+    pub important: bool,
+    /// The `Priority` field: how much a system needs the package.
+    pub importance: Importance,
     /// `Multi-Arch`, as written (`same`, `foreign`, `allowed`).
     pub multi_arch: Option<String>,
     /// apt's priority for the list it came from (see [`Priority`]); the candidate is the highest
@@ -263,10 +267,49 @@ impl Index {
             recommends: relations("Recommends")?,
             provides,
             essential: stanza.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
+            important: stanza.get("Important").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
+            importance: Importance::parse(stanza.get("Priority")),
             multi_arch: stanza.get("Multi-Arch").map(str::to_string),
             priority,
             snapshot: self.adding.clone(),
         }))
+    }
+}
+
+/// A package's `Priority` field (Debian Policy §2.5), most needed first; `Unknown` for a missing
+/// or unknown value, which sorts last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Importance {
+    Required,
+    Important,
+    Standard,
+    Optional,
+    Extra,
+    #[default]
+    Unknown,
+}
+
+impl Importance {
+    fn parse(field: Option<&str>) -> Importance {
+        match field.map(str::to_ascii_lowercase).as_deref() {
+            Some("required") => Importance::Required,
+            Some("important") => Importance::Important,
+            Some("standard") => Importance::Standard,
+            Some("optional") => Importance::Optional,
+            Some("extra") => Importance::Extra,
+            _ => Importance::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Importance::Required => "required",
+            Importance::Important => "important",
+            Importance::Standard => "standard",
+            Importance::Optional => "optional",
+            Importance::Extra => "extra",
+            Importance::Unknown => "none",
+        }
     }
 }
 

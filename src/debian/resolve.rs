@@ -3,8 +3,11 @@
 //! each package after what it depends on. These rules are bake's promise to users:
 //!
 //! 1. The named packages (the roots) are taken in the order given. A root is a real package, or
-//!    a virtual one with exactly one provider. A root that is also excluded is an error, and so
-//!    is an unknown one, with the closest names the lists offer as suggestions.
+//!    a virtual one whose provider rule 3 decides. A root that is also excluded is an error, and
+//!    so is an unknown one, with the closest names the lists offer as suggestions. A
+//!    [`Variant`] adds roots after them, in name order: every `Essential: yes` package
+//!    (`essential`), and also every `Priority: required` one (`minbase`, debootstrap's set),
+//!    except the excluded ones.
 //! 2. Pre-Depends, then Depends, then (only when asked for) Recommends are followed, each group
 //!    in field order. Suggests, Enhances, Conflicts and Breaks are ignored.
 //! 3. A dependency group (`a | b`) is satisfied if one of its alternatives is satisfied by a
@@ -14,8 +17,13 @@
 //!    An excluded package stands in for itself and for what its candidate provides: a group it
 //!    satisfies needs nothing installed, and its own dependencies are not followed. Otherwise the
 //!    first alternative that can be satisfied is taken: the real package if its candidate
-//!    version is allowed, else the one package whose provides satisfy it. Several such providers
-//!    are an error: the recipe must name one of them, and that root then satisfies the group.
+//!    version is allowed, else the package whose provides satisfy it. Of several such
+//!    providers, apt's preference decides: an Essential one, else an `Important: yes` one, else
+//!    the highest `Priority` (required, important, standard, optional, extra). Providers still
+//!    tied are an error naming them: the recipe must name one, and that root then satisfies
+//!    the group. In a merged-/usr image (a variant's), `usr-is-merged` is taken for a group
+//!    that offers it (`usrmerge | usr-is-merged`), as debootstrap does: bake lays the image out
+//!    merged already, which is what `usrmerge` would do at install time.
 //! 4. One version per package: the candidate, the highest any list offers. A relation the
 //!    selected version does not satisfy is an error.
 //! 5. Qualifiers `:any`, `:native` and `:` the native architecture name the same package; a
@@ -26,12 +34,12 @@
 //!    the order of rule 2. A package already on the current path is not visited again, so a
 //!    dependency cycle (libc6 and libgcc-s1) is installed as a whole, in that order. The result
 //!    depends only on the package lists' content and the request.
-//! 8. Essential packages are not added implicitly: an image gets what it names and what that
-//!    needs, nothing else.
+//! 8. Essential packages are not added implicitly: without a variant, an image gets what it
+//!    names and what that needs, nothing else.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::index::{Index, Package};
+use super::index::{Importance, Index, Package};
 use super::version::Relation;
 use crate::base::suggest::did_you_mean;
 
@@ -44,6 +52,39 @@ pub struct Request<'a> {
     pub exclude: &'a [String],
     /// Whether to follow Recommends too.
     pub recommends: bool,
+    /// A base system to add, as debootstrap's variants do.
+    pub variant: Option<Variant>,
+}
+
+/// A base system added to the roots (rule 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Every `Essential: yes` package.
+    Essential,
+    /// Every `Essential: yes` and every `Priority: required` package, as debootstrap's minbase.
+    Minbase,
+}
+
+impl Variant {
+    pub fn parse(name: &str) -> Option<Variant> {
+        match name {
+            "essential" => Some(Variant::Essential),
+            "minbase" => Some(Variant::Minbase),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Essential => "essential",
+            Variant::Minbase => "minbase",
+        }
+    }
+
+    /// Whether `package` belongs to this base system.
+    fn includes(self, package: &Package) -> bool {
+        package.essential || (self == Variant::Minbase && package.importance == Importance::Required)
+    }
 }
 
 /// The packages an image gets.
@@ -71,6 +112,7 @@ pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, Unresolva
     let mut walk = Walk {
         index,
         recommends: request.recommends,
+        merged_usr: request.variant.is_some(),
         excluded: request.exclude.iter().map(String::as_str).collect(),
         used: BTreeSet::new(),
         selected: BTreeMap::new(),
@@ -84,6 +126,19 @@ pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, Unresolva
         let package = walk.root(name).map_err(|e| Unresolvable(format!("cannot resolve `{name}`: {e}")))?;
         walk.selected.insert(&package.name, package);
         roots.push((name, package));
+    }
+    if let Some(variant) = request.variant {
+        let base: Vec<&Package> = index
+            .names()
+            .filter_map(|name| index.candidate(name))
+            .filter(|p| variant.includes(p) && !walk.excluded.contains(p.name.as_str()))
+            .collect();
+        for package in base {
+            if !walk.selected.contains_key(package.name.as_str()) {
+                walk.selected.insert(&package.name, package);
+                roots.push((&package.name, package));
+            }
+        }
     }
     for (name, package) in roots {
         walk.visit(package).map_err(|e| Unresolvable(format!("cannot resolve `{name}`: {e}")))?;
@@ -110,6 +165,8 @@ struct Frame<'a> {
 struct Walk<'a> {
     index: &'a Index,
     recommends: bool,
+    /// Whether the image is merged-/usr (rule 3's `usr-is-merged`).
+    merged_usr: bool,
     excluded: BTreeSet<&'a str>,
     /// Excluded names that satisfied a group.
     used: BTreeSet<&'a str>,
@@ -148,7 +205,7 @@ impl<'a> Walk<'a> {
                 Err(Unresolvable(format!("its only provider `{}` is excluded", one.name)))
             }
             [one] => Ok(one),
-            several => Err(Unresolvable(ambiguous(name, several))),
+            several => preferred(name, several).map_err(Unresolvable),
         }
     }
 
@@ -195,6 +252,13 @@ impl<'a> Walk<'a> {
         if let Some(name) = native().find_map(|r| self.excluded_for(r)) {
             self.used.insert(name);
             return Ok(None);
+        }
+        if self.merged_usr
+            && let Some(relation) = group.iter().find(|r| r.name == "usr-is-merged")
+            && let Ok(package) = self.offer(relation)
+        {
+            self.selected.insert(&package.name, package);
+            return Ok(Some(package));
         }
         let mut reasons = Vec::new();
         for relation in group {
@@ -260,7 +324,7 @@ impl<'a> Walk<'a> {
         match fitting.as_slice() {
             [] => {}
             [one] => return Ok(one),
-            several => return Err(Unmet::Ambiguous(ambiguous(name, several))),
+            several => return preferred(name, several).map_err(Unmet::Ambiguous),
         }
         Err(Unmet::Missing(match candidate {
             Some(package) => format!("`{name}` {} does not satisfy `{relation}`", package.version),
@@ -290,8 +354,20 @@ fn provides(package: &Package, relation: &Relation) -> bool {
     })
 }
 
-fn ambiguous(name: &str, providers: &[&Package]) -> String {
-    format!("`{name}` is provided by {}; name one of them in `packages`", listing(providers))
+/// The provider of `name` apt prefers among `providers` (rule 3), or the error naming the ones
+/// still tied.
+fn preferred<'a>(name: &str, providers: &[&'a Package]) -> Result<&'a Package, String> {
+    let rank = |p: &Package| (!p.essential, !p.important, p.importance);
+    let best = providers.iter().map(|p| rank(p)).min().expect("several providers");
+    let tied: Vec<&Package> = providers.iter().copied().filter(|p| rank(p) == best).collect();
+    match tied.as_slice() {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "`{name}` is provided by {}, equally preferred (Priority: {}); name one of them in `packages`",
+            listing(&tied),
+            best.2.name()
+        )),
+    }
 }
 
 /// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
@@ -338,7 +414,7 @@ mod tests {
         recommends: bool,
     ) -> Result<Resolution, String> {
         let (packages, exclude) = (strings(packages), strings(exclude));
-        resolve(index, &Request { packages: &packages, exclude: &exclude, recommends }).map_err(|e| e.0)
+        resolve(index, &Request { packages: &packages, exclude: &exclude, recommends, variant: None }).map_err(|e| e.0)
     }
 
     /// The names of what `packages` installs, without excludes or Recommends.
@@ -429,19 +505,71 @@ mod tests {
     }
 
     #[test]
-    fn a_virtual_package_with_several_providers_must_be_named() {
-        let index = index(&[stanza("awk-user", "1.0-1", "Depends: awk\n")]);
-        assert_eq!(
-            install(&index, &["awk"]).unwrap_err(),
-            "cannot resolve `awk`: `awk` is provided by `gawk` and `mawk`; name one of them in `packages`"
-        );
-        assert_eq!(
-            install(&index, &["awk-user"]).unwrap_err(),
-            "cannot resolve `awk-user`: `awk-user` → `awk`: `awk` is provided by `gawk` and `mawk`; \
-             name one of them in `packages`"
-        );
-        let order = install(&index, &["awk-user", "mawk"]).unwrap();
+    fn a_virtual_package_with_several_providers_is_decided_as_apt_decides() {
+        let index = index(&[
+            stanza("awk-user", "1.0-1", "Depends: awk\n"),
+            // Two optional providers of `thing`: a real tie.
+            stanza("thing-a", "1", "Provides: thing\nPriority: optional\n"),
+            stanza("thing-b", "1", "Provides: thing\nPriority: optional\n"),
+            stanza("thing-user", "1", "Depends: thing\n"),
+            // An Essential provider beats a required one; `Important: yes` beats the priority.
+            stanza("other-e", "1", "Provides: other\nEssential: yes\nPriority: optional\n"),
+            stanza("other-r", "1", "Provides: other\nPriority: required\n"),
+            stanza("third-i", "1", "Provides: third\nImportant: yes\nPriority: extra\n"),
+            stanza("third-r", "1", "Provides: third\nPriority: required\n"),
+        ]);
+        // mawk is `Priority: required`, gawk `optional`: as apt, mawk.
+        assert_eq!(install(&index, &["awk"]).unwrap(), ["gcc-12-base", "libgcc-s1", "libc6", "mawk"]);
+        let order = install(&index, &["awk-user"]).unwrap();
         assert_eq!(order, ["gcc-12-base", "libgcc-s1", "libc6", "mawk", "awk-user"]);
+        // A provider already chosen wins over the preference.
+        let order = install(&index, &["gawk", "awk-user"]).unwrap();
+        assert_eq!(order, ["gcc-12-base", "libgcc-s1", "libc6", "gawk", "awk-user"]);
+        assert_eq!(
+            install(&index, &["thing-user"]).unwrap_err(),
+            "cannot resolve `thing-user`: `thing-user` → `thing`: `thing` is provided by `thing-a` and `thing-b`, \
+             equally preferred (Priority: optional); name one of them in `packages`"
+        );
+        assert_eq!(install(&index, &["thing-user", "thing-b"]).unwrap(), ["thing-b", "thing-user"]);
+        assert_eq!(install(&index, &["other"]).unwrap(), ["other-e"]);
+        assert_eq!(install(&index, &["third"]).unwrap(), ["third-i"]);
+    }
+
+    fn with_variant(index: &Index, packages: &[&str], exclude: &[&str], variant: Variant) -> Vec<String> {
+        let (packages, exclude) = (strings(packages), strings(exclude));
+        let request = Request { packages: &packages, exclude: &exclude, recommends: false, variant: Some(variant) };
+        let resolution = resolve(index, &request).unwrap();
+        let mut names: Vec<String> = resolution.packages.into_iter().map(|p| p.name).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_variant_adds_the_essential_or_the_required_packages() {
+        let index = index(&[
+            stanza("usrmerge", "1", "Depends: perl-base\nPriority: optional\n"),
+            stanza("usr-is-merged", "1", "Priority: optional\n"),
+            stanza("init-helper", "1", "Depends: usrmerge | usr-is-merged\nPriority: optional\n"),
+        ]);
+        let essential: Vec<String> =
+            index.names().filter_map(|n| index.candidate(n)).filter(|p| p.essential).map(|p| p.name.clone()).collect();
+        assert!(!essential.is_empty());
+        let got = with_variant(&index, &["jq"], &[], Variant::Essential);
+        for name in &essential {
+            assert!(got.contains(name), "{name} in {got:?}");
+        }
+        assert!(!got.contains(&"debconf".to_string()), "required, not Essential: {got:?}");
+        // minbase: the required ones too, as debootstrap; an excluded one stays out.
+        let got = with_variant(&index, &["jq"], &[], Variant::Minbase);
+        for name in ["gcc-12-base", "mawk", "debconf", "jq"] {
+            assert!(got.contains(&name.to_string()), "{name} in {got:?}");
+        }
+        assert!(!got.contains(&"gawk".to_string()), "{got:?}");
+        assert!(!with_variant(&index, &["jq"], &["debconf"], Variant::Minbase).contains(&"debconf".to_string()));
+        // Merged /usr: `usr-is-merged` for `usrmerge | usr-is-merged`; without a variant, the first.
+        let got = with_variant(&index, &["init-helper"], &[], Variant::Essential);
+        assert!(got.contains(&"usr-is-merged".to_string()) && !got.contains(&"usrmerge".to_string()), "{got:?}");
+        assert!(install(&index, &["init-helper"]).unwrap().contains(&"usrmerge".to_string()));
     }
 
     #[test]

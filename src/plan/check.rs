@@ -12,6 +12,7 @@ use toml::Spanned;
 use crate::base::error::{Error, Result, io_cause};
 use crate::base::hash::{Digest, digest_file, hex, parse_hex};
 use crate::base::path::ImagePath;
+use crate::debian::resolve::Variant;
 use crate::format::compress::Compression;
 use crate::format::limits::{check_device_numbers, check_symlink_target};
 use crate::recipe::{DeviceKind, InputKind, Mode, RecipeFile};
@@ -142,7 +143,14 @@ fn layer<'r>(
             return Err(recipe.error(pin, "`sha256` pins a `tar` or `deb` file; packages are pinned by `bake lock`"));
         }
         let exclude = l.exclude.as_ref().map_or_else(Vec::new, |e| e.get_ref().clone());
-        let request = PackagesLayer { layer: number, names, exclude, recommends: l.recommends.unwrap_or(false) };
+        let variant = match &l.variant {
+            Some(v) => Some(Variant::parse(v.get_ref()).ok_or_else(|| {
+                recipe.error(v, format!("`variant` is `\"essential\"` or `\"minbase\"`, not `{:?}`", v.get_ref()))
+            })?),
+            None => None,
+        };
+        let recommends = l.recommends.unwrap_or(false);
+        let request = PackagesLayer { layer: number, names, exclude, recommends, variant };
         return Ok(LayerInput { number, source: LayerSource::Packages(request) });
     }
     if let Some(exclude) = &l.exclude {
@@ -150,6 +158,9 @@ fn layer<'r>(
     }
     if l.recommends.is_some() {
         return Err(recipe.error(layer, "`recommends` applies to a `packages` layer; this layer has none"));
+    }
+    if let Some(variant) = &l.variant {
+        return Err(recipe.error(variant, "`variant` applies to a `packages` layer; this layer has none"));
     }
     let (kind, value) = given[0];
     let is_dir = kind == InputKind::Dir;

@@ -42,6 +42,10 @@ impl Prepared<'_> {
         let mut tree = Tree::with_file_limit(file_limit);
         let mut inputs: Vec<Input> = layers.iter().map(ReadyLayer::input).collect();
         inputs.extend(sources);
+        if let Some(variant) = package_layers.iter().find(|l| l.variant.is_some()) {
+            let arch = variant.resolved.iter().map(|p| p.architecture.as_str()).find(|a| *a != "all");
+            merge_usr(&mut tree, arch.unwrap_or("all"))?;
+        }
         let mut packages = lay_layers(&mut tree, layers, spool, reporter)?;
         prune(&mut tree, &patterns, reporter);
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
@@ -87,6 +91,34 @@ impl Prepared<'_> {
             packages,
         })
     }
+}
+
+/// The directories a merged-/usr system keeps only below `/usr`, with a link to each at the
+/// root, as debootstrap lays them out for `arch`.
+pub fn merged_dirs(arch: &str) -> Vec<&'static str> {
+    let mut dirs = vec!["bin", "sbin", "lib"];
+    match arch {
+        "amd64" => dirs.extend(["lib32", "lib64", "libx32"]),
+        "i386" => dirs.extend(["lib64", "libx32"]),
+        _ => {}
+    }
+    dirs
+}
+
+/// Makes the image merged-/usr before any layer is laid (for a `variant` layer, as debootstrap
+/// does): `/usr/DIR` directories and `/DIR -> usr/DIR` links, so what a package ships in `/bin`
+/// lands in `/usr/bin` through the link, as dpkg would place it on such a system.
+fn merge_usr(tree: &mut Tree, arch: &str) -> Result<()> {
+    let origin = tree.origin("the merged /usr of a `variant` layer".to_string());
+    let path = |p: &str| ImagePath::from_recipe(p).expect("a plain absolute path");
+    let dir = || (Node::Dir, crate::source::Meta::root(0o755));
+    tree.insert(&path("/usr"), dir().0, dir().1, origin)?;
+    for name in merged_dirs(arch) {
+        tree.insert(&path(&format!("/usr/{name}")), dir().0, dir().1, origin)?;
+        let link = Node::Symlink { target: format!("usr/{name}").into_bytes() };
+        tree.insert(&path(&format!("/{name}")), link, crate::source::Meta::root(0o777), origin)?;
+    }
+    Ok(())
 }
 
 /// Reads systemd's EFI stub from its package, hashed again as it is read; returns it with the

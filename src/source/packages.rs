@@ -16,7 +16,7 @@ use super::apt::Lists;
 use crate::base::error::{Error, Result};
 use crate::base::hash::hex;
 use crate::base::progress::{Event, Reporter};
-use crate::debian::resolve::Request;
+use crate::debian::resolve::{Request, Variant};
 use crate::lockfile::{Lock, LockedKernel, LockedLayer, LockedPackage};
 use crate::recipe::{InputKind, RecipeFile};
 
@@ -203,6 +203,7 @@ pub struct PackagesLayer<'r> {
     pub names: &'r Spanned<Vec<String>>,
     pub exclude: Vec<String>,
     pub recommends: bool,
+    pub variant: Option<Variant>,
 }
 
 /// Resolves a `packages` layer to the packages it lays in, in order.
@@ -214,8 +215,8 @@ pub fn resolve_layer(
     reporter: &dyn Reporter,
 ) -> Result<LockedLayer> {
     let names = request.names.get_ref();
-    if names.is_empty() {
-        return Err(recipe.error(request.names, "`packages` names no package"));
+    if names.is_empty() && request.variant.is_none() {
+        return Err(recipe.error(request.names, "`packages` names no package (and the layer has no `variant`)"));
     }
     let covered = state.lock.as_ref().and_then(|l| {
         l.layers.iter().find(|x| {
@@ -223,6 +224,7 @@ pub fn resolve_layer(
                 && x.packages == *names
                 && x.exclude == request.exclude
                 && x.recommends == request.recommends
+                && x.variant.as_deref() == request.variant.map(Variant::name)
         })
     });
     if let Some(locked) = covered {
@@ -232,7 +234,12 @@ pub fn resolve_layer(
     let index = lists.index(reporter)?;
     let resolution = crate::debian::resolve::resolve(
         index,
-        &Request { packages: names, exclude: &request.exclude, recommends: request.recommends },
+        &Request {
+            packages: names,
+            exclude: &request.exclude,
+            recommends: request.recommends,
+            variant: request.variant,
+        },
     )
     .map_err(|e| recipe.error(request.names, e))?;
     for unused in &resolution.unused_excludes {
@@ -252,6 +259,7 @@ pub fn resolve_layer(
         packages: names.clone(),
         exclude: request.exclude.clone(),
         recommends: request.recommends,
+        variant: request.variant.map(|v| v.name().to_string()),
         resolved: resolution.packages.iter().map(LockedPackage::from_index).collect(),
     })
 }

@@ -12,7 +12,7 @@ declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=l
   [dpkg-deb]=dpkg [qemu-system-x86_64]=qemu-system-x86 [fsck.erofs]=erofs-utils [dump.erofs]=erofs-utils
   [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils [veritysetup]=cryptsetup-bin
   [fsck.vfat]=dosfstools [mkfs.vfat]=dosfstools [mcopy]=mtools [mmd]=mtools [objdump]=binutils [objcopy]=binutils
-  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap)
+  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap [curl]=curl [openssl]=openssl)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -425,3 +425,53 @@ fn every_example_round_trips_and_has_one_digest_from_two_folders() {
         assert_eq!(files(&pulled), files(&built), "{name}");
     }
 }
+
+#[test]
+fn bearer_tokens_are_asked_for_with_the_scope_of_each_operation() {
+    require_tool("skopeo");
+    let t = tempfile::tempdir().unwrap();
+    let built = build(&repo().join("recipes/hello.toml"), &t.path().join("built"));
+
+    // A token service that gives anyone a token: bake asks for exactly what it does.
+    let (service, auth) = TokenService::start(false);
+    let registry = Registry::start_with(|_| auth.clone());
+    let reference = format!("{}/bake/hello:v1", registry.address);
+    let digest = digest_of(&Bake::new("push").arg(&built).arg(&reference).ok().stdout());
+    assert!(service.scopes().contains(&"repository:bake/hello:pull,push".to_string()), "{:?}", service.scopes());
+    let pulled = t.path().join("pulled");
+    Bake::new("pull").arg(&reference).out(&pulled).ok();
+    assert_eq!(files(&pulled), files(&built));
+    assert_eq!(service.scopes().last().map(String::as_str), Some("repository:bake/hello:pull"));
+    // The registry checks tokens: without one, 401 and the challenge.
+    let unauthorized = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/v2/bake/hello/manifests/v1", registry.address)));
+    assert_eq!(text(&unauthorized.stdout), "401");
+
+    // One that wants credentials: none is exit 2 naming the registry; docker's are sent to it.
+    let (service, auth) = TokenService::start(true);
+    let registry = Registry::start_with(|_| auth.clone());
+    let reference = format!("{}/bake/hello:v1", registry.address);
+    let docker = t.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let push = || Bake::new("push").arg(&built).arg(&reference).env("DOCKER_CONFIG", &docker);
+    let stderr = push().fails(2).stderr();
+    assert!(
+        stderr.contains(&format!("registry `{}`", registry.address)) && stderr.contains("docker login"),
+        "{stderr}"
+    );
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"username": "bake", "password": "secret"}}}}}}"#, registry.address),
+    )
+    .unwrap();
+    assert_eq!(digest_of(&push().ok().stdout()), digest);
+    assert!(service.requests.lock().unwrap().last().unwrap().1, "the credentials went to the token service");
+    // Another client, doing its own token exchange, reads bake's manifest.
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", "--creds", "bake:secret"])
+            .arg(format!("docker://{reference}")),
+    );
+    assert_eq!(format!("sha256:{}", sha256_hex(&raw.stdout)), digest);
+}

@@ -17,7 +17,7 @@ fn codename() -> String {
 }
 
 #[test]
-fn minbase_is_the_package_set_debootstrap_installs_and_is_merged_usr() {
+fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies() {
     require_tool("apt-get");
     require_tool("debootstrap");
     let t = tempfile::tempdir().unwrap();
@@ -59,4 +59,45 @@ fn minbase_is_the_package_set_debootstrap_installs_and_is_merged_usr() {
         assert!(!listing.lines().any(|l| l.contains(&format!(" {dir}/"))), "nothing below /{dir} itself");
     }
     assert!(listing.lines().any(|l| l.starts_with('-') && l.ends_with(" usr/bin/bash")), "{listing}");
+
+    // dpkg's database: dpkg itself, on the unpacked image, lists exactly the locked packages
+    // (the SBOM's), and verifies every file against the packages' own md5sums.
+    let root = t.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    cpio_extract(&decompress(&out.join("minbase.cpio.zst")), &root);
+    let admindir = root.join("var/lib/dpkg");
+    let listed = run_ok(Command::new("dpkg-query").arg(format!("--admindir={}", admindir.display())).args([
+        "-W",
+        "-f",
+        "${Package} ${Version} ${db:Status-Abbrev}\n",
+    ]));
+    let installed: BTreeSet<String> = text(&listed.stdout)
+        .lines()
+        .map(|l| {
+            assert!(l.ends_with(" ii "), "{l}");
+            l.split(' ').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(installed, ours);
+    let sbom = manifest_sbom_packages(&out.join("minbase.spdx.json"));
+    assert_eq!(sbom, ours, "dpkg's database and the SBOM agree");
+    let verified = run(Command::new("dpkg").arg(format!("--root={}", root.display())).arg("--verify"));
+    assert!(
+        verified.status.success() && verified.stdout.is_empty(),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+}
+
+/// The package names an SPDX document lists (the image itself, which has no version, left out).
+fn manifest_sbom_packages(path: &std::path::Path) -> BTreeSet<String> {
+    let sbom: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.get("versionInfo").is_some())
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
 }

@@ -2,10 +2,12 @@
 //! [`version`] orders versions and parses relationships, [`index`] holds what apt's Packages
 //! lists offer for one architecture, [`resolve`] turns the packages a recipe names into every
 //! package to install, in dependency order, and [`copyright`] reads the licences a package's
-//! machine-readable copyright file declares, and [`snapshot`] says where a package can be
-//! found again once the archive has moved on.
+//! machine-readable copyright file declares, [`snapshot`] says where a package can be found
+//! again once the archive has moved on, and [`dpkg`] writes the database dpkg keeps of what is
+//! installed.
 
 pub mod copyright;
+pub mod dpkg;
 pub mod index;
 pub mod resolve;
 pub mod snapshot;

@@ -46,8 +46,13 @@ impl Prepared<'_> {
             let arch = variant.resolved.iter().map(|p| p.architecture.as_str()).find(|a| *a != "all");
             merge_usr(&mut tree, arch.unwrap_or("all"))?;
         }
-        let mut packages = lay_layers(&mut tree, layers, spool, reporter)?;
-        prune(&mut tree, &patterns, reporter);
+        let (mut packages, installed) = lay_layers(&mut tree, layers, spool, reporter)?;
+        prune(&mut tree, &patterns, Some(reporter));
+        // dpkg's database lists what `[remove]` left of each package (so `dpkg --verify` finds
+        // nothing missing); it is pruned as well, so a recipe can still take it out.
+        if place_dpkg_database(&mut tree, &installed)? {
+            prune(&mut tree, &patterns, None);
+        }
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
         // the recipe asked for.
         let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {
@@ -140,15 +145,23 @@ fn read_stub(source: BootSource, reporter: &dyn Reporter) -> Result<(BootPlan, I
     Ok((plan, input))
 }
 
+/// A package of a `packages` layer as dpkg would have installed it.
+struct InstalledPackage {
+    package: crate::lockfile::LockedPackage,
+    installed: deb::Installed,
+}
+
 /// Lays each layer into `tree` in order; returns the packages laid in, each once, with the
-/// licence its copyright file declares.
+/// licence its copyright file declares, and what dpkg would record of the packages of
+/// `packages` layers.
 fn lay_layers(
     tree: &mut Tree,
     layers: Vec<ReadyLayer>,
     spool: &mut Spool,
     reporter: &dyn Reporter,
-) -> Result<Vec<PlannedPackage>> {
+) -> Result<(Vec<PlannedPackage>, Vec<InstalledPackage>)> {
     let mut packages: Vec<PlannedPackage> = Vec::new();
+    let mut installed: Vec<InstalledPackage> = Vec::new();
     let total = layers.len();
     for (index, layer) in layers.into_iter().enumerate() {
         let label = layer.label();
@@ -163,41 +176,100 @@ fn lay_layers(
             Ready::Tar | Ready::Deb => None,
         };
         reporter.report(Event::Input { index: index + 1, total, label });
-        lay_archive(tree, &layer.host, &layer.sha256, is_tar, spool, origin)?;
+        let record = lay_archive(tree, &layer.host, &layer.sha256, is_tar, package.is_some(), spool, origin)?;
         // A package two layers name is laid in twice but listed once.
         if let Some(package) = package
             && !packages.iter().any(|p| p.package == package)
         {
             let license = declared_license(tree, spool, &package.name, origin)?;
+            if let Some(record) = record {
+                installed.push(InstalledPackage { package: package.clone(), installed: record });
+            }
             packages.push(PlannedPackage { package, license });
         }
     }
-    Ok(packages)
+    Ok((packages, installed))
 }
 
-/// Lays a tar archive, or a Debian package's data, into `tree`. Archives are read a second
-/// time to lay them in (the first hashed them): this checks it is still the same file.
+/// dpkg's database for the packages of `packages` layers (see [`crate::debian::dpkg`]) in
+/// `/var/lib/dpkg`: each package's list and md5sums hold only the paths still in `tree`.
+/// Returns whether there was any package to record.
+fn place_dpkg_database(tree: &mut Tree, installed: &[InstalledPackage]) -> Result<bool> {
+    if installed.is_empty() {
+        return Ok(false);
+    }
+    use crate::debian::dpkg;
+    let origin = tree.origin("dpkg's database of the installed packages".to_string());
+    let path = |p: &str| ImagePath::from_recipe(p).expect("a plain absolute path");
+    for dir in ["/var", "/var/lib", "/var/lib/dpkg", "/var/lib/dpkg/info"] {
+        if tree.get(&path(dir)).is_none() {
+            tree.insert(&path(dir), Node::Dir, crate::source::Meta::root(0o755), origin)?;
+        }
+    }
+    let packages: Vec<dpkg::Package<'_>> = installed
+        .iter()
+        .map(|i| dpkg::Package {
+            name: &i.package.name,
+            architecture: &i.package.architecture,
+            control: &i.installed.control,
+        })
+        .collect();
+    let status = dpkg::status(&packages).map_err(|e| Error::input(format!("dpkg's status: {e}")))?;
+    let mut files = Vec::new();
+    for i in installed {
+        let name = dpkg::info_name(&i.package.name, &i.package.architecture, &i.installed.control);
+        let kept: Vec<&ImagePath> = i.installed.paths.iter().filter(|p| tree.holds(p, origin)).collect();
+        files.push((format!("{name}.list"), dpkg::list(kept.iter().map(|p| p.as_bytes()))));
+        if let Some(sums) = &i.installed.md5sums {
+            let kept =
+                dpkg::md5sums_of(sums, |path| ImagePath::from_member(path).is_ok_and(|p| tree.holds(&p, origin)));
+            files.push((format!("{name}.md5sums"), kept));
+        }
+        if let Some(conffiles) = &i.installed.conffiles {
+            files.push((format!("{name}.conffiles"), conffiles.clone()));
+        }
+    }
+    let mut put = |name: &str, bytes: &[u8]| {
+        let node = Node::File { content: crate::source::content::Content::inline(bytes) };
+        tree.insert(&path(name), node, crate::source::Meta::root(0o644), origin).map(|_| ())
+    };
+    put("/var/lib/dpkg/status", &status)?;
+    put("/var/lib/dpkg/info/format", dpkg::INFO_FORMAT)?;
+    for (name, bytes) in files {
+        put(&format!("/var/lib/dpkg/info/{name}"), &bytes)?;
+    }
+    Ok(true)
+}
+
+/// Lays a tar archive, or a Debian package's data, into `tree`, and for an installed package
+/// (`record`) returns what dpkg keeps of it. Archives are read a second time to lay them in
+/// (the first hashed them): this checks it is still the same file.
 fn lay_archive(
     tree: &mut Tree,
     host: &Path,
     sha256: &crate::base::hash::Digest,
     is_tar: bool,
+    record: bool,
     spool: &mut Spool,
     origin: Origin,
-) -> Result<()> {
+) -> Result<Option<deb::Installed>> {
     let file = std::fs::File::open(host).reading(host)?;
     let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
     let label = host.display().to_string();
     let mut sink = tree.sink(origin);
-    if is_tar {
+    let installed = if is_tar {
         tar::read(&mut reader, &label, &mut sink, spool)?;
+        None
+    } else if record {
+        Some(deb::read_installed(&mut reader, &label, &mut sink, spool)?)
     } else {
         deb::read(&mut reader, &label, &mut sink, spool)?;
-    }
+        None
+    };
     if reader.finish().reading(host)? != *sha256 {
         return Err(Error::input(format!("`{label}` changed while it was being read")));
     }
-    Ok(())
+    Ok(installed)
 }
 
 /// The licence a package's machine-readable copyright file declares, read from what the
@@ -217,7 +289,7 @@ fn declared_license(tree: &Tree, spool: &Spool, name: &str, origin: Origin) -> R
 }
 
 /// Applies the `[remove]` patterns: a matching directory goes with everything below it.
-fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: &dyn Reporter) {
+fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: Option<&dyn Reporter>) {
     if patterns.is_empty() {
         return;
     }
@@ -241,7 +313,9 @@ fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: &dyn Reporter) {
         tree.remove(&path);
     }
     for (pattern, count) in patterns.iter().zip(matched) {
-        if count == 0 {
+        if count == 0
+            && let Some(reporter) = reporter
+        {
             reporter.report(Event::Warning(format!("`[remove]` pattern `{}` matched nothing", pattern.text)));
         }
     }

@@ -219,6 +219,17 @@ impl Tree {
         removed
     }
 
+    /// Whether `path` is in the tree, its parent directories looked up through symlinks as the
+    /// kernel would (`/bin/sh` in a merged-/usr tree is `/usr/bin/sh`); `origin` asks.
+    pub fn holds(&mut self, path: &ImagePath, origin: Origin) -> bool {
+        if path.is_root() {
+            return true;
+        }
+        let Some(dir) = self.lookup_dir(&path.parent(), path, origin) else { return false };
+        let physical = ImagePath::from_components(dir.components().chain([path.file_name()]));
+        self.entries.contains_key(&physical)
+    }
+
     /// The physical path of the directory at `dir`, following symlinks, or `None` when there is
     /// no such directory. `for_path` and `origin` name the entry that asked, for messages.
     fn lookup_dir(&mut self, dir: &ImagePath, for_path: &ImagePath, origin: Origin) -> Option<ImagePath> {

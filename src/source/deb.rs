@@ -3,10 +3,94 @@
 
 use std::io::{BufReader, Read};
 
-use super::Sink;
 use super::content::Spool;
+use super::{Meta, Node, Sink};
 use crate::base::error::{Error, Result};
+use crate::base::path::ImagePath;
 use crate::format::ar;
+
+/// What dpkg keeps about an installed package (in `/var/lib/dpkg`): its control files, and every
+/// path its data archive holds, in archive order.
+#[derive(Debug, Default, Clone)]
+pub struct Installed {
+    /// `control`: the package's fields.
+    pub control: Vec<u8>,
+    /// `md5sums` and `conffiles`, when the package has them.
+    pub md5sums: Option<Vec<u8>>,
+    pub conffiles: Option<Vec<u8>>,
+    /// The paths of the data archive, as dpkg lists them (`/usr/bin/jq`), each once.
+    pub paths: Vec<ImagePath>,
+}
+
+/// The most bytes of a control file bake reads.
+const MAX_CONTROL_FILE: u64 = 16 << 20;
+
+/// Lays the data of the package read from `input` into `sink`, as [`read`], and returns what
+/// dpkg would record about it: the `control.tar` member's `control`, `md5sums` and `conffiles`,
+/// and the paths the data holds.
+pub fn read_installed(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<Installed> {
+    let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
+    let mut archive = ar::Reader::new(BufReader::new(input));
+    let mut installed = Installed::default();
+    let mut seen_control = false;
+    while let Some(member) = archive.next_member().map_err(not_a_package)? {
+        if member.name.starts_with(b"control.tar") {
+            seen_control = true;
+            super::tar::for_each_file(archive.data(), &format!("{label}: control.tar"), |name, size, data| {
+                let slot = match name {
+                    "control" => &mut installed.control,
+                    "md5sums" => installed.md5sums.get_or_insert_default(),
+                    "conffiles" => installed.conffiles.get_or_insert_default(),
+                    _ => return Ok(()),
+                };
+                if size > MAX_CONTROL_FILE {
+                    return Err(Error::input(format!("`{label}`: control file `{name}` is {size} bytes")));
+                }
+                data.read_to_end(slot).map_err(|e| Error::input(format!("`{label}`: control file `{name}`: {e}")))?;
+                Ok(())
+            })?;
+        } else if member.name.starts_with(b"data.tar") {
+            if !seen_control || installed.control.is_empty() {
+                return Err(Error::input(format!("`{label}`: not a Debian package: no `control` before its data")));
+            }
+            let mut recording = Recording { inner: sink, paths: &mut installed.paths, seen: Default::default() };
+            super::tar::read(&mut archive.data(), label, &mut recording, spool)?;
+            return Ok(installed);
+        }
+    }
+    Err(Error::input(format!("`{label}`: not a Debian package: it has no `data.tar` member")))
+}
+
+/// A sink that notes every path laid through it, each once, in order.
+struct Recording<'s> {
+    inner: &'s mut dyn Sink,
+    paths: &'s mut Vec<ImagePath>,
+    seen: std::collections::HashSet<ImagePath>,
+}
+
+impl Recording<'_> {
+    fn note(&mut self, path: &ImagePath) {
+        if !path.is_root() && self.seen.insert(path.clone()) {
+            self.paths.push(path.clone());
+        }
+    }
+}
+
+impl Sink for Recording<'_> {
+    fn insert(&mut self, path: &ImagePath, node: Node, meta: Meta) -> Result<()> {
+        self.note(path);
+        self.inner.insert(path, node, meta)
+    }
+
+    fn link(&mut self, path: &ImagePath, target: &ImagePath) -> Result<()> {
+        self.note(path);
+        self.inner.link(path, target)
+    }
+
+    fn check_file_size(&self, what: &str, size: u64) -> Result<()> {
+        self.inner.check_file_size(what, size)
+    }
+}
 
 /// Lays the data of the package read from `input` into `sink`; `label` names the package in
 /// messages. Returns how many members its data archive had.

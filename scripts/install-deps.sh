@@ -4,7 +4,8 @@
 # veritysetup, dosfstools and mtools (FAT), binutils (objdump, objcopy: PE) as independent checkers of
 # bake's output, QEMU and OVMF (UEFI firmware) for the boot tests, a real OCI registry
 # (docker-registry, distribution 2.8) and skopeo for the registry tests, debootstrap (the reference
-# package set of a minbase system), and hyperfine for scripts/bench.sh.
+# package set of a minbase system), systemd-sysusers and pwconv (the accounts Debian makes), and
+# hyperfine for scripts/bench.sh.
 # `bake build` itself needs none of them. Installs only what is missing; does nothing when all are present.
 set -euo pipefail
 
@@ -12,7 +13,8 @@ declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=l
   [dpkg-deb]=dpkg [qemu-system-x86_64]=qemu-system-x86 [fsck.erofs]=erofs-utils [dump.erofs]=erofs-utils
   [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils [veritysetup]=cryptsetup-bin
   [fsck.vfat]=dosfstools [mkfs.vfat]=dosfstools [mcopy]=mtools [mmd]=mtools [objdump]=binutils [objcopy]=binutils
-  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap [curl]=curl [openssl]=openssl)
+  [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap [curl]=curl [openssl]=openssl
+  [systemd-sysusers]=systemd [pwconv]=passwd [grpconv]=passwd)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -42,6 +42,12 @@ pub struct Recipe {
     /// `[[device]]`: character and block devices and FIFOs. Default: none.
     #[serde(default, rename = "device")]
     pub devices: Vec<Spanned<DeviceEntry>>,
+    /// `[[group]]`: system groups the image gets, besides the packages'. Default: none.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<Spanned<GroupEntry>>,
+    /// `[[user]]`: system users the image gets, besides the packages'. Default: none.
+    #[serde(default, rename = "user")]
+    pub users: Vec<Spanned<UserEntry>>,
     /// `[remove]`: what to prune from the layers. Default: nothing.
     pub remove: Option<Remove>,
     /// `[disk]`: build a read-only root file system (`NAME.erofs`) and a disk holding it
@@ -223,6 +229,40 @@ pub struct FileEntry {
     /// Group. Default: 0.
     #[serde(default)]
     pub gid: u32,
+}
+
+/// `[[group]]`: a system group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEntry {
+    /// The group's name. Required.
+    pub name: String,
+    /// Its id. Default: allocated as systemd-sysusers does (the highest free in 100..=999).
+    pub gid: Option<u32>,
+}
+
+/// `[[user]]`: a system user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// The user's name. Required.
+    pub name: String,
+    /// Its id. Default: allocated, the same as its own group's when that is free.
+    pub uid: Option<u32>,
+    /// Its primary group by name. Default: a group of the user's own name, made if missing.
+    pub group: Option<String>,
+    /// Its primary group by id (instead of `group`).
+    pub gid: Option<u32>,
+    /// The comment field. Default: empty.
+    #[serde(default)]
+    pub gecos: String,
+    /// Its home directory (not created). Default: `/`.
+    pub home: Option<String>,
+    /// Its shell. Default: `/usr/sbin/nologin`.
+    pub shell: Option<String>,
+    /// Supplementary groups, which must exist. Default: none.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// `[[dir]]`.

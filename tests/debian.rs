@@ -17,22 +17,14 @@ fn codename() -> String {
 }
 
 #[test]
-fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies() {
+fn minbase_is_the_package_set_debootstrap_installs() {
     require_tool("apt-get");
     require_tool("debootstrap");
     let t = tempfile::tempdir().unwrap();
-    let recipe = write_recipe(
-        t.path(),
-        "[image]\nname = \"minbase\"\n\n[initramfs]\ncompression = \"zstd\"\n\n\
-         [[layer]]\npackages = []\nvariant = \"minbase\"\n",
-    );
+    let recipe =
+        write_recipe(t.path(), "[image]\nname = \"minbase\"\n\n[[layer]]\npackages = []\nvariant = \"minbase\"\n");
     Bake::new("lock").arg(&recipe).ok();
-    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(recipe.with_extension("lock")).unwrap()).unwrap();
-    let layer = &lock["layer"][0];
-    assert_eq!(layer["variant"].as_str(), Some("minbase"));
-    let ours: BTreeSet<String> =
-        layer["package"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
-
+    let ours = locked_names(&recipe);
     // debootstrap's own answer, from the mirror the host's lists come from.
     let output = run(Command::new("debootstrap")
         .args(["--print-debs", "--variant=minbase", &codename()])
@@ -48,12 +40,38 @@ fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies(
         ours.len(),
         theirs.len()
     );
+}
 
-    // Built, it is merged /usr: the top directories are links into /usr, and what packages
-    // ship in /bin is in /usr/bin (read by GNU cpio).
+/// The names of the packages the lock of `recipe` pins in its first layer (which has a variant).
+fn locked_names(recipe: &std::path::Path) -> BTreeSet<String> {
+    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(recipe.with_extension("lock")).unwrap()).unwrap();
+    let layer = &lock["layer"][0];
+    assert!(layer["variant"].as_str().is_some());
+    layer["package"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_systemd_system_is_merged_usr_with_dpkgs_database_and_the_accounts_debian_makes() {
+    require_tool("apt-get");
+    for tool in ["dpkg", "dpkg-query", "pwconv", "grpconv", "systemd-sysusers"] {
+        require_tool(tool);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        t.path(),
+        "[image]\nname = \"system\"\n\n[initramfs]\ncompression = \"zstd\"\n\n\
+         [[layer]]\npackages = [\"systemd-sysv\"]\nvariant = \"minbase\"\n\n\
+         [[group]]\nname = \"web\"\n\n[[user]]\nname = \"www\"\ngroups = [\"web\"]\n",
+    );
     let out = t.path().join("out");
     Bake::build(&recipe).out(&out).ok();
-    let listing = text(&pipe("cpio", &["-tv", "--quiet"], &decompress(&out.join("minbase.cpio.zst")), None));
+    Bake::new("lock").arg(&recipe).ok();
+    let ours = locked_names(&recipe);
+    let image = decompress(&out.join("system.cpio.zst"));
+
+    // Merged /usr: the top directories are links into /usr, and what packages ship in /bin is
+    // in /usr/bin (read by GNU cpio).
+    let listing = text(&pipe("cpio", &["-tv", "--quiet"], &image, None));
     for dir in ["bin", "sbin", "lib", "lib64"] {
         assert!(listing.lines().any(|l| l.starts_with('l') && l.ends_with(&format!(" {dir} -> usr/{dir}"))), "/{dir}");
         assert!(!listing.lines().any(|l| l.contains(&format!(" {dir}/"))), "nothing below /{dir} itself");
@@ -64,12 +82,12 @@ fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies(
     // (the SBOM's), and verifies every file against the packages' own md5sums.
     let root = t.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
-    cpio_extract(&decompress(&out.join("minbase.cpio.zst")), &root);
+    cpio_extract(&image, &root);
     let admindir = root.join("var/lib/dpkg");
     let listed = run_ok(Command::new("dpkg-query").arg(format!("--admindir={}", admindir.display())).args([
         "-W",
         "-f",
-        "${Package} ${Version} ${db:Status-Abbrev}\n",
+        "${Package} ${db:Status-Abbrev}\n",
     ]));
     let installed: BTreeSet<String> = text(&listed.stdout)
         .lines()
@@ -79,8 +97,7 @@ fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies(
         })
         .collect();
     assert_eq!(installed, ours);
-    let sbom = manifest_sbom_packages(&out.join("minbase.spdx.json"));
-    assert_eq!(sbom, ours, "dpkg's database and the SBOM agree");
+    assert_eq!(sbom_packages(&out.join("system.spdx.json")), ours, "dpkg's database and the SBOM agree");
     let verified = run(Command::new("dpkg").arg(format!("--root={}", root.display())).arg("--verify"));
     assert!(
         verified.status.success() && verified.stdout.is_empty(),
@@ -88,10 +105,43 @@ fn minbase_is_debootstraps_package_set_merged_usr_with_a_database_dpkg_verifies(
         text(&verified.stdout),
         text(&verified.stderr)
     );
+
+    // The accounts: what Debian's own tools make of the same image. base-passwd's postinst
+    // copies its masters, `pwconv` and `grpconv` make the shadow files, systemd-sysusers adds
+    // the packages' sysusers.d accounts, and the recipe's [[group]] and [[user]] are given to
+    // it as one more sysusers.d file.
+    let reference = t.path().join("reference");
+    run_ok(Command::new("cp").arg("-a").arg(&root).arg(&reference));
+    let etc = reference.join("etc");
+    for file in ["passwd", "group", "shadow", "gshadow"] {
+        std::fs::remove_file(etc.join(file)).unwrap();
+    }
+    let masters = reference.join("usr/share/base-passwd");
+    std::fs::copy(masters.join("passwd.master"), etc.join("passwd")).unwrap();
+    std::fs::copy(masters.join("group.master"), etc.join("group")).unwrap();
+    run_ok(Command::new("pwconv").arg("-R").arg(&reference));
+    run_ok(Command::new("grpconv").arg("-R").arg(&reference));
+    std::fs::create_dir_all(etc.join("sysusers.d")).unwrap();
+    std::fs::write(etc.join("sysusers.d/zz-recipe.conf"), "g web -\nu www -\nm www web\n").unwrap();
+    run_ok(Command::new("systemd-sysusers").arg(format!("--root={}", reference.display())));
+    let read = |dir: &std::path::Path, file: &str| std::fs::read_to_string(dir.join("etc").join(file)).unwrap();
+    for file in ["passwd", "group", "gshadow"] {
+        assert_eq!(read(&root, file), read(&reference, file), "/etc/{file}");
+    }
+    // The last change day is the image's epoch, not today's date.
+    let no_day = |text: String| -> String {
+        text.lines()
+            .map(|l| {
+                l.split(':').enumerate().filter(|(i, _)| *i != 2).map(|(_, f)| f).collect::<Vec<_>>().join(":") + "\n"
+            })
+            .collect()
+    };
+    assert_eq!(no_day(read(&root, "shadow")), no_day(read(&reference, "shadow")));
+    assert!(read(&root, "passwd").contains("www:x:"), "the recipe's user is there");
 }
 
 /// The package names an SPDX document lists (the image itself, which has no version, left out).
-fn manifest_sbom_packages(path: &std::path::Path) -> BTreeSet<String> {
+fn sbom_packages(path: &std::path::Path) -> BTreeSet<String> {
     let sbom: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     sbom["packages"]
         .as_array()
@@ -100,4 +150,22 @@ fn manifest_sbom_packages(path: &std::path::Path) -> BTreeSet<String> {
         .filter(|p| p.get("versionInfo").is_some())
         .map(|p| p["name"].as_str().unwrap().to_string())
         .collect()
+}
+
+#[test]
+fn a_recipe_account_that_clashes_with_the_packages_ones_is_refused() {
+    require_tool("apt-get");
+    let t = tempfile::tempdir().unwrap();
+    let head = "[image]\nname = \"clash\"\n\n[initramfs]\ncompression = \"none\"\n\n[[layer]]\npackages = [\"base-passwd\"]\n\n";
+    for (entry, line, message) in [
+        ("[[user]]\nname = \"daemon\"\n", 10, "user `daemon` is defined already, by the packages"),
+        ("[[group]]\nname = \"shadow\"\n", 10, "group `shadow` is defined already, by the packages"),
+        ("[[user]]\nname = \"web\"\nuid = 1\n", 10, "user `web`: uid 1 is taken by user `daemon`"),
+    ] {
+        let recipe = write_recipe(t.path(), &format!("{head}{entry}"));
+        let out = t.path().join("out");
+        let stderr = Bake::build(&recipe).out(&out).fails(2).stderr();
+        assert!(stderr.contains(&format!("recipe.toml:{line}:1: {message}")), "{stderr}");
+        assert!(!out.exists());
+    }
 }

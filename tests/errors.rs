@@ -290,3 +290,16 @@ fn a_bad_variant_names_the_line() {
     let recipe = format!("{HEAD}[[layer]]\npackages = []\n");
     refused(t.path(), &recipe, &["recipe.toml:6:12:", "names no package"]);
 }
+
+#[test]
+fn clashing_or_unknown_accounts_name_the_recipe_line() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[[user]]\nname = \"a\"\nuid = 5\n\n[[user]]\nname = \"b\"\nuid = 5\n");
+    refused(t.path(), &recipe, &["recipe.toml:9:1:", "user `b`: uid 5 is taken by user `a`"]);
+    let recipe = format!("{HEAD}[[user]]\nname = \"a\"\ngroups = [\"nope\"]\n");
+    refused(t.path(), &recipe, &["recipe.toml:5:1:", "user `a`: there is no group `nope`"]);
+    let recipe = format!("{HEAD}[[group]]\nname = \"g\"\n\n[[group]]\nname = \"g\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:8:1:", "group `g` is defined already, by the recipe"]);
+    let recipe = format!("{HEAD}[[user]]\nname = \"a\"\ngroup = \"missing\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:5:1:", "there is no group `missing`"]);
+}

@@ -1,6 +1,6 @@
 //! The ground floor: what every other part of bake uses, knowing nothing of recipes or formats.
 //! [`error`] (the one error type and its exit statuses), [`file`](mod@file) (files put in place whole), [`hash`] (digests and hashing I/O),
-//! [`path`] (paths inside an image), [`interrupt`] (Ctrl-C and SIGTERM), [`progress`] (events,
+//! [`http`] (HTTPS with the system's roots), [`path`] (paths inside an image), [`interrupt`] (Ctrl-C and SIGTERM), [`progress`] (events,
 //! never printing), [`process`] (child processes), [`env`](mod@env) (the environment, read in one
 //! place), [`json`] (JSON as bake writes it), [`time`] (calendar dates) and [`suggest`] (near names for messages).
 
@@ -8,6 +8,7 @@ pub mod env;
 pub mod error;
 pub mod file;
 pub mod hash;
+pub mod http;
 pub mod interrupt;
 pub mod json;
 pub mod path;

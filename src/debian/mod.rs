@@ -3,9 +3,10 @@
 //! lists offer for one architecture, [`resolve`] turns the packages a recipe names into every
 //! package to install, in dependency order, and [`copyright`] reads the licences a package's
 //! machine-readable copyright file declares, [`snapshot`] says where a package can be found
-//! again once the archive has moved on, and [`dpkg`] writes the database dpkg keeps of what is
-//! installed.
+//! again once the archive has moved on, [`dpkg`] writes the database dpkg keeps of what is
+//! installed, and [`accounts`] makes the users and groups maintainer scripts would.
 
+pub mod accounts;
 pub mod copyright;
 pub mod dpkg;
 pub mod index;

@@ -53,6 +53,7 @@ impl Prepared<'_> {
         if place_dpkg_database(&mut tree, &installed)? {
             prune(&mut tree, &patterns, None);
         }
+        super::system::place_accounts(&mut tree, spool, recipe, epoch)?;
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
         // the recipe asked for.
         let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {

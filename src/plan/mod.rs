@@ -4,7 +4,8 @@
 //! This is the only place where the recipe meets the host, and it reads nothing the recipe does
 //! not name. `check` checks the recipe against itself; [`prepare()`] resolves and fetches its
 //! packages and hashes every input, enough to look in the build cache; `lay` unpacks the
-//! inputs into the [`tree::Tree`] in order, prunes it with the `[remove]` patterns, adds the
+//! inputs into the [`tree::Tree`] in order, prunes it with the `[remove]` patterns, writes what
+//! maintainer scripts would have made (dpkg's database; `system`: the accounts), adds the
 //! kernel's [`modules`] and the recipe's own entries last, and freezes it. Modification times are
 //! all the image epoch, inode numbers are given in path order, and owners come from the recipe
 //! or the archives, so nothing about the builder (user, umask, clock, time zone, locale, build
@@ -14,6 +15,7 @@ mod check;
 mod lay;
 pub mod modules;
 pub mod prepare;
+mod system;
 pub mod tree;
 
 pub use prepare::{Prepared, prepare};

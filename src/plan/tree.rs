@@ -222,12 +222,23 @@ impl Tree {
     /// Whether `path` is in the tree, its parent directories looked up through symlinks as the
     /// kernel would (`/bin/sh` in a merged-/usr tree is `/usr/bin/sh`); `origin` asks.
     pub fn holds(&mut self, path: &ImagePath, origin: Origin) -> bool {
-        if path.is_root() {
-            return true;
+        path.is_root() || self.physical(path, origin).is_some_and(|p| self.entries.contains_key(&p))
+    }
+
+    /// The directory `path` names, following symlinks all the way, or `None` when it names no
+    /// directory.
+    pub fn resolve_dir(&mut self, path: &ImagePath, origin: Origin) -> Option<ImagePath> {
+        let dir = self.lookup_dir(path, path, origin)?;
+        if self.entries.contains_key(&dir) || dir.is_root() {
+            return Some(dir);
         }
-        let Some(dir) = self.lookup_dir(&path.parent(), path, origin) else { return false };
-        let physical = ImagePath::from_components(dir.components().chain([path.file_name()]));
-        self.entries.contains_key(&physical)
+        None
+    }
+
+    /// `path` with its parent directories looked up through symlinks (the last name as it is).
+    pub fn physical(&mut self, path: &ImagePath, origin: Origin) -> Option<ImagePath> {
+        let dir = self.lookup_dir(&path.parent(), path, origin)?;
+        Some(ImagePath::from_components(dir.components().chain([path.file_name()])))
     }
 
     /// The physical path of the directory at `dir`, following symlinks, or `None` when there is

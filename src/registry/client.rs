@@ -128,6 +128,7 @@ impl<'r> Client<'r> {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .tls_config(crate::base::http::tls())
                 .timeout_connect(Some(Duration::from_secs(30)))
                 // A registry that stops answering mid-body is a dropped connection.
                 .timeout_recv_body(Some(Duration::from_secs(300)))

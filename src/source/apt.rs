@@ -329,6 +329,7 @@ fn fetch_url(
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs(600)))
+            .tls_config(crate::base::http::tls())
             .http_status_as_error(false)
             .build(),
     );

@@ -229,6 +229,10 @@ pub struct FileEntry {
     /// Group. Default: 0.
     #[serde(default)]
     pub gid: u32,
+    /// Owner by name: one of the image's own users (instead of `uid`). Default: absent.
+    pub owner: Option<Spanned<String>>,
+    /// Group by name: one of the image's own groups (instead of `gid`). Default: absent.
+    pub group: Option<Spanned<String>>,
 }
 
 /// `[[group]]`: a system group.
@@ -279,6 +283,10 @@ pub struct DirEntry {
     /// Group. Default: 0.
     #[serde(default)]
     pub gid: u32,
+    /// Owner by name: one of the image's own users (instead of `uid`). Default: absent.
+    pub owner: Option<Spanned<String>>,
+    /// Group by name: one of the image's own groups (instead of `gid`). Default: absent.
+    pub group: Option<Spanned<String>>,
 }
 
 /// `[[symlink]]`.
@@ -295,6 +303,10 @@ pub struct SymlinkEntry {
     /// Group. Default: 0.
     #[serde(default)]
     pub gid: u32,
+    /// Owner by name: one of the image's own users (instead of `uid`). Default: absent.
+    pub owner: Option<Spanned<String>>,
+    /// Group by name: one of the image's own groups (instead of `gid`). Default: absent.
+    pub group: Option<Spanned<String>>,
 }
 
 /// `[[hardlink]]`.
@@ -328,6 +340,10 @@ pub struct DeviceEntry {
     /// Group. Default: 0.
     #[serde(default)]
     pub gid: u32,
+    /// Owner by name: one of the image's own users (instead of `uid`). Default: absent.
+    pub owner: Option<Spanned<String>>,
+    /// Group by name: one of the image's own groups (instead of `gid`). Default: absent.
+    pub group: Option<Spanned<String>>,
 }
 
 /// The kinds of special file a `[[device]]` can make.

@@ -504,3 +504,30 @@ fn a_fifo_archived_by_gnu_tar_is_laid_in() {
     let names: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
     assert_eq!(names, ["f.cpio", "f.manifest.json"], "SHA256SUMS is sorted by file name");
 }
+
+#[test]
+fn recipe_accounts_are_written_and_owners_by_name_resolve_against_them() {
+    let t = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        t.path(),
+        "[image]\nname = \"accounts\"\n\n[initramfs]\ncompression = \"none\"\n\n\
+         [[group]]\nname = \"web\"\ngid = 2000\n\n\
+         [[user]]\nname = \"www\"\ngroups = [\"web\"]\nhome = \"/srv/www\"\n\n\
+         [[dir]]\npath = \"/srv/www\"\nowner = \"www\"\ngroup = \"web\"\nmode = \"0750\"\n",
+    );
+    let out = t.path().join("out");
+    Bake::build(&recipe).out(&out).ok();
+    let archive = std::fs::read(out.join("accounts.cpio")).unwrap();
+    let listing = text(&pipe("cpio", &["-tv", "--numeric-uid-gid", "--quiet"], &archive, None));
+    let srv = listing.lines().find(|l| l.ends_with(" srv/www")).unwrap();
+    let fields: Vec<&str> = srv.split_whitespace().collect();
+    assert_eq!((fields[0], fields[2], fields[3]), ("drwxr-x---", "999", "2000"), "{srv}");
+    let root = t.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    cpio_extract(&archive, &root);
+    let read = |f: &str| std::fs::read_to_string(root.join("etc").join(f)).unwrap();
+    assert_eq!(read("passwd"), "www:x:999:999::/srv/www:/usr/sbin/nologin\n");
+    assert_eq!(read("group"), "web:x:2000:www\nwww:x:999:\n");
+    assert_eq!(read("shadow"), "www:!*:::::::\n");
+    assert_eq!(read("gshadow"), "web:!*::www\nwww:!*::\n");
+}

@@ -303,3 +303,14 @@ fn clashing_or_unknown_accounts_name_the_recipe_line() {
     let recipe = format!("{HEAD}[[user]]\nname = \"a\"\ngroup = \"missing\"\n");
     refused(t.path(), &recipe, &["recipe.toml:5:1:", "there is no group `missing`"]);
 }
+
+#[test]
+fn an_owner_by_name_must_be_one_of_the_images_accounts() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[[file]]\npath = \"/a\"\ncontent = \"x\"\nowner = \"www\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:8:9:", "`owner = \"www\"`: the image has no accounts"]);
+    let recipe = format!("{HEAD}[[user]]\nname = \"www\"\n\n[[dir]]\npath = \"/srv\"\ngroup = \"wwww\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:10:9:", "the image has no such group", "`www`"]);
+    let recipe = format!("{HEAD}[[dir]]\npath = \"/srv\"\nuid = 3\nowner = \"www\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:8:9:", "give `owner` or `uid`, not both"]);
+}

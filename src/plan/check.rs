@@ -26,6 +26,30 @@ pub(super) struct Declared {
     /// Where the recipe declares it (`recipe.toml:12:8`), for messages.
     pub label: String,
     pub what: Declaration,
+    /// Owner and group by name, resolved against the image's accounts when it is placed.
+    pub names: OwnerNames,
+}
+
+/// An owner and a group given by name, each with where the recipe gives it.
+#[derive(Default)]
+pub(super) struct OwnerNames {
+    pub owner: Option<(String, String)>,
+    pub group: Option<(String, String)>,
+}
+
+/// The names an entry gives for its owner and group; an error when it also gives the number.
+fn owner_names(
+    recipe: &RecipeFile,
+    (uid, gid): (u32, u32),
+    owner: &Option<Spanned<String>>,
+    group: &Option<Spanned<String>>,
+) -> Result<OwnerNames> {
+    let name = |value: &Option<Spanned<String>>, number: u32, key: &str, numeric: &str| match value {
+        Some(v) if number != 0 => Err(recipe.error(v, format!("give `{key}` or `{numeric}`, not both"))),
+        Some(v) => Ok(Some((v.get_ref().clone(), recipe.at(v.span().start)))),
+        None => Ok(None),
+    };
+    Ok(OwnerNames { owner: name(owner, uid, "owner", "uid")?, group: name(group, gid, "group", "gid")? })
 }
 
 pub(super) enum Declaration {
@@ -194,27 +218,30 @@ pub(super) fn declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Decl
     let mut out = Vec::new();
     let mut inputs = Vec::new();
     let mut seen: HashMap<ImagePath, String> = HashMap::new();
-    let mut add = |path: &Spanned<String>, what: Declaration, out: &mut Vec<Declared>| -> Result<()> {
-        let image = image_path(recipe, path)?;
-        let label = format!("`{}`", recipe.at(path.span().start));
-        if let Some(first) = seen.get(&image) {
-            return Err(recipe.error(path, format!("`{image}` is declared twice: first at {first}")));
-        }
-        seen.insert(image.clone(), label.clone());
-        out.push(Declared { path: image, label, what });
-        Ok(())
-    };
+    let mut add =
+        |path: &Spanned<String>, what: Declaration, names: OwnerNames, out: &mut Vec<Declared>| -> Result<()> {
+            let image = image_path(recipe, path)?;
+            let label = format!("`{}`", recipe.at(path.span().start));
+            if let Some(first) = seen.get(&image) {
+                return Err(recipe.error(path, format!("`{image}` is declared twice: first at {first}")));
+            }
+            seen.insert(image.clone(), label.clone());
+            out.push(Declared { path: image, label, what, names });
+            Ok(())
+        };
     for d in &r.dirs {
         let d = d.get_ref();
         let meta = Meta { mode: mode_or(d.mode, 0o755), uid: d.uid, gid: d.gid };
-        add(&d.path, Declaration::Entry(Node::Dir, meta), &mut out)?;
+        let names = owner_names(recipe, (d.uid, d.gid), &d.owner, &d.group)?;
+        add(&d.path, Declaration::Entry(Node::Dir, meta), names, &mut out)?;
     }
     for s in &r.symlinks {
         let s = s.get_ref();
         check_symlink_target(s.target.get_ref().as_bytes()).map_err(|e| recipe.error(&s.target, e))?;
         let meta = Meta { mode: 0o777, uid: s.uid, gid: s.gid };
         let node = Node::Symlink { target: s.target.get_ref().as_bytes().to_vec() };
-        add(&s.path, Declaration::Entry(node, meta), &mut out)?;
+        let names = owner_names(recipe, (s.uid, s.gid), &s.owner, &s.group)?;
+        add(&s.path, Declaration::Entry(node, meta), names, &mut out)?;
     }
     for f in &r.files {
         let entry = f.get_ref();
@@ -229,17 +256,19 @@ pub(super) fn declared(recipe: &RecipeFile, file_limit: u64) -> Result<(Vec<Decl
             _ => return Err(recipe.error(f, "a `[[file]]` needs exactly one of `source` or `content`")),
         };
         let meta = Meta { mode: mode_or(entry.mode, default_mode), uid: entry.uid, gid: entry.gid };
-        add(&entry.path, Declaration::Entry(Node::File { content }, meta), &mut out)?;
+        let names = owner_names(recipe, (entry.uid, entry.gid), &entry.owner, &entry.group)?;
+        add(&entry.path, Declaration::Entry(Node::File { content }, meta), names, &mut out)?;
     }
     for d in &r.devices {
         let entry = d.get_ref();
         let meta = Meta { mode: mode_or(entry.mode, 0o600), uid: entry.uid, gid: entry.gid };
-        add(&entry.path, Declaration::Entry(device(recipe, d)?, meta), &mut out)?;
+        let names = owner_names(recipe, (entry.uid, entry.gid), &entry.owner, &entry.group)?;
+        add(&entry.path, Declaration::Entry(device(recipe, d)?, meta), names, &mut out)?;
     }
     for h in &r.hardlinks {
         let entry = h.get_ref();
         let target = image_path(recipe, &entry.target)?;
-        add(&entry.path, Declaration::Hardlink(target), &mut out)?;
+        add(&entry.path, Declaration::Hardlink(target), OwnerNames::default(), &mut out)?;
     }
     Ok((out, inputs))
 }

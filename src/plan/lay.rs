@@ -15,6 +15,7 @@ use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::HashingReader;
 use crate::base::path::ImagePath;
 use crate::base::progress::{Event, Reporter};
+use crate::debian::accounts::Accounts;
 use crate::debian::copyright;
 use crate::recipe::InputKind;
 use crate::source::content::Spool;
@@ -53,7 +54,7 @@ impl Prepared<'_> {
         if place_dpkg_database(&mut tree, &installed)? {
             prune(&mut tree, &patterns, None);
         }
-        super::system::place_accounts(&mut tree, spool, recipe, epoch)?;
+        let accounts = super::system::place_accounts(&mut tree, spool, recipe, epoch)?;
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
         // the recipe asked for.
         let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {
@@ -79,7 +80,7 @@ impl Prepared<'_> {
             }
             None => None,
         };
-        place_declared(&mut tree, declared)?;
+        place_declared(&mut tree, declared, accounts.as_ref())?;
         let stub_package = boot.as_ref().and_then(|b| b.stub_package.as_ref());
         lock.check_coverage(recipe, &inputs, &package_layers, kernel_package.as_ref(), stub_package, reporter)?;
         let entries = tree.freeze();
@@ -322,12 +323,43 @@ fn prune(tree: &mut Tree, patterns: &[Pattern], reporter: Option<&dyn Reporter>)
     }
 }
 
+/// The id of the user (`user`) or group `name` the recipe gives at `at`, from the image's own
+/// accounts.
+fn owner_id(accounts: Option<&Accounts>, name: &str, at: &str, user: bool) -> Result<u32> {
+    let (key, kind) = if user { ("owner", "user") } else { ("group", "group") };
+    let Some(accounts) = accounts else {
+        return Err(Error::input(format!(
+            "{at}: `{key} = \"{name}\"`: the image has no accounts (no base-passwd, sysusers.d or `[[{kind}]]`); give a number"
+        )));
+    };
+    let id = if user { accounts.user(name).map(|u| u.uid) } else { accounts.group(name).map(|g| g.gid) };
+    id.ok_or_else(|| {
+        let names: Vec<&str> = if user {
+            accounts.users.iter().map(|u| u.name.as_str()).collect()
+        } else {
+            accounts.groups.iter().map(|g| g.name.as_str()).collect()
+        };
+        Error::input(format!(
+            "{at}: `{key} = \"{name}\"`: the image has no such {kind}{}",
+            crate::base::suggest::did_you_mean(name, names.into_iter())
+        ))
+    })
+}
+
 /// Places the recipe's own entries, in the order they were checked.
-fn place_declared(tree: &mut Tree, declared: Vec<Declared>) -> Result<()> {
+fn place_declared(tree: &mut Tree, declared: Vec<Declared>, accounts: Option<&Accounts>) -> Result<()> {
     for item in declared {
         let origin = tree.origin(item.label);
         match item.what {
-            Declaration::Entry(node, meta) => tree.insert(&item.path, node, meta, origin)?,
+            Declaration::Entry(node, mut meta) => {
+                if let Some((name, at)) = &item.names.owner {
+                    meta.uid = owner_id(accounts, name, at, true)?;
+                }
+                if let Some((name, at)) = &item.names.group {
+                    meta.gid = owner_id(accounts, name, at, false)?;
+                }
+                tree.insert(&item.path, node, meta, origin)?
+            }
             Declaration::Hardlink(target) => tree.link(&item.path, &target, origin)?,
         };
     }

@@ -21,9 +21,12 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # Seeds: real archives of each kind, so the fuzzer starts from valid structure.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds"/{recipe,tar,deb,image,packages,erofs,gpt,fat,pe}
+mkdir -p "$seeds"/{recipe,tar,deb,image,packages,erofs,gpt,fat,pe,accounts}
 cp recipes/*.toml qemu-tests/*.toml "$seeds/recipe/"
 cp tests/fixtures/debian/Packages "$seeds/packages/"
+# passwd, group and a sysusers.d file, separated by NUL bytes.
+printf 'root:*:0:0:root:/root:/bin/bash\n\0root:*:0:\nshadow:*:42:\n\0g adm 4 -\nu net - "Network" / /usr/sbin/nologin\nm net adm\nr - 500-900\n' \
+  > "$seeds/accounts/seed"
 tar -cf "$seeds/tar/recipes.tar" recipes
 gzip -n -c "$seeds/tar/recipes.tar" > "$seeds/tar/recipes.tar.gz"
 xz -c "$seeds/tar/recipes.tar" > "$seeds/tar/recipes.tar.xz"
@@ -70,7 +73,7 @@ open(sys.argv[1], "wb").write(image)
 PY
 
 status=0
-for target in recipe tar deb image packages erofs gpt fat pe; do
+for target in recipe tar deb image packages erofs gpt fat pe accounts; do
   mkdir -p "fuzz/corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   if ! cargo fuzz run --release "$target" "fuzz/corpus/$target" "$seeds/$target" -- \

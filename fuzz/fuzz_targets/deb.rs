@@ -1,4 +1,5 @@
-//! The Debian package reader (ar, then a compressed tar): never a panic on any bytes.
+//! The Debian package reader (ar, then a compressed tar; with its control files, as dpkg's
+//! database needs them): never a panic on any bytes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -7,4 +8,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut tree = bake::plan::tree::Tree::new();
     let origin = tree.origin("fuzz".into());
     let _ = bake::source::deb::read(data, "fuzz.deb", &mut tree.sink(origin), &mut spool);
+    let mut tree = bake::plan::tree::Tree::new();
+    let origin = tree.origin("fuzz".into());
+    if let Ok(installed) = bake::source::deb::read_installed(data, "fuzz.deb", &mut tree.sink(origin), &mut spool) {
+        let control = [bake::debian::dpkg::Package { name: "fuzz", architecture: "amd64", control: &installed.control }];
+        let _ = bake::debian::dpkg::status(&control);
+    }
 });

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bake::debian::index::Index;
-use bake::debian::resolve::{Request, resolve};
+use bake::debian::resolve::{Request, Variant, resolve};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -14,8 +14,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     // Every package the list offers, as a root: the closure must come out in order, each once.
     let names: Vec<String> = index.names().take(8).map(str::to_string).collect();
-    for name in &names {
-        let request = Request { packages: std::slice::from_ref(name), exclude: &[], recommends: true };
+    // Each as a root, and once with a variant (every Essential and required package too).
+    for (i, name) in names.iter().enumerate() {
+        let variant = (i == 0).then_some(Variant::Minbase);
+        let request = Request { packages: std::slice::from_ref(name), exclude: &[], recommends: true, variant };
         if let Ok(resolution) = resolve(&index, &request) {
             let mut seen = std::collections::BTreeSet::new();
             for package in &resolution.packages {

@@ -12,6 +12,8 @@ use super::Malformed;
 
 /// The range system accounts are allocated from (Debian's `SYS_UID_MIN`..`SYS_UID_MAX`).
 pub const SYSTEM_IDS: std::ops::RangeInclusive<u32> = 100..=999;
+/// The highest id bake allocates (`nobody` is 65534, and 65535 is `(uid_t) -1` on 16 bits).
+const MAX_ID: u32 = 65_533;
 /// The shell of an account that may not log in.
 pub const NOLOGIN: &str = "/usr/sbin/nologin";
 
@@ -123,9 +125,15 @@ impl Accounts {
     /// when `gid`.
     fn allocate(&self, uid: bool, gid: bool) -> Option<u32> {
         let ranges = if self.ranges.is_empty() { vec![SYSTEM_IDS] } else { self.ranges.clone() };
-        let mut candidates: Vec<u32> = ranges.into_iter().flatten().collect();
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
-        candidates.into_iter().find(|&id| !((uid && self.uid_used(id)) || (gid && self.gid_used(id))))
+        ranges
+            .into_iter()
+            // Ids a package's `r` line may hand out: never beyond 65533 (65534 is `nobody`).
+            .filter_map(|r| {
+                (*r.start()..=(*r.end()).min(MAX_ID))
+                    .rev()
+                    .find(|&id| !((uid && self.uid_used(id)) || (gid && self.gid_used(id))))
+            })
+            .max()
     }
 
     /// Adds group `name` (with `gid`, or allocated; `pair`: also free as a user id) unless it

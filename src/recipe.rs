@@ -50,6 +50,8 @@ pub struct Recipe {
     pub users: Vec<Spanned<UserEntry>>,
     /// `[remove]`: what to prune from the layers. Default: nothing.
     pub remove: Option<Remove>,
+    /// `[systemd]`: units to enable, presets, the default target. Default: absent.
+    pub systemd: Option<Spanned<Systemd>>,
     /// `[disk]`: build a read-only root file system (`NAME.erofs`) and a disk holding it
     /// (`NAME.img`). Default: absent (no disk).
     pub disk: Option<Spanned<Disk>>,
@@ -233,6 +235,21 @@ pub struct FileEntry {
     pub owner: Option<Spanned<String>>,
     /// Group by name: one of the image's own groups (instead of `gid`). Default: absent.
     pub group: Option<Spanned<String>>,
+}
+
+/// `[systemd]`: for an image whose init is systemd.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Systemd {
+    /// Units to enable, as `systemctl enable --root` does. Default: none.
+    #[serde(default)]
+    pub enable: Vec<Spanned<String>>,
+    /// Apply the image's preset files first, as `systemctl preset-all --root` does. Default:
+    /// false.
+    #[serde(default)]
+    pub preset: bool,
+    /// The unit `default.target` links to. Default: the image's own.
+    pub default_target: Option<Spanned<String>>,
 }
 
 /// `[[group]]`: a system group.

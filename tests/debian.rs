@@ -61,7 +61,10 @@ fn a_systemd_system_is_merged_usr_with_dpkgs_database_and_the_accounts_debian_ma
         t.path(),
         "[image]\nname = \"system\"\n\n[initramfs]\ncompression = \"zstd\"\n\n\
          [[layer]]\npackages = [\"systemd-sysv\"]\nvariant = \"minbase\"\n\n\
-         [[group]]\nname = \"web\"\n\n[[user]]\nname = \"www\"\ngroups = [\"web\"]\n",
+         [[group]]\nname = \"web\"\n\n[[user]]\nname = \"www\"\ngroups = [\"web\"]\n\n\
+         [[file]]\npath = \"/etc/systemd/system/web.service\"\n\
+         content = \"[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\nAlias=www.service\\n\"\n\n\
+         [systemd]\npreset = true\nenable = [\"web.service\", \"getty@ttyS0.service\"]\ndefault-target = \"multi-user.target\"\n",
     );
     let out = t.path().join("out");
     Bake::build(&recipe).out(&out).ok();
@@ -138,6 +141,39 @@ fn a_systemd_system_is_merged_usr_with_dpkgs_database_and_the_accounts_debian_ma
     };
     assert_eq!(no_day(read(&root, "shadow")), no_day(read(&reference, "shadow")));
     assert!(read(&root, "passwd").contains("www:x:"), "the recipe's user is there");
+
+    // Units: the links systemctl itself makes on the same image for `preset-all`, `enable`
+    // and `set-default`.
+    for (link, _) in find_links(&reference.join("etc/systemd/system")) {
+        std::fs::remove_file(reference.join("etc/systemd/system").join(link)).unwrap();
+    }
+    let systemctl =
+        |args: &[&str]| run_ok(Command::new("systemctl").arg(format!("--root={}", reference.display())).args(args));
+    systemctl(&["preset-all"]);
+    systemctl(&["enable", "web.service", "getty@ttyS0.service"]);
+    systemctl(&["set-default", "multi-user.target"]);
+    let ours = find_links(&root.join("etc/systemd/system"));
+    let theirs = find_links(&reference.join("etc/systemd/system"));
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains(&("multi-user.target.wants/web.service".into(), "/etc/systemd/system/web.service".into())),
+        "{ours:?}"
+    );
+    // The first boot asks nothing: an empty machine id. dash's /bin/sh.
+    assert_eq!(std::fs::read(root.join("etc/machine-id")).unwrap(), b"");
+    assert_eq!(std::fs::read_link(root.join("usr/bin/sh")).unwrap(), std::path::Path::new("dash"));
+}
+
+/// Every symlink below `dir` (relative path, target), sorted.
+fn find_links(dir: &std::path::Path) -> BTreeSet<(String, String)> {
+    let output = run_ok(Command::new("find").arg(dir).args(["-type", "l", "-printf", "%P %l\\n"]));
+    text(&output.stdout)
+        .lines()
+        .map(|l| {
+            let (path, target) = l.split_once(' ').unwrap();
+            (path.to_string(), target.to_string())
+        })
+        .collect()
 }
 
 /// The package names an SPDX document lists (the image itself, which has no version, left out).

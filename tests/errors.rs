@@ -314,3 +314,20 @@ fn an_owner_by_name_must_be_one_of_the_images_accounts() {
     let recipe = format!("{HEAD}[[dir]]\npath = \"/srv\"\nuid = 3\nowner = \"www\"\n");
     refused(t.path(), &recipe, &["recipe.toml:8:9:", "give `owner` or `uid`, not both"]);
 }
+
+#[test]
+fn units_to_enable_must_be_in_the_image_with_something_to_install() {
+    let t = tmp();
+    let recipe = format!("{HEAD}[systemd]\nenable = [\"x.service\"]\n");
+    refused(t.path(), &recipe, &["recipe.toml:5:1:", "the image has no systemd"]);
+    let systemd = format!(
+        "{HEAD}[[file]]\npath = \"/lib/systemd/systemd\"\ncontent = \"\"\n\n\
+         [[file]]\npath = \"/lib/systemd/system/static.service\"\ncontent = \"[Service]\\nExecStart=/bin/true\\n\"\n\n"
+    );
+    let recipe = format!("{systemd}[systemd]\nenable = [\"nope.service\"]\n");
+    refused(t.path(), &recipe, &["recipe.toml:14:11:", "`enable`: the image has no unit `nope.service`"]);
+    let recipe = format!("{systemd}[systemd]\nenable = [\"static.service\"]\n");
+    refused(t.path(), &recipe, &["recipe.toml:14:11:", "`static.service` has no `[Install]` section"]);
+    let recipe = format!("{systemd}[systemd]\ndefault-target = \"graphical.target\"\n");
+    refused(t.path(), &recipe, &["recipe.toml:14:18:", "`default-target`: the image has no unit `graphical.target`"]);
+}

@@ -55,6 +55,7 @@ impl Prepared<'_> {
             prune(&mut tree, &patterns, None);
         }
         let accounts = super::system::place_accounts(&mut tree, spool, recipe, epoch)?;
+        super::system::place_shell(&mut tree)?;
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
         // the recipe asked for.
         let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {
@@ -81,6 +82,7 @@ impl Prepared<'_> {
             None => None,
         };
         place_declared(&mut tree, declared, accounts.as_ref())?;
+        super::systemd::apply(&mut tree, spool, recipe)?;
         let stub_package = boot.as_ref().and_then(|b| b.stub_package.as_ref());
         lock.check_coverage(recipe, &inputs, &package_layers, kernel_package.as_ref(), stub_package, reporter)?;
         let entries = tree.freeze();

@@ -16,6 +16,7 @@ mod lay;
 pub mod modules;
 pub mod prepare;
 mod system;
+mod systemd;
 pub mod tree;
 
 pub use prepare::{Prepared, prepare};

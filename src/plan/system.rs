@@ -104,6 +104,17 @@ pub fn place_accounts(tree: &mut Tree, spool: &Spool, recipe: &RecipeFile, epoch
     Ok(Some(accounts))
 }
 
+/// `/bin/sh -> dash`, which dash's `postinst` makes, when dash is in the image and nothing
+/// else is `/bin/sh`.
+pub fn place_shell(tree: &mut Tree) -> Result<()> {
+    let origin = tree.origin("the /bin/sh link dash's postinst makes".to_string());
+    let path = |p: &str| ImagePath::from_recipe(p).expect("a plain absolute path");
+    if tree.holds(&path("/bin/dash"), origin) && !tree.holds(&path("/bin/sh"), origin) {
+        tree.insert(&path("/bin/sh"), Node::Symlink { target: b"dash".to_vec() }, Meta::root(0o777), origin)?;
+    }
+    Ok(())
+}
+
 /// The owner and mode of the shadow files: root and group `shadow`, 0640, as Debian's `passwd`
 /// package sets them; 0600 without such a group.
 fn secret(shadow_gid: Option<u32>) -> Meta {

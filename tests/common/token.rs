@@ -88,23 +88,18 @@ fn answer(
     }
     let target = request.split_whitespace().nth(1).unwrap_or("/");
     let query = target.split_once('?').map_or("", |(_, q)| q);
-    let scopes: Vec<String> = query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("scope="))
-        .map(|s| {
-            s.replace("%3A", ":")
-                .replace("%3a", ":")
-                .replace("%2C", ",")
-                .replace("%2c", ",")
-                .replace("%2F", "/")
-                .replace("%2f", "/")
-        })
-        .collect();
+    // `scope` may repeat, and one value may hold several scopes separated by spaces: the
+    // registry's own challenge for a cross-repository mount suggests two that way.
+    let values: Vec<String> =
+        query.split('&').filter_map(|pair| pair.strip_prefix("scope=")).map(percent_decode).collect();
+    let scopes: Vec<String> = values.join(" ").split_whitespace().map(String::from).collect();
     seen.lock().unwrap().push((scopes.clone(), authorized));
     let response = if require_credentials && !authorized {
         "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
     } else {
-        let body = format!(r#"{{"token": "{}", "expires_in": 300}}"#, jwt(key, x5c, &scopes));
+        // Docker reads `token`, OAuth2 clients `access_token`: the same token in both.
+        let token = jwt(key, x5c, &scopes, authorized);
+        let body = format!(r#"{{"token": "{token}", "access_token": "{token}", "expires_in": 300}}"#);
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -114,7 +109,7 @@ fn answer(
 }
 
 /// A token granting `scopes` (`repository:NAME:ACTIONS`), signed RS256 by `key`.
-fn jwt(key: &Path, x5c: &str, scopes: &[String]) -> String {
+fn jwt(key: &Path, x5c: &str, scopes: &[String], authorized: bool) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let access: Vec<serde_json::Value> = scopes
         .iter()
@@ -124,9 +119,11 @@ fn jwt(key: &Path, x5c: &str, scopes: &[String]) -> String {
             Some(serde_json::json!({ "type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>() }))
         })
         .collect();
+    // Distribution 2.8 trusts the key in `x5c` when that certificate chains to its
+    // `rootcertbundle`; `aud` must be a string there (an array is a malformed token).
     let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [x5c] });
     let claims = serde_json::json!({
-        "iss": "bake-test-issuer", "sub": "bake", "aud": "bake-test",
+        "iss": "bake-test-issuer", "sub": if authorized { "bake" } else { "anonymous" }, "aud": "bake-test",
         "exp": now + 300, "nbf": now - 60, "iat": now - 60, "jti": format!("{now}-{}", scopes.len()),
         "access": access,
     });
@@ -139,4 +136,29 @@ fn jwt(key: &Path, x5c: &str, scopes: &[String]) -> String {
         None,
     );
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// `value` from a query string: `+` is a space, `%XX` a byte.
+fn percent_decode(value: &str) -> String {
+    let raw = value.as_bytes();
+    let mut bytes = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        match (raw[i], hex) {
+            (b'%', Some(hex)) => {
+                bytes.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b'+', _) => {
+                bytes.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -93,7 +93,7 @@ fn the_guest_hashes_every_file_as_the_manifest_says() {
 #[test]
 fn the_must_fail_cases_fail_for_the_right_reason() {
     let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
-    assert_eq!(recipes.len(), 6, "{recipes:?}");
+    assert_eq!(recipes.len(), 7, "{recipes:?}");
     let (code, json, stderr) = bake_test(&[], &recipes);
     assert_eq!(code, 1, "{stderr}");
     for case in cases(&json) {
@@ -154,6 +154,15 @@ fn the_must_fail_cases_fail_for_the_right_reason() {
                 let console = case["boots"][0]["console_tail"].to_string();
                 assert!(console.contains("BdsDxe: starting Boot0001"), "{console}");
                 assert!(!console.contains("\\u001b"), "terminal escapes are removed: {console}");
+            }
+            "degraded" => {
+                // A systemd system with a failed unit: reported by the guest, ended by its own
+                // power-off, well before the timeout.
+                assert_eq!(reason, "expected line 2 `system: running` never appeared");
+                let transcript = case["boots"][0]["transcript"].to_string();
+                assert!(transcript.contains("system: degraded"), "{transcript}");
+                assert!(transcript.contains("broken.service loaded failed failed"), "{transcript}");
+                assert!(case["seconds"].as_f64().unwrap() < 420.0, "{case:#}");
             }
             other => panic!("unexpected case `{other}`"),
         }

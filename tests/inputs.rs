@@ -57,15 +57,21 @@ fn sums(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap()
 }
 
+/// The build everything else must equal: with apt, into a cache of its own (in `dir`); returns
+/// that cache and the build's SHA256SUMS.
+fn original_build(dir: &Path, recipe: &Path) -> (PathBuf, String) {
+    let cache = dir.join("cache-apt");
+    Bake::build(recipe).arg("--locked").arg("--cache").arg(&cache).out(dir.join("original")).ok();
+    (cache, sums(&dir.join("original")))
+}
+
 #[test]
 fn a_locked_recipe_rebuilds_identically_from_a_snapshot_archive_and_from_a_vendored_folder_alone() {
     let t = tempfile::tempdir().unwrap();
     let recipe = jq_copy(t.path());
     let lock = recipe.with_extension("lock");
     // The original build, with apt.
-    let first_cache = t.path().join("cache-apt");
-    Bake::build(&recipe).arg("--locked").arg("--cache").arg(&first_cache).out(t.path().join("original")).ok();
-    let original = sums(&t.path().join("original"));
+    let (first_cache, original) = original_build(t.path(), &recipe);
 
     // `bake vendor` copies what the lock pins, from the cache the build filled.
     let vendor = t.path().join("vendor");
@@ -223,9 +229,7 @@ fn a_locked_recipe_rebuilds_identically_from_a_registry_alone_and_other_bytes_th
     let t = tempfile::tempdir().unwrap();
     let recipe = jq_copy(t.path());
     let lock = recipe.with_extension("lock");
-    let first_cache = t.path().join("cache-apt");
-    Bake::build(&recipe).arg("--locked").arg("--cache").arg(&first_cache).out(t.path().join("original")).ok();
-    let original = sums(&t.path().join("original"));
+    let (first_cache, original) = original_build(t.path(), &recipe);
 
     // The pinned inputs into a registry: one artifact, each blob's digest the lock's sha256.
     let reference = format!("{}/bake/inputs:jq", registry.address);

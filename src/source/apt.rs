@@ -344,18 +344,25 @@ fn fetch_url(
     let mut part = crate::base::file::staged_in(&debs, ".snapshot-")?;
     let mut body = response.body_mut().as_reader().take(package.size.saturating_add(1));
     std::io::copy(&mut body, part.as_file_mut()).map_err(|e| failed(crate::base::error::io_cause(&e)))?;
+    keep_pinned(part, package, &format!("the snapshot archive served {{}} for `{url}`"), dest).map(Some)
+}
+
+/// Puts `part` at `dest` when it holds exactly the pinned bytes of `package`; otherwise an error
+/// naming the package and, through `from` (with `{}` for what came), the source.
+fn keep_pinned(part: tempfile::NamedTempFile, package: &LockedPackage, from: &str, dest: &Path) -> Result<Digest> {
     let (sha256, size) = digest_file(part.path())?;
     if hex(&sha256) != package.sha256 || size != package.size {
+        let came = format!("{size} bytes with sha256 {}", hex(&sha256));
         return Err(Error::input(format!(
-            "{}: the snapshot archive served {size} bytes with sha256 {} for `{url}`, not the pinned {} bytes with sha256 {}: refusing them",
+            "{}: {}, not the pinned {} bytes with sha256 {}: refusing them",
             package.label(),
-            hex(&sha256),
+            from.replace("{}", &came),
             package.size,
             package.sha256
         )));
     }
     crate::base::file::put_in_place(part, dest)?;
-    Ok(Some(sha256))
+    Ok(sha256)
 }
 
 /// `package` from the input `store` into the cache at `dest`, kept only with the pinned digest
@@ -377,19 +384,8 @@ fn fetch_from_store(
     if !found {
         return Ok(None);
     }
-    let (sha256, size) = digest_file(part.path())?;
-    if hex(&sha256) != package.sha256 || size != package.size {
-        return Err(Error::input(format!(
-            "{}: the input store {} sent {size} bytes with sha256 {}, not the pinned {} bytes with sha256 {}: refusing them",
-            package.label(),
-            store.name(),
-            hex(&sha256),
-            package.size,
-            package.sha256
-        )));
-    }
+    let sha256 = keep_pinned(part, package, &format!("the input store {} sent {{}}", store.name()), dest)?;
     reporter.report(Event::Detail(format!("{} from the input store {}", package.label(), store.name())));
-    crate::base::file::put_in_place(part, dest)?;
     Ok(Some(sha256))
 }
 

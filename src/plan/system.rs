@@ -134,19 +134,46 @@ fn read_file(tree: &mut Tree, spool: &Spool, path: &str, origin: Origin) -> Resu
 
 /// The regular files directly in the directory `dir`, by name, with their text.
 fn read_dir(tree: &mut Tree, spool: &Spool, dir: &str, origin: Origin) -> Result<Vec<(String, String)>> {
-    let dir = ImagePath::from_recipe(dir).expect("a plain absolute path");
-    let Some(physical) = tree.resolve_dir(&dir, origin) else { return Ok(Vec::new()) };
     let mut files = Vec::new();
-    for (path, entry) in tree.iter() {
-        if path.parent() == physical
-            && let Node::File { content } = &entry.node
-        {
-            let name = String::from_utf8_lossy(path.file_name()).into_owned();
-            files.push((name, text(content, spool, path)?));
+    for (name, path, listed) in list_dir(tree, dir, origin) {
+        if let Listed::File(content) = listed {
+            files.push((name, text(&content, spool, &path)?));
         }
     }
-    files.sort();
     Ok(files)
+}
+
+/// What a folder of the image holds directly, besides folders.
+pub(super) enum Listed {
+    File(Content),
+    /// A symlink, with its target.
+    Symlink(String),
+}
+
+/// The regular files and symlinks directly in the directory `dir` (through symlinks), by name
+/// and path, in name order.
+pub(super) fn list_dir(tree: &mut Tree, dir: &str, origin: Origin) -> Vec<(String, ImagePath, Listed)> {
+    let dir = ImagePath::from_recipe(dir).expect("a plain absolute path");
+    let Some(physical) = tree.resolve_dir(&dir, origin) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (path, entry) in tree.children(&physical) {
+        let listed = match &entry.node {
+            Node::File { content } => Listed::File(content.clone()),
+            Node::Symlink { target } => Listed::Symlink(String::from_utf8_lossy(target).into_owned()),
+            _ => continue,
+        };
+        out.push((String::from_utf8_lossy(path.file_name()).into_owned(), path.clone(), listed));
+    }
+    out
+}
+
+/// The bytes of the file `content` at `path` in the image.
+pub(super) fn read_bytes(content: &Content, spool: &Spool, path: &ImagePath) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    content.open(spool)?.read_to_end(&mut bytes).map_err(|e| {
+        Error::failure(format!("cannot read `/{}` from the image: {e}", String::from_utf8_lossy(path.as_bytes())))
+    })?;
+    Ok(bytes)
 }
 
 fn text(content: &Content, spool: &Spool, path: &ImagePath) -> Result<String> {
@@ -154,10 +181,6 @@ fn text(content: &Content, spool: &Spool, path: &ImagePath) -> Result<String> {
     if content.size > 16 << 20 {
         return Err(Error::input(format!("`/{shown}` is {} bytes: too large for an account file", content.size)));
     }
-    let mut bytes = Vec::new();
-    content
-        .open(spool)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::failure(format!("cannot read `/{shown}` from the image: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| Error::input(format!("`/{shown}` in the image is not UTF-8")))
+    String::from_utf8(read_bytes(content, spool, path)?)
+        .map_err(|_| Error::input(format!("`/{shown}` in the image is not UTF-8")))
 }

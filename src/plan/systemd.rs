@@ -23,9 +23,9 @@
 //!   the disabled ones' links first, then makes the enabled ones').
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
-use super::tree::{Entry, Origin, Tree};
+use super::system;
+use super::tree::{Origin, Tree};
 use crate::base::error::{Error, Result};
 use crate::base::path::ImagePath;
 use crate::recipe::RecipeFile;
@@ -318,40 +318,27 @@ pub fn apply(tree: &mut Tree, spool: &Spool, recipe: &RecipeFile) -> Result<()> 
     Ok(())
 }
 
-/// What a folder listing holds.
-enum Listed {
-    File(String),
-    Symlink(String),
-}
-
-/// The regular files (with their text) and symlinks (with their targets) directly in `dir`.
+/// The regular files (with their text, up to 1 MiB) and symlinks (with their targets) directly
+/// in `dir`.
 fn list_dir(tree: &mut Tree, spool: &Spool, dir: &str, origin: Origin) -> Result<Vec<(String, Listed)>> {
-    let dir = ImagePath::from_recipe(dir).expect("plain");
-    let Some(physical) = tree.resolve_dir(&dir, origin) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for (path, entry) in tree.iter() {
-        if path.parent() != physical {
-            continue;
-        }
-        let name = String::from_utf8_lossy(path.file_name()).into_owned();
-        match entry {
-            Entry { node: Node::File { content }, .. } if content.size <= 1 << 20 => {
-                let mut bytes = Vec::new();
-                content.open(spool)?.read_to_end(&mut bytes).map_err(|e| {
-                    Error::failure(format!(
-                        "cannot read `/{}` from the image: {e}",
-                        String::from_utf8_lossy(path.as_bytes())
-                    ))
-                })?;
-                out.push((name, Listed::File(String::from_utf8_lossy(&bytes).into_owned())));
+    for (name, path, listed) in system::list_dir(tree, dir, origin) {
+        match listed {
+            system::Listed::File(content) if content.size <= 1 << 20 => {
+                let text = String::from_utf8_lossy(&system::read_bytes(&content, spool, &path)?).into_owned();
+                out.push((name, Listed::File(text)));
             }
-            Entry { node: Node::Symlink { target }, .. } => {
-                out.push((name, Listed::Symlink(String::from_utf8_lossy(target).into_owned())));
-            }
-            _ => {}
+            system::Listed::Symlink(target) => out.push((name, Listed::Symlink(target))),
+            system::Listed::File(_) => {}
         }
     }
     Ok(out)
+}
+
+/// A unit or preset folder's file (its text) or symlink (its target).
+enum Listed {
+    File(String),
+    Symlink(String),
 }
 
 #[cfg(test)]

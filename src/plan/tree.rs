@@ -105,6 +105,17 @@ impl Tree {
         self.entries.is_empty()
     }
 
+    /// The entries directly in the directory at the physical path `dir`, in path order.
+    pub fn children<'t>(&'t self, dir: &ImagePath) -> Box<dyn Iterator<Item = (&'t ImagePath, &'t Entry)> + 't> {
+        let below: Box<dyn Iterator<Item = _>> = if dir.is_root() {
+            Box::new(self.entries.iter())
+        } else {
+            Box::new(self.entries.range(dir.below_start()..dir.below_end()))
+        };
+        let dir = dir.clone();
+        Box::new(below.filter(move |(path, _)| path.parent() == dir))
+    }
+
     fn has_children(&self, dir: &ImagePath) -> usize {
         self.entries.range(dir.below_start()..dir.below_end()).count()
     }

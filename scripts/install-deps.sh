@@ -4,8 +4,8 @@
 # veritysetup, dosfstools and mtools (FAT), binutils (objdump, objcopy: PE) as independent checkers of
 # bake's output, QEMU and OVMF (UEFI firmware) for the boot tests, a real OCI registry
 # (docker-registry, distribution 2.8) and skopeo for the registry tests, debootstrap (the reference
-# package set of a minbase system), systemd-sysusers and pwconv (the accounts Debian makes), and
-# hyperfine for scripts/bench.sh.
+# package set of a minbase system), systemd-sysusers and pwconv (the accounts Debian makes), kmod
+# (depmod and modprobe: the module indexes) and hyperfine for scripts/bench.sh.
 # `bake build` itself needs none of them. Installs only what is missing; does nothing when all are present.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ declare -A package_of=([cpio]=cpio [zstd]=zstd [gzip]=gzip [xz]=xz-utils [lz4]=l
   [sfdisk]=fdisk [sgdisk]=gdisk [hyperfine]=hyperfine [mkfs.erofs]=erofs-utils [veritysetup]=cryptsetup-bin
   [fsck.vfat]=dosfstools [mkfs.vfat]=dosfstools [mcopy]=mtools [mmd]=mtools [objdump]=binutils [objcopy]=binutils
   [python3]=python3 [docker-registry]=docker-registry [skopeo]=skopeo [debootstrap]=debootstrap [curl]=curl [openssl]=openssl
-  [systemd-sysusers]=systemd [pwconv]=passwd [grpconv]=passwd)
+  [systemd-sysusers]=systemd [pwconv]=passwd [grpconv]=passwd [depmod]=kmod [modprobe]=kmod)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

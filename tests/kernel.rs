@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::*;
 
 fn kernel_deb() -> std::path::PathBuf {
@@ -63,6 +65,77 @@ fn stock_modules_come_with_their_dependencies_and_a_modules_dep() {
         assert!(dir.join(module).is_file(), "`{module}` listed but not installed");
     }
     assert!(dir.join("modules.builtin").is_file());
+}
+
+/// The files depmod writes, in its order.
+const DEPMOD_FILES: [&str; 10] = [
+    "modules.dep",
+    "modules.dep.bin",
+    "modules.alias",
+    "modules.alias.bin",
+    "modules.softdep",
+    "modules.symbols",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+    "modules.devname",
+];
+
+#[test]
+fn the_module_indexes_are_depmods_byte_for_byte_and_kmod_resolves_aliases_with_them() {
+    let t = tempfile::tempdir().unwrap();
+    // Modules with names spelt with `-` (dm-mod), soft dependencies (ext4), device names (loop,
+    // dm-mod), weak symbols and a deep tree (nf_tables), beside the usual virtio drivers.
+    let recipe = write_recipe(
+        t.path(),
+        r#"
+[image]
+name = "indexes"
+
+[initramfs]
+compression = "none"
+
+[kernel]
+package = "linux-image-cloud-amd64"
+modules = ["virtio_pci", "virtio_blk", "virtio_net", "erofs", "dm_verity", "evdev", "button", "ext4", "nf_tables", "loop"]
+"#,
+    );
+    let out = t.path().join("out");
+    Bake::build(&recipe).out(&out).ok();
+    let version = manifest(&out, "indexes")["kernel"]["version"].as_str().unwrap().to_string();
+    let root = t.path().join("image");
+    cpio_extract(&std::fs::read(out.join("indexes.cpio")).unwrap(), &root);
+    let dir = root.join(format!("lib/modules/{version}"));
+
+    // The host's depmod over the same modules and the package's own lists.
+    let theirs = t.path().join("depmod");
+    let their_dir = theirs.join(format!("lib/modules/{version}"));
+    std::fs::create_dir_all(&their_dir).unwrap();
+    run_ok(Command::new("cp").arg("-a").arg(dir.join("kernel")).arg(&their_dir));
+    for list in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+        std::fs::copy(dir.join(list), their_dir.join(list)).unwrap();
+    }
+    run_ok(Command::new("depmod").arg("-b").arg(&theirs).arg(&version));
+    for file in DEPMOD_FILES {
+        let ours = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let depmods = std::fs::read(their_dir.join(file)).unwrap();
+        assert!(ours == depmods, "{file} differs from depmod's ({} bytes against {})", ours.len(), depmods.len());
+    }
+    let devname = std::fs::read_to_string(dir.join("modules.devname")).unwrap();
+    assert!(devname.contains("dm_mod mapper/control c10:236\n"), "{devname}");
+
+    // kmod's modprobe, reading only the binary indexes, resolves aliases as udev asks for them
+    // (the virtio-net device, the ACPI power button, a file system) and dependencies by name.
+    let modprobe = |args: &[&str]| {
+        let out = run_ok(Command::new("modprobe").arg("-d").arg(&root).args(["-S", &version]).args(args));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(modprobe(&["-R", "virtio:d00000001v00001AF4"]), "virtio_net\n");
+    assert_eq!(modprobe(&["-R", "acpi:PNP0C0C:"]), "button\n");
+    assert_eq!(modprobe(&["-R", "fs-erofs"]), "erofs\n");
+    let loads = modprobe(&["--show-depends", "dm-verity"]);
+    let order: Vec<&str> = loads.lines().filter_map(|l| l.rsplit('/').next()).map(str::trim).collect();
+    assert_eq!(order, ["reed_solomon.ko", "dm-mod.ko", "dm-bufio.ko", "dm-verity.ko"], "{loads}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! writing where it does both: [`ar`] (the archive a Debian package is), [`cpio`] (the
 //! initramfs), [`compress`] (the compressors around it), [`erofs`] (the read-only file system),
 //! [`gpt`] (the partitioned disk), [`fat`] (the EFI system partition), [`pe`] (the unified
-//! kernel image), [`verity`] (dm-verity hash trees). A format knows
+//! kernel image), [`verity`] (dm-verity hash trees), [`kmod_index`] (the module indexes libkmod
+//! reads). A format knows
 //! nothing of recipes or plans: writers take the format's own input types, readers give the one
 //! [`Entry`] every format shares, and [`FileType`] names what an entry is everywhere.
 
@@ -14,6 +15,7 @@ pub mod erofs;
 pub mod fat;
 mod file_type;
 pub mod gpt;
+pub mod kmod_index;
 pub mod limits;
 pub mod pe;
 pub mod verity;

@@ -12,6 +12,7 @@
 //! folder, directory order) can reach the image. The writers only ever see a `Plan`.
 
 mod check;
+pub mod depmod;
 mod lay;
 pub mod modules;
 pub mod prepare;

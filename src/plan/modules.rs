@@ -1,15 +1,18 @@
 //! Which of a kernel package's modules an image carries, and how they are laid out: the closure
 //! of what the recipe asks for over `depends=` (required) and `softdep=` (when present), written
-//! under `/lib/modules/VERSION/` with a `modules.dep` in depmod's format, so busybox's
-//! `modprobe` works in the guest, and `modules.load-order`, one module path per line in an order
-//! that loads every module after what it needs, for inits without modprobe. (kmod's `modprobe`
-//! reads only depmod's binary indexes, `modules.dep.bin`, which bake does not write.)
+//! under `/lib/modules/VERSION/` with what depmod would write for them ([`super::depmod`]: the
+//! text `modules.dep` busybox's `modprobe` reads and the binary indexes libkmod reads, so udev,
+//! kmod's `modprobe` and `systemd-modules-load` work in the guest), and `modules.load-order`,
+//! one module path per line in an order that loads every module after what it needs, for inits
+//! without modprobe.
 
 use std::collections::BTreeSet;
+use std::io::Read;
 
 use toml::Spanned;
 
 use super::KernelPlan;
+use super::depmod;
 use super::prepare::KernelSource;
 use super::tree::Tree;
 use crate::base::error::{Error, Result};
@@ -22,7 +25,7 @@ use crate::source::kernel::{self, KernelPackage};
 use crate::source::{Input, Meta, Node};
 
 /// Reads the `[kernel]` package, resolves its modules and lays them into `tree` under
-/// `/lib/modules/VERSION/` with `modules.dep` and `modules.load-order`.
+/// `/lib/modules/VERSION/` with depmod's files and `modules.load-order`.
 pub(super) fn lay(
     recipe: &RecipeFile,
     section: &Spanned<KernelSection>,
@@ -59,8 +62,9 @@ pub(super) fn lay(
     for (name, content) in &package.index_files {
         place(tree, name, content.clone())?;
     }
-    let dep = modules_dep(&package, &resolution.load_order);
-    place(tree, "modules.dep", Content::inline(dep.as_bytes()))?;
+    for (name, bytes) in depmod_files(&package, &resolution.load_order, spool)? {
+        place(tree, name, Content::inline(&bytes))?;
+    }
     let order = load_order_file(&package, &resolution.load_order);
     place(tree, "modules.load-order", Content::inline(order.as_bytes()))?;
     let plan = KernelPlan {
@@ -173,37 +177,26 @@ impl Closure<'_> {
     }
 }
 
-/// `modules.dep` as depmod writes it, for the installed modules: `path: dep dep ...`, every
-/// hard dependency (transitively), listed so that loading from the last to the first works,
-/// which is how busybox `modprobe` reads it.
-pub fn modules_dep(package: &KernelPackage, installed: &[String]) -> String {
-    let mut lines: Vec<String> = installed
-        .iter()
-        .map(|name| {
-            let mut order = Vec::new();
-            hard_deps(package, name, &mut order);
-            order.retain(|d| d != name);
-            order.reverse();
-            let deps: Vec<&str> = order.iter().map(|d| package.modules[d].path.as_str()).collect();
-            let path = &package.modules[name].path;
-            if deps.is_empty() { format!("{path}:") } else { format!("{path}: {}", deps.join(" ")) }
-        })
-        .collect();
-    lines.sort();
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-/// Every hard dependency of `name` below it, dependencies first.
-fn hard_deps(package: &KernelPackage, name: &str, order: &mut Vec<String>) {
-    if order.iter().any(|o| o == name) {
-        return;
+/// depmod's files for the installed modules, reading each one's symbols.
+fn depmod_files(package: &KernelPackage, installed: &[String], spool: &Spool) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let read = |content: &Content| -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(content.size as usize);
+        content.open(spool)?.read_to_end(&mut bytes).map_err(|e| Error::input(e.to_string()))?;
+        Ok(bytes)
+    };
+    let mut modules = Vec::with_capacity(installed.len());
+    for name in installed {
+        let module = &package.modules[name];
+        let symbols = kernel::read_symbols(&read(&module.content)?)
+            .map_err(|e| Error::input(format!("module `{}`: {e}", module.path)))?;
+        modules.push(depmod::Module { name, path: &module.path, info: &module.info, symbols });
     }
-    if let Some(module) = package.modules.get(name) {
-        for dep in &module.info.depends {
-            hard_deps(package, dep, order);
-        }
-        order.push(name.to_string());
-    }
+    let list = |file: &str| -> Result<Vec<u8>> {
+        package.index_files.iter().find(|(n, _)| n == file).map_or(Ok(Vec::new()), |(_, c)| read(c))
+    };
+    let (order, builtin, builtin_modinfo) =
+        (list("modules.order")?, list("modules.builtin")?, list("modules.builtin.modinfo")?);
+    depmod::files(modules, depmod::KernelLists { order: &order, builtin: &builtin, builtin_modinfo: &builtin_modinfo })
 }
 
 /// `modules.load-order`: the installed modules' paths, one per line, in load order.
@@ -262,10 +255,6 @@ mod tests {
         assert_eq!(r.load_order, ["virtio", "virtio_ring", "virtio_blk", "crc32c", "mbcache", "ext4"]);
         assert_eq!(r.builtin, ["sd_mod"]);
         assert_eq!(r.missing_softdeps, ["absent"]);
-        let dep = modules_dep(&pkg, &r.load_order);
-        assert!(dep.contains("kernel/virtio_blk.ko: kernel/virtio_ring.ko kernel/virtio.ko\n"), "{dep}");
-        assert!(dep.contains("kernel/virtio.ko:\n"), "{dep}");
-        assert!(dep.contains("kernel/ext4.ko: kernel/mbcache.ko\n"), "{dep}");
         assert_eq!(load_order_file(&pkg, &r.load_order[..2]), "kernel/virtio.ko\nkernel/virtio_ring.ko\n");
     }
 

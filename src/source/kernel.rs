@@ -25,6 +25,45 @@ pub struct ModInfo {
     /// `softdep=pre: a b post: c`: load `a` and `b` before, `c` after, when they exist.
     pub pre: Vec<String>,
     pub post: Vec<String>,
+    /// Every `alias=` value, in the section's order (depmod's `modules.alias`).
+    pub aliases: Vec<String>,
+    /// Every `softdep=` value as written (depmod's `modules.softdep`).
+    pub softdeps: Vec<String>,
+}
+
+/// A module's symbols as depmod reads them: what it exports and what it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Symbols {
+    /// Exported names: the `__crc_NAME` symbols of `.symtab` (a kernel with symbol versions),
+    /// else the strings of `__ksymtab_strings`, in the file's order.
+    pub exports: Vec<String>,
+    /// Undefined symbols of `.symtab`, in order.
+    pub needs: Vec<String>,
+}
+
+/// Reads a module's exported and undefined symbols, as libkmod does for depmod.
+pub fn read_symbols(elf: &[u8]) -> Result<Symbols> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let file = object::File::parse(elf).map_err(|e| Error::input(format!("not an ELF module: {e}")))?;
+    let mut symbols = Symbols::default();
+    for symbol in file.symbols() {
+        let Ok(name) = symbol.name() else { continue };
+        if let Some(exported) = name.strip_prefix("__crc_") {
+            symbols.exports.push(exported.to_string());
+        }
+        if symbol.is_undefined() && !name.is_empty() {
+            symbols.needs.push(name.to_string());
+        }
+    }
+    if let Some(section) = file.section_by_name("__ksymtab_strings").filter(|_| symbols.exports.is_empty()) {
+        let data = section.data().map_err(|e| Error::input(format!("cannot read its __ksymtab_strings: {e}")))?;
+        symbols.exports = data
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+    }
+    Ok(symbols)
 }
 
 /// One loadable module of the package.
@@ -79,7 +118,9 @@ impl ModInfo {
             let Some((key, value)) = record.split_once('=') else { continue };
             match key {
                 "depends" => info.depends.extend(names(value)),
+                "alias" => info.aliases.push(value.to_string()),
                 "softdep" => {
+                    info.softdeps.push(value.to_string());
                     // `pre: a b post: c` (either part may be missing).
                     let mut target = None;
                     for word in value.split_whitespace() {

@@ -64,7 +64,7 @@ enum Command {
 /// Where Debian packages are cached.
 #[derive(Args, Debug)]
 struct CacheArg {
-    /// bake's cache folder: Debian packages, earlier builds and file digests (default:
+    /// bake's cache folder: Debian packages, earlier builds, file digests and the input store (default:
     /// $XDG_CACHE_HOME/bake, else ~/.cache/bake).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
@@ -232,7 +232,8 @@ struct TestArgs {
     /// Compression threads for the builds.
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
-    /// Build for real even when the build cache has the outputs (also: BAKE_NO_CACHE=1).
+    /// Build for real, reading every input again, even when the cache has the outputs (also:
+    /// BAKE_NO_CACHE=1).
     #[arg(long)]
     no_cache: bool,
     /// Print the results as JSON on standard output.
@@ -252,7 +253,8 @@ struct BuildArgs {
     /// Compression threads (default: all cores). Never changes the output bytes.
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
-    /// Build for real even when the build cache has the outputs (also: BAKE_NO_CACHE=1).
+    /// Build for real, reading every input again, even when the cache has the outputs (also:
+    /// BAKE_NO_CACHE=1).
     #[arg(long)]
     no_cache: bool,
     /// Print the result as JSON on standard output.

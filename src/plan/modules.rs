@@ -35,13 +35,40 @@ pub(super) fn lay(
     reporter: &dyn Reporter,
 ) -> Result<(KernelPlan, Input)> {
     let k = section.get_ref();
-    reporter.report(Event::Info(format!("reading the kernel package `{}`", source.written)));
-    let package = kernel::read_package(&source.host, spool)?;
     let requested: &[String] = k.modules.as_ref().map_or(&[], |m| m.get_ref());
-    let resolution = resolve(&package, requested).map_err(|e| match &k.modules {
-        Some(span) => recipe.error(span, e),
-        None => recipe.error(section, e),
-    })?;
+    let resolve_here = |package: &KernelPackage| {
+        resolve(package, requested).map_err(|e| match &k.modules {
+            Some(span) => recipe.error(span, e),
+            None => recipe.error(section, e),
+        })
+    };
+    let entry = source.store.as_ref().map(|s| s.entry("kernel", &source.sha256));
+    // From the input store when it has the index and every file this build needs; else from
+    // the package, which then goes into the store.
+    let mut found = None;
+    if let Some(package) = entry.as_ref().and_then(kernel::from_store) {
+        let resolution = resolve_here(&package)?;
+        let usable = kernel::stored_files_usable(entry.as_ref().expect("read"), &used_files(&package, &resolution));
+        if usable {
+            reporter.report(Event::Info(format!("the kernel package `{}` from the input store", source.written)));
+            found = Some((package, resolution));
+        }
+    }
+    let (package, resolution) = match found {
+        Some(found) => found,
+        None => {
+            reporter.report(Event::Info(format!("reading the kernel package `{}`", source.written)));
+            let package = kernel::read_package(&source.host, spool)?;
+            let resolution = resolve_here(&package)?;
+            if let (Some(entry), Some(store)) = (&entry, &source.store) {
+                if let Err(e) = kernel::to_store(entry, &package, &used_files(&package, &resolution), spool) {
+                    reporter.report(Event::Warning(format!("{e} (the next build reads the package again)")));
+                }
+                store.evict(crate::source::store::BUDGET);
+            }
+            (package, resolution)
+        }
+    };
     for missing in &resolution.missing_softdeps {
         reporter.report(Event::Warning(format!(
             "soft dependency `{missing}` skipped: the kernel package has no module of that name (aliases are not followed), or it cannot be loaded"
@@ -175,6 +202,14 @@ impl Closure<'_> {
             self.out.missing_softdeps.push(name.to_string());
         }
     }
+}
+
+/// The package's files a build with `resolution` reads: the kernel, the modules it installs and
+/// the package's lists.
+fn used_files<'p>(package: &'p KernelPackage, resolution: &Resolution) -> Vec<&'p Content> {
+    let modules = resolution.load_order.iter().map(|name| &package.modules[name].content);
+    let lists = package.index_files.iter().map(|(_, c)| c);
+    std::iter::once(&package.vmlinuz).chain(modules).chain(lists).collect()
 }
 
 /// depmod's files for the installed modules, reading each one's symbols.

@@ -19,6 +19,7 @@ use crate::recipe::{Disk, InputKind, KernelSection, PartitionTable, RecipeFile};
 use crate::source::apt::Lists;
 use crate::source::dir::Scanned;
 use crate::source::packages::{self, LockState, PackageSettings};
+use crate::source::store::Store;
 use crate::source::{Input, apt};
 
 /// A recipe checked, its packages resolved and fetched, and every input hashed.
@@ -95,6 +96,8 @@ pub(super) struct KernelSource {
     pub written: String,
     /// For `package`: what it resolved to.
     pub package: Option<LockedKernel>,
+    /// The input store, when the build has a cache.
+    pub store: Option<Store>,
 }
 
 /// What `[disk] boot = "uefi"` is made from.
@@ -147,7 +150,10 @@ pub fn prepare<'r>(
     let (layers, package_layers) =
         resolve_packages(recipe, checked.layers, &lock, &settings.packages, &mut lists, reporter)?;
     let kernel = match &recipe.recipe.kernel {
-        Some(section) => Some(kernel_source(recipe, section, &lock, &settings.packages, &mut lists, reporter)?),
+        Some(section) => Some(KernelSource {
+            store: cache.map(Store::new),
+            ..kernel_source(recipe, section, &lock, &settings.packages, &mut lists, reporter)?
+        }),
         None => None,
     };
     let boot = boot_source(recipe, &lock, &settings.packages, &mut lists, reporter)?;
@@ -378,7 +384,7 @@ fn kernel_source(
             if let Some(pin) = &k.sha256 {
                 check::pin(recipe, pin, &host, &sha256)?;
             }
-            Ok(KernelSource { host, sha256, written: deb.get_ref().clone(), package: None })
+            Ok(KernelSource { host, sha256, written: deb.get_ref().clone(), package: None, store: None })
         }
         (None, Some(name)) => {
             if let Some(pin) = &k.sha256 {
@@ -387,7 +393,7 @@ fn kernel_source(
             let locked = packages::resolve_kernel(recipe, name, lock, lists, reporter)?;
             let (host, sha256) =
                 apt::fetch(&locked.package, &settings.sources()?, lists, &lock.hint(recipe), reporter)?;
-            Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked) })
+            Ok(KernelSource { host, sha256, written: locked.package.deb_name(), package: Some(locked), store: None })
         }
         _ => Err(recipe.error(section, "`[kernel]` needs exactly one of `deb` or `package`")),
     }

@@ -10,8 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::content::{Content, Spool};
+use super::store::Entry;
 use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{Digest, hex, parse_hex};
 use crate::format::compress::{self, Compression};
 
 /// Largest module file read into memory to find its `.modinfo` (the biggest real ones are a few
@@ -19,7 +23,7 @@ use crate::format::compress::{self, Compression};
 const MAX_MODULE: u64 = 256 << 20;
 
 /// What a module's `.modinfo` says about other modules.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModInfo {
     pub depends: Vec<String>,
     /// `softdep=pre: a b post: c`: load `a` and `b` before, `c` after, when they exist.
@@ -202,6 +206,95 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
         )));
     }
     Ok(KernelPackage { version, vmlinuz, modules, builtin, index_files })
+}
+
+/// A kernel package as the input store keeps it: everything [`read_package`] reads but the
+/// bytes, which are blobs of the entry, named by digest.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: String,
+    vmlinuz: StoredFile,
+    modules: Vec<StoredModule>,
+    builtin: Vec<String>,
+    index_files: Vec<(String, StoredFile)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFile {
+    sha256: String,
+    size: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredModule {
+    name: String,
+    path: String,
+    file: StoredFile,
+    info: ModInfo,
+}
+
+impl StoredFile {
+    fn of(content: &Content) -> StoredFile {
+        StoredFile { sha256: hex(&content.sha256), size: content.size }
+    }
+
+    fn content(&self, entry: &Entry) -> Option<Content> {
+        let digest: Digest = parse_hex(&self.sha256)?;
+        Some(Content::host(&entry.blob_path(&digest), self.size, digest))
+    }
+}
+
+/// The package as the store's `entry` describes it, its files pointing at the entry's blobs
+/// (which may not all be there: see [`stored_files_usable`]); `None` without an index.
+pub fn from_store(entry: &Entry) -> Option<KernelPackage> {
+    let stored: Stored = entry.read_index()?;
+    let mut modules = BTreeMap::new();
+    for m in stored.modules {
+        let content = m.file.content(entry)?;
+        modules.insert(m.name.clone(), Module { name: m.name, path: m.path, content, info: m.info });
+    }
+    let mut index_files = Vec::new();
+    for (name, file) in stored.index_files {
+        index_files.push((name, file.content(entry)?));
+    }
+    Some(KernelPackage {
+        version: stored.version,
+        vmlinuz: stored.vmlinuz.content(entry)?,
+        modules,
+        builtin: stored.builtin.into_iter().collect(),
+        index_files,
+    })
+}
+
+/// Whether the entry holds every one of `files` with its bytes (each hashed now).
+pub fn stored_files_usable(entry: &Entry, files: &[&Content]) -> bool {
+    files.iter().all(|c| entry.blob(&c.sha256).is_some())
+}
+
+/// Files `package` in the store's `entry`: its index, and the bytes of `files` (read from the
+/// spool), the ones this build uses.
+pub fn to_store(entry: &Entry, package: &KernelPackage, files: &[&Content], spool: &Spool) -> Result<()> {
+    for content in files {
+        let mut reader = content.open(spool)?;
+        entry.put_blob(&content.sha256, &mut reader).map_err(|e| Error::input(format!("the input store: {e}")))?;
+    }
+    let stored = Stored {
+        version: package.version.clone(),
+        vmlinuz: StoredFile::of(&package.vmlinuz),
+        modules: package
+            .modules
+            .values()
+            .map(|m| StoredModule {
+                name: m.name.clone(),
+                path: m.path.clone(),
+                file: StoredFile::of(&m.content),
+                info: m.info.clone(),
+            })
+            .collect(),
+        builtin: package.builtin.iter().cloned().collect(),
+        index_files: package.index_files.iter().map(|(n, c)| (n.clone(), StoredFile::of(c))).collect(),
+    };
+    entry.write_index(&stored).map_err(|e| Error::input(format!("the input store: {e}")))
 }
 
 /// Decompresses a module shipped as `.ko.xz`, `.ko.zst` or `.ko.gz` (by its magic bytes).

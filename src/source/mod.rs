@@ -3,7 +3,8 @@
 //! plan's tree) as [`Node`]s: [`dir`] a host directory, [`tar`] a tar archive, [`deb`] the data
 //! of a Debian package, [`kernel`] a kernel package's image and modules. Archive members' bytes
 //! wait in the [`content::Spool`] until an output is written. [`apt`] and [`packages`] turn
-//! Debian package names into pinned `.deb` files in the cache.
+//! Debian package names into pinned `.deb` files in the cache; the [`store`] keeps what was read
+//! out of an archive for the next build.
 
 pub mod apt;
 pub mod content;
@@ -12,6 +13,7 @@ pub mod digest_cache;
 pub mod dir;
 pub mod kernel;
 pub mod packages;
+pub mod store;
 pub mod stub;
 pub mod tar;
 

@@ -162,6 +162,52 @@ fn a_systemd_system_is_merged_usr_with_dpkgs_database_and_the_accounts_debian_ma
     // The first boot asks nothing: an empty machine id. dash's /bin/sh.
     assert_eq!(std::fs::read(root.join("etc/machine-id")).unwrap(), b"");
     assert_eq!(std::fs::read_link(root.join("usr/bin/sh")).unwrap(), std::path::Path::new("dash"));
+
+    // The rest of the scripts' work, read back by Debian's own tools. update-alternatives reads
+    // dpkg's records bake wrote and agrees on each link group's choice.
+    let alternatives = |args: &[&str]| {
+        let out = run_ok(
+            Command::new("update-alternatives")
+                .arg("--admindir")
+                .arg(root.join("var/lib/dpkg/alternatives"))
+                .arg("--altdir")
+                .arg(root.join("etc/alternatives"))
+                .args(args),
+        );
+        text(&out.stdout)
+    };
+    for (name, value) in [
+        ("awk", "/usr/bin/mawk"),
+        ("which", "/usr/bin/which.debianutils"),
+        ("pager", "/bin/more"),
+        ("rmt", "/usr/sbin/rmt-tar"),
+    ] {
+        let query = alternatives(&["--query", name]);
+        assert!(query.contains("Status: auto\n") && query.contains(&format!("Value: {value}\n")), "{query}");
+    }
+    let link = |p: &str| std::fs::read_link(root.join(p)).unwrap().display().to_string();
+    assert_eq!(
+        (link("usr/bin/awk"), link("etc/alternatives/awk")),
+        ("/etc/alternatives/awk".into(), "/usr/bin/mawk".into())
+    );
+    assert_eq!(link("usr/bin/nawk"), "/etc/alternatives/nawk");
+    // debianutils' own update-shells, run on a copy without bake's /etc/shells, makes the same.
+    let shells = t.path().join("shells");
+    run_ok(Command::new("cp").arg("-a").arg(&root).arg(&shells));
+    std::fs::remove_file(shells.join("etc/shells")).unwrap();
+    std::fs::remove_file(shells.join("var/lib/shells.state")).unwrap();
+    run_ok(Command::new("update-shells").arg("--root").arg(&shells));
+    for file in ["etc/shells", "var/lib/shells.state"] {
+        assert_eq!(std::fs::read(root.join(file)).unwrap(), std::fs::read(shells.join(file)).unwrap(), "{file}");
+    }
+    // base-files', libc-bin's and tzdata's: /var/run is /run, the defaults are copied.
+    assert_eq!((link("var/run"), link("var/lock")), ("/run".into(), "/run/lock".into()));
+    assert_eq!(link("etc/localtime"), "/usr/share/zoneinfo/Etc/UTC");
+    for (file, from) in
+        [("etc/profile", "usr/share/base-files/profile"), ("etc/nsswitch.conf", "usr/share/libc-bin/nsswitch.conf")]
+    {
+        assert_eq!(std::fs::read(root.join(file)).unwrap(), std::fs::read(root.join(from)).unwrap(), "{file}");
+    }
 }
 
 /// Every symlink below `dir` (relative path, target), sorted.

@@ -4,13 +4,16 @@
 //! package to install, in dependency order, and [`copyright`] reads the licences a package's
 //! machine-readable copyright file declares, [`snapshot`] says where a package can be found
 //! again once the archive has moved on, [`dpkg`] writes the database dpkg keeps of what is
-//! installed, and [`accounts`] makes the users and groups maintainer scripts would.
+//! installed, and [`accounts`] makes the users and groups maintainer scripts would, as
+//! [`alternatives`] and [`shells`] make the alternatives links and `/etc/shells`.
 
 pub mod accounts;
+pub mod alternatives;
 pub mod copyright;
 pub mod dpkg;
 pub mod index;
 pub mod resolve;
+pub mod shells;
 pub mod snapshot;
 pub mod version;
 

@@ -56,6 +56,9 @@ impl Prepared<'_> {
         }
         let accounts = super::system::place_accounts(&mut tree, spool, recipe, epoch)?;
         super::system::place_shell(&mut tree)?;
+        let scripts: Vec<(&str, Option<&[u8]>)> =
+            installed.iter().map(|i| (i.package.name.as_str(), i.installed.postinst.as_deref())).collect();
+        super::scripts::place(&mut tree, spool, accounts.as_ref(), &scripts)?;
         // The kernel's modules go in after pruning, so no `[remove]` pattern takes away a module
         // the recipe asked for.
         let (kernel, kernel_package) = match (&recipe.recipe.kernel, kernel) {

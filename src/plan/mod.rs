@@ -16,6 +16,7 @@ pub mod depmod;
 mod lay;
 pub mod modules;
 pub mod prepare;
+mod scripts;
 mod system;
 mod systemd;
 pub mod tree;

@@ -132,6 +132,15 @@ fn read_file(tree: &mut Tree, spool: &Spool, path: &str, origin: Origin) -> Resu
     text(content, spool, &path).map(Some)
 }
 
+/// The bytes of the regular file at `path` (through symlinks), if there is one.
+pub(super) fn read_file_bytes(tree: &mut Tree, spool: &Spool, path: &str, origin: Origin) -> Result<Option<Vec<u8>>> {
+    let path = ImagePath::from_recipe(path).expect("a plain absolute path");
+    let Some(physical) = tree.physical(&path, origin) else { return Ok(None) };
+    let Some(Entry { node: Node::File { content }, .. }) = tree.get(&physical) else { return Ok(None) };
+    let content = content.clone();
+    read_bytes(&content, spool, &path).map(Some)
+}
+
 /// The regular files directly in the directory `dir`, by name, with their text.
 fn read_dir(tree: &mut Tree, spool: &Spool, dir: &str, origin: Origin) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();

@@ -18,6 +18,8 @@ pub struct Installed {
     /// `md5sums` and `conffiles`, when the package has them.
     pub md5sums: Option<Vec<u8>>,
     pub conffiles: Option<Vec<u8>>,
+    /// `postinst`, when the package has one (bake reads what it does, never runs it).
+    pub postinst: Option<Vec<u8>>,
     /// The paths of the data archive, as dpkg lists them (`/usr/bin/jq`), each once.
     pub paths: Vec<ImagePath>,
 }
@@ -41,6 +43,7 @@ pub fn read_installed(input: impl Read, label: &str, sink: &mut dyn Sink, spool:
                     "control" => &mut installed.control,
                     "md5sums" => installed.md5sums.get_or_insert_default(),
                     "conffiles" => installed.conffiles.get_or_insert_default(),
+                    "postinst" => installed.postinst.get_or_insert_default(),
                     _ => return Ok(()),
                 };
                 if size > MAX_CONTROL_FILE {

@@ -155,20 +155,6 @@ fn an_unknown_module_is_refused_with_the_closest_names() {
     assert!(!t.path().join("out").exists());
 }
 
-/// A cache folder of its own whose `debs/` is the shared package cache (nothing is fetched
-/// again), so its build cache and input store start empty.
-fn own_cache(dir: &std::path::Path) -> std::path::PathBuf {
-    let shared = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-        .join("bake/debs");
-    std::fs::create_dir_all(&shared).unwrap();
-    let cache = dir.join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    std::os::unix::fs::symlink(&shared, cache.join("debs")).unwrap();
-    cache
-}
-
 /// `bake build -v RECIPE` into `out` with the cache folder `cache`, the build cache emptied
 /// first (so the build is a real one); returns SHA256SUMS and what bake said.
 fn build_with_store(recipe: &std::path::Path, cache: &std::path::Path, out: &std::path::Path) -> (String, String) {

@@ -469,3 +469,25 @@ fn a_lock_update_misses_the_build_cache() {
         std::fs::read_to_string(fresh.join("SHA256SUMS")).unwrap()
     );
 }
+
+#[test]
+fn resolutions_are_remembered_until_apt_lists_change() {
+    let mut a = archive();
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = recipe_in(dir.path());
+    let build = |a: &Archive| a.build(&recipe).out(dir.path().join("out")).arg("-v").allow_cache().ok().stderr();
+    let first = build(&a);
+    assert!(first.contains("apt package lists") && first.contains("`tool` 2.0-1"), "{first}");
+    // The same lists: the resolution is remembered, apt's lists are not read at all.
+    let second = build(&a);
+    assert!(!second.contains("apt package lists") && second.contains("`tool` 2.0-1"), "{second}");
+    assert!(second.contains("layer 1: 1 packages resolve to 4"), "{second}");
+    // `apt-get update` brings a new version: the lists changed, so they are read again.
+    a.add("tool", "2.1-1", "Pre-Depends: base\nDepends: libthing, tool-data\n", &[("/usr/bin/tool", b"2.1")]);
+    a.publish();
+    let third = build(&a);
+    assert!(third.contains("apt package lists") && third.contains("`tool` 2.1-1"), "{third}");
+    // --no-cache never uses what was remembered.
+    let fresh = a.build(&recipe).out(dir.path().join("fresh")).arg("-v").arg("--no-cache").allow_cache().ok().stderr();
+    assert!(fresh.contains("apt package lists"), "{fresh}");
+}

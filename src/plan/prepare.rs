@@ -146,7 +146,7 @@ pub fn prepare<'r>(
     for input in &checked.inputs {
         lock.check_input(recipe, input)?;
     }
-    let mut lists = Lists::default();
+    let mut lists = Lists::remembering(cache);
     let (layers, package_layers) =
         resolve_packages(recipe, checked.layers, &lock, &settings.packages, &mut lists, reporter)?;
     let kernel = match &recipe.recipe.kernel {

@@ -85,19 +85,118 @@ pub fn package_lists() -> Result<Vec<(PathBuf, i32, Option<Snapshot>)>> {
     Ok(lists)
 }
 
-/// apt's package lists, read on first use (it takes a moment: tens of thousands of packages).
+/// apt's package lists, read on first use (it takes a moment and a few hundred MB: tens of
+/// thousands of packages), and, with a cache folder, what resolutions against these very lists
+/// gave before.
 #[derive(Default)]
 pub struct Lists {
     index: Option<Index>,
+    /// `CACHE/store/apt`, when resolutions are remembered.
+    memo_dir: Option<PathBuf>,
+    /// The file of resolutions for the lists as they are now, once known (`None` inside when
+    /// apt's lists cannot be listed).
+    memo: Option<Option<Memo>>,
+}
+
+/// Resolutions against one state of apt: `CACHE/store/apt/KEY.json`, KEY a digest of apt's
+/// whole configuration (`apt-config dump`: the architecture, the folders, any pinning), the
+/// sources files' bytes, the name, size, modification time and inode of every file in its
+/// lists folder, and the source of this bake. `apt-get update` rewrites the lists and a changed
+/// source or setting is another text, so either is another key; a newer bake is another key
+/// too. (Asking apt for its list files takes half a second; this takes a hundredth.)
+struct Memo {
+    path: PathBuf,
+    entries: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Lists {
+    /// Lists that remember resolutions under `cache` (none without a cache folder).
+    pub fn remembering(cache: Option<&Path>) -> Lists {
+        Lists { memo_dir: cache.map(|c| c.join("store/apt")), ..Lists::default() }
+    }
+
     pub fn index(&mut self, reporter: &dyn Reporter) -> Result<&Index> {
         if self.index.is_none() {
             self.index = Some(load_index(reporter)?);
         }
         Ok(self.index.as_ref().expect("just loaded"))
     }
+
+    /// What a resolution named `key` gave against the lists as they are now, if remembered.
+    pub fn remembered<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        let memo = self.memo()?;
+        serde_json::from_value(memo.entries.get(key)?.clone()).ok()
+    }
+
+    /// Remembers what the resolution named `key` gave (best effort: a failure to write costs
+    /// the next build a resolution, nothing else).
+    pub fn remember<T: serde::Serialize>(&mut self, key: &str, value: &T) {
+        let Some(memo) = self.memo() else { return };
+        let Ok(value) = serde_json::to_value(value) else { return };
+        memo.entries.insert(key.to_string(), value);
+        let Ok(bytes) = serde_json::to_vec(&memo.entries) else { return };
+        let write = || -> std::io::Result<()> {
+            let dir = memo.path.parent().expect("in the memo folder");
+            std::fs::create_dir_all(dir)?;
+            let mut file = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.persist(&memo.path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        let _ = write();
+    }
+
+    fn memo(&mut self) -> Option<&mut Memo> {
+        if self.memo.is_none() {
+            self.memo = Some(self.memo_dir.as_ref().and_then(|dir| open_memo(dir)));
+        }
+        self.memo.as_mut().and_then(Option::as_mut)
+    }
+}
+
+/// The memo for apt's lists as they are now (empty when new or unreadable).
+fn open_memo(dir: &Path) -> Option<Memo> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::MetadataExt;
+    let dump = apt("apt-config", &["dump"], None).ok()?;
+    let dirs = apt(
+        "apt-config",
+        &["shell", "L", "Dir::State::lists/d", "S", "Dir::Etc::sourcelist/f", "P", "Dir::Etc::sourceparts/d"],
+        None,
+    )
+    .ok()?;
+    let dir_of = |name: &str| {
+        dirs.lines().find_map(|l| l.strip_prefix(&format!("{name}='"))).map(|v| PathBuf::from(v.trim_end_matches('\'')))
+    };
+    let (lists, sources, parts) = (dir_of("L")?, dir_of("S")?, dir_of("P")?);
+    let mut key = sha2::Sha256::new();
+    key.update(format!("bake apt memo 1\0{}\0", env!("BAKE_SOURCE_DIGEST")));
+    key.update(dump.as_bytes());
+    let sorted = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        files.sort();
+        files
+    };
+    for file in sorted(&lists) {
+        let Ok(meta) = std::fs::symlink_metadata(&file) else { continue };
+        key.update(format!(
+            "\0list\0{}\0{}\0{}.{}\0{}",
+            file.display(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino()
+        ));
+    }
+    for file in std::iter::once(sources).chain(sorted(&parts)) {
+        key.update(format!("\0source\0{}\0", file.display()));
+        key.update(std::fs::read(&file).unwrap_or_default());
+    }
+    let key: Digest = key.finalize().into();
+    let path = dir.join(format!("{}.json", hex(&key)));
+    let entries = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    Some(Memo { path, entries })
 }
 
 /// Reads apt's package lists into an index for its native architecture.

@@ -231,6 +231,45 @@ pub fn resolve_layer(
         return Ok(locked.clone());
     }
     state.uncovered(recipe, &format!("the packages of layer {}", request.layer), reporter)?;
+    let key = format!(
+        "layer {} {names:?} exclude {:?} recommends {} variant {:?}",
+        request.layer,
+        request.exclude,
+        request.recommends,
+        request.variant.map(Variant::name)
+    );
+    let (locked, unused_excludes) = match lists.remembered::<(LockedLayer, Vec<String>)>(&key) {
+        Some(remembered) => remembered,
+        None => {
+            let resolved = resolve_names(recipe, request, lists, reporter)?;
+            lists.remember(&key, &resolved);
+            resolved
+        }
+    };
+    for unused in &unused_excludes {
+        reporter.report(Event::Warning(format!(
+            "layer {}: `exclude` names `{unused}`, which is not in the closure of its packages",
+            request.layer
+        )));
+    }
+    reporter.report(Event::Info(format!(
+        "layer {}: {} packages resolve to {}",
+        request.layer,
+        names.len(),
+        locked.resolved.len()
+    )));
+    Ok(locked)
+}
+
+/// Resolves a layer's names against apt's lists: the layer, and the `exclude` names that are
+/// not in the closure.
+fn resolve_names(
+    recipe: &RecipeFile,
+    request: &PackagesLayer,
+    lists: &mut Lists,
+    reporter: &dyn Reporter,
+) -> Result<(LockedLayer, Vec<String>)> {
+    let names = request.names.get_ref();
     let index = lists.index(reporter)?;
     let resolution = crate::debian::resolve::resolve(
         index,
@@ -242,26 +281,15 @@ pub fn resolve_layer(
         },
     )
     .map_err(|e| recipe.error(request.names, e))?;
-    for unused in &resolution.unused_excludes {
-        reporter.report(Event::Warning(format!(
-            "layer {}: `exclude` names `{unused}`, which is not in the closure of its packages",
-            request.layer
-        )));
-    }
-    reporter.report(Event::Info(format!(
-        "layer {}: {} packages resolve to {}",
-        request.layer,
-        names.len(),
-        resolution.packages.len()
-    )));
-    Ok(LockedLayer {
+    let locked = LockedLayer {
         layer: request.layer,
         packages: names.clone(),
         exclude: request.exclude.clone(),
         recommends: request.recommends,
         variant: request.variant.map(|v| v.name().to_string()),
         resolved: resolution.packages.iter().map(LockedPackage::from_index).collect(),
-    })
+    };
+    Ok((locked, resolution.unused_excludes.clone()))
 }
 
 /// The package of systemd's EFI stub for `[disk] boot = "uefi"`: as the lock pins it, else the
@@ -277,6 +305,10 @@ pub fn resolve_stub<T>(
         return Ok(locked.clone());
     }
     state.uncovered(recipe, "the EFI stub package", reporter)?;
+    if let Some(remembered) = lists.remembered::<LockedKernel>("stub") {
+        reporter.report(Event::Info(format!("EFI stub package `{STUB_PACKAGE}` is {}", remembered.package.version)));
+        return Ok(remembered);
+    }
     let index = lists.index(reporter)?;
     let package = index.candidate(STUB_PACKAGE).ok_or_else(|| {
         recipe.error(
@@ -287,7 +319,9 @@ pub fn resolve_stub<T>(
         )
     })?;
     reporter.report(Event::Info(format!("EFI stub package `{STUB_PACKAGE}` is {}", package.version)));
-    Ok(LockedKernel { request: STUB_PACKAGE.to_string(), package: LockedPackage::from_index(package) })
+    let locked = LockedKernel { request: STUB_PACKAGE.to_string(), package: LockedPackage::from_index(package) };
+    lists.remember("stub", &locked);
+    Ok(locked)
 }
 
 /// The Debian package that ships systemd's EFI stub.
@@ -306,6 +340,12 @@ pub fn resolve_kernel(
         return Ok(locked.clone());
     }
     state.uncovered(recipe, "the kernel package", reporter)?;
+    let key = format!("kernel {}", name.get_ref());
+    if let Some(remembered) = lists.remembered::<LockedKernel>(&key) {
+        let (package, version) = (&remembered.package.name, &remembered.package.version);
+        reporter.report(Event::Info(format!("kernel package `{}` is {package} {version}", name.get_ref())));
+        return Ok(remembered);
+    }
     let index = lists.index(reporter)?;
     let mut package = index
         .candidate(name.get_ref())
@@ -329,5 +369,7 @@ pub fn resolve_kernel(
         package.name,
         package.version
     )));
-    Ok(LockedKernel { request: name.get_ref().clone(), package: LockedPackage::from_index(package) })
+    let locked = LockedKernel { request: name.get_ref().clone(), package: LockedPackage::from_index(package) };
+    lists.remember(&key, &locked);
+    Ok(locked)
 }

@@ -76,6 +76,20 @@ pub fn usable(recipe: &Path) -> PathBuf {
     copy
 }
 
+/// A cache folder of its own below `dir` whose `debs/` is the shared package cache (nothing is
+/// fetched again), so its build cache and input store start empty.
+pub fn own_cache(dir: &Path) -> PathBuf {
+    let shared = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+        .join("bake/debs");
+    std::fs::create_dir_all(&shared).unwrap();
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(&shared, cache.join("debs")).unwrap();
+    cache
+}
+
 /// A `bake` command line, assembled fluently and run once, as in
 /// `Bake::build(&recipe).out(&dir).arg("--json").ok().json()`.
 ///

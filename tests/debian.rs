@@ -200,6 +200,18 @@ fn a_systemd_system_is_merged_usr_with_dpkgs_database_and_the_accounts_debian_ma
     for file in ["etc/shells", "var/lib/shells.state"] {
         assert_eq!(std::fs::read(root.join(file)).unwrap(), std::fs::read(shells.join(file)).unwrap(), "{file}");
     }
+    // libpam-runtime's PAM stack: `su` authenticates through it (and `awk` is there).
+    if text(&run_ok(Command::new("id").arg("-u")).stdout).trim() == "0" {
+        let su = run(Command::new("chroot").arg(&root).args([
+            "/bin/su",
+            "-s",
+            "/bin/sh",
+            "nobody",
+            "-c",
+            "echo su ok | awk '{print $2}'",
+        ]));
+        assert_eq!(text(&su.stdout), "ok\n", "{}", text(&su.stderr));
+    }
     // base-files', libc-bin's and tzdata's: /var/run is /run, the defaults are copied.
     assert_eq!((link("var/run"), link("var/lock")), ("/run".into(), "/run/lock".into()));
     assert_eq!(link("etc/localtime"), "/usr/share/zoneinfo/Etc/UTC");

@@ -12,6 +12,7 @@ pub mod alternatives;
 pub mod copyright;
 pub mod dpkg;
 pub mod index;
+pub mod pam;
 pub mod resolve;
 pub mod shells;
 pub mod snapshot;

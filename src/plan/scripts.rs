@@ -12,6 +12,8 @@
 //! - debianutils': `/etc/shells` and `/var/lib/shells.state` ([`crate::debian::shells`]);
 //! - tzdata's, as a fresh install without answers leaves it: `/etc/timezone` `Etc/UTC`,
 //!   `/etc/localtime -> /usr/share/zoneinfo/Etc/UTC`;
+//! - libpam-runtime's (`pam-auth-update`): `/etc/pam.d/common-*` and `/var/lib/pam/*`
+//!   ([`crate::debian::pam`]), unless a layer laid in any of `/etc/pam.d/common-*`;
 //! - login's: empty `/etc/subuid`, `/etc/subgid` and `/var/log/faillog`; libpam-modules':
 //!   empty `/etc/environment` and `/etc/security/opasswd` (0600);
 //! - every package's `update-alternatives --install` ([`crate::debian::alternatives`]).
@@ -22,7 +24,7 @@ use crate::base::error::{Error, Result};
 use crate::base::path::ImagePath;
 use crate::debian::accounts::Accounts;
 use crate::debian::alternatives::{self, Install};
-use crate::debian::shells;
+use crate::debian::{pam, shells};
 use crate::source::content::{Content, Spool};
 use crate::source::{Meta, Node};
 
@@ -42,6 +44,7 @@ pub fn place(
     libc_bin(tree)?;
     debianutils(tree, spool)?;
     tzdata(tree)?;
+    pam(tree, spool)?;
     let has = |name: &str| packages.iter().any(|(n, _)| *n == name);
     let mut empty_files: Vec<(&str, u32)> = Vec::new();
     if has("login") {
@@ -179,6 +182,35 @@ fn debianutils(tree: &mut Tree, spool: &Spool) -> Result<()> {
     let file = |text: String| Node::File { content: Content::inline(text.as_bytes()) };
     tree.insert(&path("/etc/shells"), file(etc), Meta::root(0o644), origin)?;
     tree.insert(&path("/var/lib/shells.state"), file(state), Meta::root(0o644), origin)?;
+    Ok(())
+}
+
+fn pam(tree: &mut Tree, spool: &Spool) -> Result<()> {
+    let origin = tree.origin("what libpam-runtime's pam-auth-update makes".to_string());
+    let mut templates = Vec::new();
+    for kind in pam::TYPES {
+        let Some(text) = read_file_bytes(tree, spool, &format!("{}/common-{kind}", pam::TEMPLATE_DIR), origin)? else {
+            return Ok(());
+        };
+        if tree.holds(&path(&format!("/etc/pam.d/common-{kind}")), origin) {
+            return Ok(());
+        }
+        templates.push((kind.to_string(), String::from_utf8_lossy(&text).into_owned()));
+    }
+    let mut profiles = Vec::new();
+    for (name, file, listed) in super::system::list_dir(tree, pam::PROFILE_DIR, origin) {
+        if let super::system::Listed::File(content) = listed {
+            let text = String::from_utf8_lossy(&read_bytes(&content, spool, &file)?).into_owned();
+            let profile = pam::parse_profile(&name, &text)
+                .map_err(|e| Error::input(format!("the image's PAM profile `{}/{name}`: {e}", pam::PROFILE_DIR)))?;
+            profiles.push(profile);
+        }
+    }
+    let files = pam::files(&profiles, &templates).map_err(|e| Error::input(format!("the image's PAM stack: {e}")))?;
+    for (file, bytes) in files {
+        let content = Content::inline(&bytes);
+        tree.insert(&path(&file), Node::File { content }, Meta::root(pam::MODE), origin)?;
+    }
     Ok(())
 }
 

@@ -51,6 +51,17 @@ pub fn json(results: &[CaseResult]) -> String {
                     "seconds": b.seconds,
                     "transcript": b.transcript,
                     "console_tail": b.console_tail,
+                    "http": b.probes.iter().map(|p| serde_json::json!({
+                        "check": p.probe.describe(),
+                        "port": p.probe.port,
+                        "path": p.probe.path,
+                        "expect": p.probe.expect,
+                        "result": if p.passed() { "pass" } else { "fail" },
+                        "seconds": p.passed_at,
+                        "tries": p.tries,
+                        "last": p.last,
+                    })).collect::<Vec<_>>(),
+                    "power_button": b.power_button,
                 })).collect::<Vec<_>>(),
             })
         })

@@ -161,6 +161,26 @@ pub struct Test {
     /// read-only, as the first virtio-blk device (`/dev/vda`). Default: absent.
     #[serde(rename = "boot-recipe")]
     pub boot_recipe: Option<Spanned<String>>,
+    /// `[[test.http]]`: services the host checks over HTTP while the guest runs; once every
+    /// check passed, `bake test` presses the ACPI power button and the guest must power off.
+    /// Default: none (the guest powers itself off).
+    #[serde(default)]
+    pub http: Vec<Spanned<HttpCheck>>,
+}
+
+/// `[[test.http]]`: a `GET` from the host, through a forwarded port, of a service in the guest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// The guest's TCP port, from 1 to 65535. Required.
+    pub port: Spanned<i64>,
+    /// The path to fetch, starting with `/`. Required.
+    pub path: Spanned<String>,
+    /// Text the body of the answer must contain. Required, not empty.
+    pub expect: Spanned<String>,
+    /// Text of a console line (found as a substring) after which the check starts. Default:
+    /// absent (the check starts with the boot).
+    pub after: Option<Spanned<String>>,
 }
 
 /// `[image]`.

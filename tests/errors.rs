@@ -331,3 +331,57 @@ fn units_to_enable_must_be_in_the_image_with_something_to_install() {
     let recipe = format!("{systemd}[systemd]\ndefault-target = \"graphical.target\"\n");
     refused(t.path(), &recipe, &["recipe.toml:14:18:", "`default-target`: the image has no unit `graphical.target`"]);
 }
+
+/// Runs `bake test` on `recipe` (written into `dir`) and checks it is refused with status 2 and
+/// a message holding every one of `expected`, before anything is built.
+fn test_refused(dir: &Path, recipe: &str, expected: &[&str]) {
+    let path = write_recipe(dir, recipe);
+    // Any file passes for a kernel: the recipe is refused before anything boots.
+    let stderr = Bake::new("test").arg("--kernel").arg(&path).arg(&path).fails(2).stderr();
+    for want in expected {
+        assert!(stderr.contains(want), "expected `{want}` in:\n{stderr}");
+    }
+    assert!(!stderr.contains("writing "), "nothing is built:\n{stderr}");
+}
+
+#[test]
+fn bad_http_checks_name_the_line() {
+    let t = tmp();
+    let check = |keys: &str| format!("{HEAD}[test]\nexpect = [\"x\"]\n[[test.http]]\n{keys}");
+    test_refused(
+        t.path(),
+        &check("port = 0\npath = \"/\"\nexpect = \"ok\"\n"),
+        &["recipe.toml:8:8:", "`port` is a TCP port, from 1 to 65535"],
+    );
+    test_refused(
+        t.path(),
+        &check("port = 65536\npath = \"/\"\nexpect = \"ok\"\n"),
+        &["recipe.toml:8:8:", "from 1 to 65535"],
+    );
+    test_refused(
+        t.path(),
+        &check("port = 80\npath = \"health\"\nexpect = \"ok\"\n"),
+        &["recipe.toml:9:8:", "`path` `health` must start with `/`"],
+    );
+    test_refused(
+        t.path(),
+        &check("port = 80\npath = \"/a b\"\nexpect = \"ok\"\n"),
+        &["recipe.toml:9:8:", "no spaces or control characters"],
+    );
+    test_refused(
+        t.path(),
+        &check("port = 80\npath = \"/\"\nexpect = \"\"\n"),
+        &["recipe.toml:10:10:", "`expect` is the text the answer must hold, and may not be empty"],
+    );
+    test_refused(
+        t.path(),
+        &check("port = 80\npath = \"/\"\nexpect = \"ok\"\nafter = \"\"\n"),
+        &["recipe.toml:11:9:", "`after` is a console line to wait for"],
+    );
+    test_refused(t.path(), &check("port = 80\nexpect = \"ok\"\n"), &["recipe.toml:7:", "missing field `path`"]);
+    test_refused(
+        t.path(),
+        &check("port = 80\npath = \"/\"\nexpect = \"ok\"\nurl = \"http://x/\"\n"),
+        &["recipe.toml:11:1:", "unknown field `url`", "`after`"],
+    );
+}

@@ -93,7 +93,7 @@ fn the_guest_hashes_every_file_as_the_manifest_says() {
 #[test]
 fn the_must_fail_cases_fail_for_the_right_reason() {
     let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
-    assert_eq!(recipes.len(), 7, "{recipes:?}");
+    assert_eq!(recipes.len(), 10, "{recipes:?}");
     let (code, json, stderr) = bake_test(&[], &recipes);
     assert_eq!(code, 1, "{stderr}");
     for case in cases(&json) {
@@ -164,6 +164,45 @@ fn the_must_fail_cases_fail_for_the_right_reason() {
                 assert!(transcript.contains("broken.service loaded failed failed"), "{transcript}");
                 assert!(case["seconds"].as_f64().unwrap() < 420.0, "{case:#}");
             }
+            "wrong-body" => {
+                // The service answered, with another body: the report names the check and
+                // shows what it got, and the power button was never pressed.
+                assert!(
+                    reason.starts_with(
+                        "GET /health on port 8080 expecting `ok` failed (" // tries vary
+                    ),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("; the last: status 200, body `starting\\n`; timed out after 30 s"),
+                    "{reason}"
+                );
+                let check = &case["boots"][0]["http"][0];
+                assert_eq!(check["result"], "fail", "{check:#}");
+                assert!(check["tries"].as_u64().unwrap() > 5, "tried again and again: {check:#}");
+                assert_eq!(case["boots"][0]["power_button"], serde_json::Value::Null);
+            }
+            "unanswered" => {
+                // Nothing listens on the guest's port 8081: QEMU takes the connection on the
+                // host side and drops it.
+                assert!(reason.starts_with("GET /health on port 8081 expecting `ok` failed ("), "{reason}");
+                assert!(reason.ends_with("; timed out after 30 s"), "{reason}");
+                assert!(!reason.contains("body"), "{reason}");
+            }
+            "deaf" => {
+                // The check passed and bake pressed the power button, which nothing handles:
+                // a hang, not a pass.
+                assert!(
+                    reason.starts_with(
+                        "timed out after 30 s: the guest did not power off after the ACPI power button was pressed at "
+                    ),
+                    "{reason}"
+                );
+                assert_eq!(case["boots"][0]["http"][0]["result"], "pass", "{case:#}");
+                assert!(case["boots"][0]["power_button"].as_f64().unwrap() < 30.0, "{case:#}");
+                let seconds = case["seconds"].as_f64().unwrap();
+                assert!(seconds < 30.0 + 10.0, "killed {seconds} s after a 30 s timeout");
+            }
             other => panic!("unexpected case `{other}`"),
         }
     }
@@ -185,6 +224,22 @@ fn twice_builds_identically_and_boots_the_same() {
     assert_eq!(digests.len(), 2);
     assert_eq!(digests[0], digests[1]);
     assert!(stderr.contains("hello: the two boots' transcripts are identical (2 lines)"), "{stderr}");
+}
+
+#[test]
+fn a_checked_service_answers_and_the_power_button_powers_the_guest_off() {
+    let recipe = repo().join("qemu-tests/http.toml");
+    let (code, json, stderr) = bake_test(&[], std::slice::from_ref(&recipe));
+    assert_eq!(code, 0, "{stderr}\n{json:#}");
+    let boot = &cases(&json)[0]["boots"][0];
+    let check = &boot["http"][0];
+    assert_eq!(check["check"], "GET /health on port 8080 expecting `ok`");
+    assert_eq!(check["result"], "pass");
+    assert_eq!(check["last"], "status 200, body `ok\\n`");
+    // The button was pressed after the check passed, and the guest's handler ran.
+    let (passed, pressed) = (check["seconds"].as_f64().unwrap(), boot["power_button"].as_f64().unwrap());
+    assert!(passed <= pressed, "{boot:#}");
+    assert_eq!(boot["transcript"], serde_json::json!(["http: listening", "http: power button"]));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `bake test`: the results of every case, as lines for people or as JSON.
 
 use crate::vm::boot_test::CaseResult;
+use crate::vm::qemu::Verdict;
 
 /// The exit status: 0 when every case passed, 1 otherwise.
 pub fn code(results: &[CaseResult]) -> i32 {
@@ -24,7 +25,9 @@ pub fn text(results: &[CaseResult]) -> String {
         if r.passed {
             text.push_str(&format!("{head}\n"));
         } else {
-            let tail = r.boots.last().map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
+            // The boot that failed (with `--twice` the first may fail and the second pass).
+            let failed = r.boots.iter().find(|b| b.verdict != Verdict::Pass).or(r.boots.last());
+            let tail = failed.map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
             text.push_str(&format!("{head}: {}\n  last console lines:\n    {tail}\n", r.reason));
         }
     }
@@ -51,6 +54,17 @@ pub fn json(results: &[CaseResult]) -> String {
                     "seconds": b.seconds,
                     "transcript": b.transcript,
                     "console_tail": b.console_tail,
+                    "http": b.probes.iter().map(|p| serde_json::json!({
+                        "check": p.probe.describe(),
+                        "port": p.probe.port,
+                        "path": p.probe.path,
+                        "expect": p.probe.expect,
+                        "result": if p.passed() { "pass" } else { "fail" },
+                        "seconds": p.passed_at,
+                        "tries": p.tries,
+                        "last": p.last,
+                    })).collect::<Vec<_>>(),
+                    "power_button": b.power_button,
                 })).collect::<Vec<_>>(),
             })
         })

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::expect::{DiskStart, Expectations, KernelSource, expectations};
-use super::qemu::{self, Accel, Boot, Machine, Start, Verdict};
+use super::probe::{self, ProbeResult};
+use super::qemu::{self, Accel, Boot, Forward, Machine, Start, Verdict};
 use super::transcript;
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{Digest, hex};
@@ -44,6 +45,10 @@ pub struct BootRecord {
     pub transcript: Vec<String>,
     /// The last console lines, for failure reports.
     pub console_tail: Vec<String>,
+    /// What became of each `[[test.http]]` check.
+    pub probes: Vec<ProbeResult>,
+    /// Seconds into the boot when bake pressed the power button (after every check passed).
+    pub power_button: Option<f64>,
 }
 
 /// The result for one recipe.
@@ -87,10 +92,12 @@ pub fn detect_accel(kernel: Option<&Path>, scratch: &Path) -> (Accel, String) {
         accel: Accel::Kvm,
         console: probe.join("console.log"),
         transcript: probe.join("transcript.log"),
+        forwards: Vec::new(),
+        qmp: None,
     };
     // With panic=-1 and -no-reboot QEMU may exit before the panic is seen while it runs:
     // what counts is that the console shows it.
-    match qemu::boot(&machine, Duration::from_secs(15)) {
+    match qemu::boot(&machine, Duration::from_secs(15), &[]) {
         Ok(Boot { console, elapsed, .. }) if transcript::panic_line(&console).is_some() => {
             (Accel::Kvm, format!("a KVM probe boot reached the kernel's end in {:.1} s", elapsed.as_secs_f64()))
         }
@@ -300,7 +307,17 @@ impl Case<'_> {
             accel,
             console: self.dir.join(format!("console-{tag}.log")),
             transcript: self.dir.join(format!("transcript-{tag}.log")),
+            forwards: self.forwards()?,
+            qmp: (!self.expect.http.is_empty()).then(|| self.dir.join(format!("qmp-{tag}.sock"))),
         })
+    }
+
+    /// A free host port for each guest port the `[[test.http]]` checks use.
+    fn forwards(&self) -> Result<Vec<Forward>> {
+        let mut guest: Vec<u16> = self.expect.http.iter().map(|p| p.port).collect();
+        guest.sort_unstable();
+        guest.dedup();
+        guest.into_iter().map(|guest| Ok(Forward { host: probe::free_port()?, guest })).collect()
     }
 
     /// The disk of the build in `out`, and for a dm-verity file system without a partition
@@ -395,7 +412,7 @@ fn check_memory(recipe: &RecipeFile, expect: &Expectations, compressed: u64, unp
 }
 
 fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String) -> Result<BootRecord> {
-    let boot = qemu::boot(machine, expect.timeout)?;
+    let boot = qemu::boot(machine, expect.timeout, &expect.http)?;
     let mut verdict = qemu::verdict(&boot, &expect.expect, expect.timeout);
     if let (Verdict::Fail(reason), Start::Firmware { .. }) = (&mut verdict, &machine.start)
         && let Some(hint) = transcript::silent_after_firmware(&boot.console)
@@ -411,6 +428,8 @@ fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String
         seconds: boot.elapsed.as_secs_f64(),
         transcript: lines,
         console_tail: transcript::tail(&boot.console, 15),
+        power_button: boot.power_button.map(|d| d.as_secs_f64()),
+        probes: boot.probes,
     })
 }
 

@@ -1,5 +1,6 @@
 //! A recipe's `[test]`, checked: what the guest must print, how long it may take, how much
-//! memory it has, which kernel boots it and, for a disk, which initramfs.
+//! memory it has, which kernel boots it and, for a disk, which initramfs, and which of its
+//! services the host checks over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,8 @@ use toml::Spanned;
 
 use crate::base::error::{Error, Result};
 use crate::base::path::ImagePath;
-use crate::recipe::{PartitionTable, RecipeFile};
+use crate::recipe::{HttpCheck, PartitionTable, RecipeFile};
+use crate::vm::probe::HttpProbe;
 
 /// Default `[test]` values.
 const DEFAULT_TIMEOUT: u64 = 60;
@@ -26,6 +28,8 @@ pub(super) struct Expectations {
     pub kernel: KernelSource,
     /// For a disk: how it boots.
     pub boot: Option<DiskBoot>,
+    /// `[[test.http]]`, in recipe order.
+    pub http: Vec<HttpProbe>,
 }
 
 /// How a disk boots, and what is done to it first.
@@ -125,6 +129,39 @@ pub(super) fn expectations(
         cmdline: booting.recipe.kernel.as_ref().and_then(|k| k.get_ref().cmdline.clone()),
         kernel,
         boot,
+        http: t.http.iter().map(|check| http_probe(recipe, check)).collect::<Result<_>>()?,
+    })
+}
+
+/// A `[[test.http]]`, checked: a port from 1 to 65535, a path a request line can carry, and
+/// text to look for.
+fn http_probe(recipe: &RecipeFile, check: &Spanned<HttpCheck>) -> Result<HttpProbe> {
+    let c = check.get_ref();
+    let port = u16::try_from(*c.port.get_ref())
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| recipe.error(&c.port, "`port` is a TCP port, from 1 to 65535"))?;
+    let path = c.path.get_ref();
+    if !path.starts_with('/') || path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        return Err(recipe.error(
+            &c.path,
+            format!("`path` `{}` must start with `/` and hold no spaces or control characters", path.escape_debug()),
+        ));
+    }
+    if c.expect.get_ref().is_empty() {
+        return Err(recipe.error(&c.expect, "`expect` is the text the answer must hold, and may not be empty"));
+    }
+    if let Some(after) = c.after.as_ref().filter(|a| a.get_ref().is_empty()) {
+        return Err(recipe.error(
+            after,
+            "`after` is a console line to wait for, and may not be empty (leave it out to start at once)",
+        ));
+    }
+    Ok(HttpProbe {
+        port,
+        path: path.clone(),
+        expect: c.expect.get_ref().clone(),
+        after: c.after.as_ref().map(|a| a.get_ref().clone()),
     })
 }
 

@@ -6,6 +6,11 @@
 //! process group. A second serial port is free for the guest as a clean transcript channel
 //! (`/dev/ttyS1`), and `isa-debug-exit` at port 0xf4 lets a guest report a real status: writing
 //! 0 means success (QEMU exits with status 1), writing N > 0 means failure N (status 2N+1).
+//!
+//! A guest is cut off from any network unless its recipe checks a service (`[[test.http]]`):
+//! then it gets a virtio-net card on QEMU's user-mode network, with host ports forwarded to the
+//! guest's, and QEMU listens for QMP, through which bake presses the power button once every
+//! check passed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use crate::base::error::{Error, Result};
 use crate::base::process::{self, Waited};
+use crate::vm::probe::{HttpProbe, ProbeResult, Prober};
+use crate::vm::qmp;
 use crate::vm::transcript::{self, Line};
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -51,6 +58,17 @@ pub struct Machine {
     pub console: PathBuf,
     /// File receiving the guest's transcript channel (ttyS1).
     pub transcript: PathBuf,
+    /// Host ports (on 127.0.0.1) forwarded to guest ports. Empty: the guest has no network card.
+    pub forwards: Vec<Forward>,
+    /// The Unix socket QEMU listens on for QMP. `None`: no QMP.
+    pub qmp: Option<PathBuf>,
+}
+
+/// A TCP port of the host's loopback address forwarded to one of the guest's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
 }
 
 /// What a machine starts: a kernel QEMU loads itself, or UEFI firmware that boots the first
@@ -127,6 +145,23 @@ pub fn args(machine: &Machine) -> Vec<OsString> {
         out.push("-device".into());
         out.push(format!("virtio-blk-pci,drive={id}").into());
     }
+    if !machine.forwards.is_empty() {
+        // User-mode networking: the guest's DHCP client gets 10.0.2.15, and QEMU accepts
+        // connections on the host's loopback ports and passes them on to the guest's.
+        let forwards: String =
+            machine.forwards.iter().map(|f| format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest)).collect();
+        out.push("-netdev".into());
+        out.push(format!("user,id=net0{forwards}").into());
+        out.push("-device".into());
+        out.push("virtio-net-pci,netdev=net0".into());
+    }
+    if let Some(socket) = &machine.qmp {
+        let mut spec = OsString::from("unix:");
+        spec.push(socket.to_string_lossy().replace(',', ",,"));
+        spec.push(",server=on,wait=off");
+        out.push("-qmp".into());
+        out.push(spec);
+    }
     if let Start::Kernel { kernel, initrd, cmdline } = &machine.start {
         out.push("-kernel".into());
         out.push(kernel.clone().into());
@@ -181,6 +216,9 @@ pub enum Ending {
     NothingToBoot(String),
     /// The time ran out; QEMU was killed.
     TimedOut,
+    /// Every `[[test.http]]` check passed, but the power button could not be pressed (why);
+    /// QEMU was stopped.
+    NoPowerButton(String),
 }
 
 /// A finished boot: how it ended, what the console and transcript channel showed, how long.
@@ -190,10 +228,16 @@ pub struct Boot {
     pub console: Vec<Line>,
     pub transcript: Vec<Line>,
     pub elapsed: Duration,
+    /// What became of each `[[test.http]]` check.
+    pub probes: Vec<ProbeResult>,
+    /// When the power button was pressed, into the boot.
+    pub power_button: Option<Duration>,
 }
 
-/// Boots `machine` and waits for it to end, at most `timeout`.
-pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
+/// Boots `machine` and waits for it to end, at most `timeout`. With `probes`, checks them while
+/// the guest runs (each guest port must be forwarded, and the machine needs QMP) and once every
+/// one has passed, presses the power button.
+pub fn boot(machine: &Machine, timeout: Duration, probes: &[HttpProbe]) -> Result<Boot> {
     use std::os::unix::process::CommandExt;
     for path in [&machine.console, &machine.transcript] {
         std::fs::write(path, b"").map_err(|e| Error::failure(format!("cannot create `{}`: {e}", path.display())))?;
@@ -220,13 +264,30 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     let stderr = process::drain(guest.child.stderr.take());
     let firmware = matches!(machine.start, Start::Firmware { .. });
     let mut console = ConsoleWatch { firmware, ..ConsoleWatch::default() };
+    let host_port = |guest: u16| machine.forwards.iter().find(|f| f.guest == guest).map(|f| f.host);
+    let mut prober = (!probes.is_empty()).then(|| Prober::new(probes, host_port));
+    let mut power_button = None;
     let watch = || {
         if let Some(ending) = console.look(&machine.console) {
             // Let the message finish printing, then stop.
             std::thread::sleep(Duration::from_millis(300));
             return Some(ending);
         }
-        (started.elapsed() >= timeout).then_some(Ending::TimedOut)
+        let fresh = std::mem::take(&mut console.fresh);
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            return Some(Ending::TimedOut);
+        }
+        let prober = prober.as_mut().filter(|_| power_button.is_none())?;
+        prober.saw(&fresh);
+        if prober.poll(elapsed, timeout - elapsed) {
+            let socket = machine.qmp.as_deref().expect("a machine with probes has QMP");
+            if let Err(why) = qmp::power_button(socket) {
+                return Some(Ending::NoPowerButton(why));
+            }
+            power_button = Some(started.elapsed());
+        }
+        None
     };
     let ending = match process::wait(&mut guest.child, "QEMU", watch)? {
         Waited::Exited(status) => Ending::Exited(status.code()),
@@ -243,7 +304,14 @@ pub fn boot(machine: &Machine, timeout: Duration) -> Result<Boot> {
     let elapsed = started.elapsed();
     let stderr = stderr.join().unwrap_or_default();
     let read = |path: &Path| transcript::normalise(&std::fs::read(path).unwrap_or_default());
-    let boot = Boot { ending, console: read(&machine.console), transcript: read(&machine.transcript), elapsed };
+    let boot = Boot {
+        ending,
+        console: read(&machine.console),
+        transcript: read(&machine.transcript),
+        elapsed,
+        probes: prober.map(Prober::results).unwrap_or_default(),
+        power_button,
+    };
     // QEMU's own failures (a bad option, a missing file) exit 1, as a guest's isa-debug-exit
     // success does; they differ in that the guest never printed anything.
     if boot.ending == Ending::Exited(Some(1)) && boot.console.is_empty() {
@@ -284,6 +352,8 @@ struct ConsoleWatch {
     /// Whether firmware is still in charge: the boot started from firmware, and the kernel's
     /// EFI stub has not spoken yet. Only then is a shell prompt the firmware's.
     firmware: bool,
+    /// Whole lines read since the caller last took them.
+    fresh: Vec<Line>,
 }
 
 impl ConsoleWatch {
@@ -306,8 +376,10 @@ impl ConsoleWatch {
             self.firmware = !self.tail.windows(9).any(|w| w == b"EFI stub:");
         }
         let done = self.tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let lines: Vec<u8> = self.tail.drain(..done).collect();
-        transcript::panic_line(&transcript::normalise(&lines)).is_some().then_some(Ending::Panicked)
+        let lines = transcript::normalise(&self.tail.drain(..done).collect::<Vec<u8>>());
+        let panicked = transcript::panic_line(&lines).is_some();
+        self.fresh.extend(lines);
+        panicked.then_some(Ending::Panicked)
     }
 }
 
@@ -318,10 +390,12 @@ pub enum Verdict {
     Fail(String),
 }
 
-/// Judges a boot against the `[test]` expectations: every expected line in order, and a clean
-/// ending (the kernel's power-off, or success through isa-debug-exit). QEMU's exit status 0
-/// alone proves nothing: a panic or a reboot with `-no-reboot` exits 0 as well.
+/// Judges a boot against the `[test]` expectations: every `[[test.http]]` check passed, every
+/// expected line in order, and a clean ending (the kernel's power-off, or success through
+/// isa-debug-exit). QEMU's exit status 0 alone proves nothing: a panic or a reboot with
+/// `-no-reboot` exits 0 as well.
 pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
+    let probes: Vec<String> = boot.probes.iter().filter_map(ProbeResult::failure).collect();
     let unmet = transcript::first_unmet(&boot.console, expect)
         .map(|i| format!("expected line {} `{}` never appeared", i + 1, expect[i]));
     // With `panic=-1` QEMU may exit before the panic is noticed while it runs: look again.
@@ -329,7 +403,15 @@ pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
     let ending = match &boot.ending {
         Ending::Panicked => Some(format!("kernel panic: {}", panic.unwrap_or("Kernel panic"))),
         _ if panic.is_some() => Some(format!("kernel panic: {}", panic.unwrap_or_default())),
-        Ending::TimedOut => Some(format!("timed out after {} s", timeout.as_secs())),
+        Ending::TimedOut => Some(match boot.power_button {
+            Some(pressed) => format!(
+                "timed out after {} s: the guest did not power off after the ACPI power button was pressed at {:.1} s",
+                timeout.as_secs(),
+                pressed.as_secs_f64()
+            ),
+            None => format!("timed out after {} s", timeout.as_secs()),
+        }),
+        Ending::NoPowerButton(why) => Some(format!("cannot press the guest's power button: {why}")),
         Ending::NothingToBoot(line) => Some(format!("the firmware found nothing to boot (`{line}`)")),
         Ending::Exited(Some(0)) if transcript::powered_off(&boot.console) => None,
         Ending::Exited(Some(0)) => Some("the guest stopped without powering off (reboot or halt?)".to_string()),
@@ -339,11 +421,9 @@ pub fn verdict(boot: &Boot, expect: &[String], timeout: Duration) -> Verdict {
         }
         Ending::Exited(code) => Some(format!("QEMU ended with status {code:?}")),
     };
-    match (ending, unmet) {
-        (None, None) => Verdict::Pass,
-        (Some(ending), Some(unmet)) => Verdict::Fail(format!("{ending}; {unmet}")),
-        (Some(reason), None) | (None, Some(reason)) => Verdict::Fail(reason),
-    }
+    // The checks first: when one failed, the rest (the timeout it ran into) follows from it.
+    let reasons: Vec<String> = probes.into_iter().chain(ending).chain(unmet).collect();
+    if reasons.is_empty() { Verdict::Pass } else { Verdict::Fail(reasons.join("; ")) }
 }
 
 #[cfg(test)]
@@ -363,6 +443,8 @@ mod tests {
             accel,
             console: "/t/console.log".into(),
             transcript: "/t/transcript.log".into(),
+            forwards: Vec::new(),
+            qmp: None,
         }
     }
 
@@ -391,6 +473,25 @@ mod tests {
         );
         let kvm = strings(&args(&machine(Accel::Kvm))).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
+        // No network card, no QMP: -nodefaults leaves the guest without either.
+        assert!(!joined.contains("-netdev") && !joined.contains("-nic") && !joined.contains("-qmp"), "{joined}");
+    }
+
+    #[test]
+    fn a_checked_service_gets_a_network_card_forwarded_ports_and_qmp() {
+        let mut m = machine(Accel::Tcg);
+        m.forwards = vec![Forward { host: 40001, guest: 8080 }, Forward { host: 40002, guest: 80 }];
+        m.qmp = Some("/t/q,mp.sock".into());
+        let joined = strings(&args(&m)).join(" ");
+        assert!(
+            joined.contains(
+                "-netdev user,id=net0,hostfwd=tcp:127.0.0.1:40001-:8080,hostfwd=tcp:127.0.0.1:40002-:80 \
+                 -device virtio-net-pci,netdev=net0"
+            ),
+            "{joined}"
+        );
+        assert!(joined.contains("-qmp unix:/t/q,,mp.sock,server=on,wait=off"), "{joined}");
+        assert!(joined.find("-qmp") < joined.find("-kernel"), "{joined}");
     }
 
     #[test]
@@ -443,7 +544,14 @@ mod tests {
     }
 
     fn boot_with(ending: Ending, console: &[u8]) -> Boot {
-        Boot { ending, console: transcript::normalise(console), transcript: Vec::new(), elapsed: Duration::ZERO }
+        Boot {
+            ending,
+            console: transcript::normalise(console),
+            transcript: Vec::new(),
+            elapsed: Duration::ZERO,
+            probes: Vec::new(),
+            power_button: None,
+        }
     }
 
     #[test]
@@ -473,5 +581,37 @@ mod tests {
         assert_eq!(verdict(&boot_with(Ending::Exited(Some(1)), b"hello\n"), &expect, t), Verdict::Pass);
         let v = verdict(&boot_with(Ending::Exited(Some(7)), b"hello\n"), &expect, t);
         assert!(matches!(v, Verdict::Fail(ref r) if r.contains("failure 3 through isa-debug-exit")), "{v:?}");
+    }
+
+    #[test]
+    fn a_failed_check_comes_first_and_an_ignored_power_button_is_a_hang() {
+        let probe = HttpProbe { port: 8080, path: "/health".into(), expect: "ok".into(), after: None };
+        let result =
+            ProbeResult { probe, started: true, passed_at: None, tries: 9, last: Some("status 200, body `no`".into()) };
+        let expect = vec!["web: up".to_string()];
+        let t = Duration::from_secs(30);
+        let mut boot = boot_with(Ending::TimedOut, b"web: up\n");
+        boot.probes = vec![result.clone()];
+        let v = verdict(&boot, &expect, t);
+        assert_eq!(
+            v,
+            Verdict::Fail(
+                "GET /health on port 8080 expecting `ok` failed (9 tries); the last: status 200, body `no`; timed out \
+                 after 30 s"
+                    .into()
+            )
+        );
+        boot.probes[0].passed_at = Some(3.0);
+        boot.power_button = Some(Duration::from_millis(3500));
+        let v = verdict(&boot, &expect, t);
+        assert_eq!(
+            v,
+            Verdict::Fail(
+                "timed out after 30 s: the guest did not power off after the ACPI power button was pressed at 3.5 s"
+                    .into()
+            )
+        );
+        let clean = boot_with(Ending::Exited(Some(0)), b"web: up\n[    9.0] reboot: Power down\n");
+        assert_eq!(verdict(&Boot { probes: boot.probes.clone(), ..clean }, &expect, t), Verdict::Pass);
     }
 }

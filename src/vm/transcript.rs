@@ -42,8 +42,11 @@ pub fn normalise(raw: &[u8]) -> Vec<Line> {
     out
 }
 
-/// `line` without terminal control sequences (`ESC [ ... letter`, as UEFI firmware clears the
-/// screen with), so that they neither hide an expected line nor clutter a report.
+/// `line` without terminal control sequences, so that they neither hide an expected line nor
+/// clutter a report: control sequences (`ESC [ ... letter`: UEFI firmware clearing the screen,
+/// systemd colouring `[  OK  ]` and `[ TIME ]`), operating system commands (`ESC ] ... BEL` or
+/// `ESC ] ... ESC \`: window titles, hyperlinks) and two-character escapes (`ESC 7`, `ESC c`).
+/// ECMA-48 sections 5.3 and 5.6. The console file itself keeps them.
 fn without_escapes(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
@@ -52,14 +55,28 @@ fn without_escapes(line: &str) -> String {
             out.push(c);
             continue;
         }
-        if chars.peek() == Some(&'[') {
-            chars.next();
-            // Parameters and intermediates, then one final byte from `@` to `~`.
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
+        match chars.next() {
+            Some('[') => {
+                // Parameters and intermediates, then one final byte from `@` to `~`.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
                 }
             }
+            Some(']') => {
+                // A string ended by BEL or by ESC `\`.
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            // An intermediate byte (`ESC ( B` picks a character set) takes one more.
+            Some(' '..='/') => {
+                chars.next();
+            }
+            _ => {}
         }
     }
     out
@@ -177,6 +194,25 @@ mod tests {
     fn terminal_escapes_of_the_firmware_are_removed() {
         let lines = normalise(b"\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001\r\n");
         assert_eq!(lines, [Line { text: "BdsDxe: starting Boot0001".into(), kernel: false }]);
+    }
+
+    /// Regression: systemd's coloured status lines (`[[0;1;31m TIME [0m]`) were shown raw.
+    #[test]
+    fn systemds_colours_and_other_terminal_escapes_are_removed() {
+        let lines = normalise(
+            b"[\x1b[0;1;31m TIME \x1b[0m] Timed out waiting for device \x1b[0;1;39mdev-ttyS0.device\x1b[0m.\r\n\
+              [\x1b[0;32m  OK  \x1b[0m] Started web.service.\r\n\
+              \x1b]8;;file://host/etc\x07link\x1b]8;;\x1b\\ and \x1b(Bcharset\x1b7\r\n",
+        );
+        let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            text,
+            [
+                "[ TIME ] Timed out waiting for device dev-ttyS0.device.",
+                "[  OK  ] Started web.service.",
+                "link and charset"
+            ]
+        );
     }
 
     /// Regression: output without a final newline ran into the kernel's next message.

@@ -239,6 +239,10 @@ struct TestArgs {
     /// Print the results as JSON on standard output.
     #[arg(long)]
     json: bool,
+    /// Keep each boot's whole console, as the guest wrote it, in DIR/NAME.console
+    /// (NAME.second.console for the second boot of --twice).
+    #[arg(long, value_name = "DIR")]
+    console: Option<PathBuf>,
     #[command(flatten)]
     packages: PackageArgs,
 }
@@ -376,6 +380,7 @@ fn run(command: Command, env: &Environment, ui: &Ui) -> Result<i32> {
                 threads: args.jobs.unwrap_or_else(default_threads),
                 settings: args.packages.settings(env)?,
                 use_cache: use_cache(args.no_cache),
+                console_dir: args.console,
             };
             let results = crate::vm::boot_test::run(&args.recipes, &options, ui)?;
             let text = if args.json { commands::test::json(&results) } else { commands::test::text(&results) };

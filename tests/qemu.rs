@@ -94,7 +94,9 @@ fn the_guest_hashes_every_file_as_the_manifest_says() {
 fn the_must_fail_cases_fail_for_the_right_reason() {
     let recipes = boot_cases(&repo().join("qemu-tests/must-fail"));
     assert_eq!(recipes.len(), 10, "{recipes:?}");
-    let (code, json, stderr) = bake_test(&[], &recipes);
+    let consoles = tempfile::tempdir().unwrap();
+    let keep = consoles.path().to_str().unwrap();
+    let (code, json, stderr) = bake_test(&["--console", keep], &recipes);
     assert_eq!(code, 1, "{stderr}");
     for case in cases(&json) {
         let reason = case["reason"].as_str().unwrap();
@@ -163,6 +165,13 @@ fn the_must_fail_cases_fail_for_the_right_reason() {
                 assert!(transcript.contains("system: degraded"), "{transcript}");
                 assert!(transcript.contains("broken.service loaded failed failed"), "{transcript}");
                 assert!(case["seconds"].as_f64().unwrap() < 420.0, "{case:#}");
+                // systemd colours its status lines: the escapes are kept in the console bake
+                // keeps (`--console`), and gone from every line it shows.
+                let kept = case["boots"][0]["console_file"].as_str().unwrap();
+                assert_eq!(kept, consoles.path().join("degraded.console").to_str().unwrap());
+                let raw = std::fs::read(kept).unwrap();
+                assert!(raw.windows(2).any(|w| w == b"\x1b["), "no escape sequence kept");
+                assert!(!case["boots"][0].to_string().contains("\\u001b"), "{case:#}");
             }
             "wrong-body" => {
                 // The service answered, with another body: the report names the check and

@@ -29,6 +29,9 @@ pub fn text(results: &[CaseResult]) -> String {
             let failed = r.boots.iter().find(|b| b.verdict != Verdict::Pass).or(r.boots.last());
             let tail = failed.map(|b| b.console_tail.join("\n    ")).unwrap_or_default();
             text.push_str(&format!("{head}: {}\n  last console lines:\n    {tail}\n", r.reason));
+            if let Some(file) = failed.and_then(|b| b.console_file.as_ref()) {
+                text.push_str(&format!("  the whole console: {}\n", file.display()));
+            }
         }
     }
     let passed = results.iter().filter(|r| r.passed).count();
@@ -54,6 +57,7 @@ pub fn json(results: &[CaseResult]) -> String {
                     "seconds": b.seconds,
                     "transcript": b.transcript,
                     "console_tail": b.console_tail,
+                    "console_file": b.console_file.as_ref().map(|f| f.display().to_string()),
                     "http": b.probes.iter().map(|p| serde_json::json!({
                         "check": p.probe.describe(),
                         "port": p.probe.port,

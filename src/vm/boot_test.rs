@@ -32,6 +32,8 @@ pub struct TestOptions {
     pub settings: Settings,
     /// Whether builds (other than `--twice`'s, which never do) may use the build cache.
     pub use_cache: bool,
+    /// `--console DIR`: where each boot's whole console is kept, as the guest wrote it.
+    pub console_dir: Option<PathBuf>,
 }
 
 /// One booted image.
@@ -49,6 +51,8 @@ pub struct BootRecord {
     pub probes: Vec<ProbeResult>,
     /// Seconds into the boot when bake pressed the power button (after every check passed).
     pub power_button: Option<f64>,
+    /// With `--console DIR`: the file holding the whole console, escape sequences and all.
+    pub console_file: Option<PathBuf>,
 }
 
 /// The result for one recipe.
@@ -188,6 +192,7 @@ impl Case<'_> {
         let command = qemu::shell_line(&qemu::args(&first));
         self.reporter.report(Event::Detail(format!("{}: {command}", images.name)));
         let mut boots = vec![self.boot(&first, hex(&images.image.sha256))?];
+        boots[0].console_file = self.keep_console(&first, &images.name, "")?;
         let mut reason = failure_reason(&boots[0]);
         if images.second.is_some() {
             let (second, why) = self.boot_second(&images, &boots[0], accel)?;
@@ -353,6 +358,18 @@ impl Case<'_> {
         boot_and_judge(machine, self.expect, image_sha256)
     }
 
+    /// With `--console DIR`, copies the boot's console to `DIR/NAME{suffix}.console` (the
+    /// bytes the guest wrote: escape sequences are kept there, and stripped only in what bake
+    /// prints).
+    fn keep_console(&self, machine: &Machine, name: &str, suffix: &str) -> Result<Option<PathBuf>> {
+        let Some(dir) = &self.options.console_dir else { return Ok(None) };
+        std::fs::create_dir_all(dir).map_err(|e| Error::failure(format!("cannot make `{}`: {e}", dir.display())))?;
+        let kept = dir.join(format!("{name}{suffix}.console"));
+        std::fs::copy(&machine.console, &kept)
+            .map_err(|e| Error::failure(format!("cannot keep the console in `{}`: {e}", kept.display())))?;
+        Ok(Some(kept))
+    }
+
     /// `--twice`: the second build must have the same bytes; then it boots too, and must print
     /// the same transcript as the `first` boot. Returns its boot, if any, and why the case
     /// fails, if it does.
@@ -373,7 +390,9 @@ impl Case<'_> {
             let why = format!("the two builds differ (image sha256 {sha_a} and {sha_b}): run `bake verify` to see how");
             return Ok((None, Some(why)));
         }
-        let second = self.boot(&self.machine(images, out_b, "b", accel)?, sha_b)?;
+        let machine = self.machine(images, out_b, "b", accel)?;
+        let mut second = self.boot(&machine, sha_b)?;
+        second.console_file = self.keep_console(&machine, name, ".second")?;
         let reason = failure_reason(&second)
             .map(|r| format!("second boot: {r}"))
             .or_else(|| compare_transcripts(&first.transcript, &second.transcript));
@@ -430,6 +449,7 @@ fn boot_and_judge(machine: &Machine, expect: &Expectations, image_sha256: String
         console_tail: transcript::tail(&boot.console, 15),
         power_button: boot.power_button.map(|d| d.as_secs_f64()),
         probes: boot.probes,
+        console_file: None,
     })
 }
 

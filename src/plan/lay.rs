@@ -19,7 +19,8 @@ use crate::debian::accounts::Accounts;
 use crate::debian::copyright;
 use crate::recipe::InputKind;
 use crate::source::content::Spool;
-use crate::source::{Input, Node, deb, tar};
+use crate::source::store::Store;
+use crate::source::{Input, Node, deb, stored_archive, tar};
 
 impl Prepared<'_> {
     /// Unpacks the archives and lays every input and entry into the image's tree.
@@ -39,6 +40,7 @@ impl Prepared<'_> {
             inputs: sources,
             patterns,
             lock,
+            store,
         } = self;
         let mut tree = Tree::with_file_limit(file_limit);
         let mut inputs: Vec<Input> = layers.iter().map(ReadyLayer::input).collect();
@@ -47,7 +49,7 @@ impl Prepared<'_> {
             let arch = variant.resolved.iter().map(|p| p.architecture.as_str()).find(|a| *a != "all");
             merge_usr(&mut tree, arch.unwrap_or("all"))?;
         }
-        let (mut packages, installed) = lay_layers(&mut tree, layers, spool, reporter)?;
+        let (mut packages, installed) = lay_layers(&mut tree, layers, spool, store.as_ref(), reporter)?;
         prune(&mut tree, &patterns, Some(reporter));
         // dpkg's database lists what `[remove]` left of each package (so `dpkg --verify` finds
         // nothing missing); it is pruned as well, so a recipe can still take it out.
@@ -165,6 +167,7 @@ fn lay_layers(
     tree: &mut Tree,
     layers: Vec<ReadyLayer>,
     spool: &mut Spool,
+    store: Option<&Store>,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<PlannedPackage>, Vec<InstalledPackage>)> {
     let mut packages: Vec<PlannedPackage> = Vec::new();
@@ -183,7 +186,8 @@ fn lay_layers(
             Ready::Tar | Ready::Deb => None,
         };
         reporter.report(Event::Input { index: index + 1, total, label });
-        let record = lay_archive(tree, &layer.host, &layer.sha256, is_tar, package.is_some(), spool, origin)?;
+        let archive = Archive { host: &layer.host, sha256: &layer.sha256, is_tar, record: package.is_some() };
+        let record = lay_archive(tree, &archive, spool, store, origin)?;
         // A package two layers name is laid in twice but listed once.
         if let Some(package) = package
             && !packages.iter().any(|p| p.package == package)
@@ -253,17 +257,25 @@ fn place_dpkg_database(tree: &mut Tree, installed: &[InstalledPackage]) -> Resul
 /// (the first hashed them): this checks it is still the same file.
 fn lay_archive(
     tree: &mut Tree,
-    host: &Path,
-    sha256: &crate::base::hash::Digest,
-    is_tar: bool,
-    record: bool,
+    archive: &Archive,
     spool: &mut Spool,
+    store: Option<&Store>,
     origin: Origin,
 ) -> Result<Option<deb::Installed>> {
+    let &Archive { host, sha256, is_tar, record } = archive;
+    let label = host.display().to_string();
+    let entry = store.map(|s| s.entry(if is_tar { "tar" } else { "deb" }, sha256));
+    // From the input store: what reading it laid in before, and what dpkg keeps of it.
+    if let Some(entry) = &entry {
+        let mut sink = tree.sink(origin);
+        if let Some(installed) = stored_archive::replay(entry, &label, &mut sink, record)? {
+            return Ok(installed);
+        }
+    }
     let file = std::fs::File::open(host).reading(host)?;
     let mut reader = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, file));
-    let label = host.display().to_string();
-    let mut sink = tree.sink(origin);
+    let mut tree_sink = tree.sink(origin);
+    let mut sink = stored_archive::Recorder::new(&mut tree_sink);
     let installed = if is_tar {
         tar::read(&mut reader, &label, &mut sink, spool)?;
         None
@@ -276,7 +288,20 @@ fn lay_archive(
     if reader.finish().reading(host)? != *sha256 {
         return Err(Error::input(format!("`{label}` changed while it was being read")));
     }
+    if let Some(entry) = &entry {
+        // Best effort: a store that cannot be written costs the next build a read.
+        let _ = sink.store(entry, installed.as_ref(), spool);
+    }
     Ok(installed)
+}
+
+/// An archive layer to lay in: a tar archive, or a Debian package (`record`: an installed one,
+/// whose dpkg record is kept).
+struct Archive<'a> {
+    host: &'a Path,
+    sha256: &'a crate::base::hash::Digest,
+    is_tar: bool,
+    record: bool,
 }
 
 /// The licence a package's machine-readable copyright file declares, read from what the

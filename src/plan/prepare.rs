@@ -41,6 +41,8 @@ pub struct Prepared<'r> {
     pub(super) inputs: Vec<Input>,
     pub(super) patterns: Vec<Pattern>,
     pub(super) lock: LockState,
+    /// The input store, when the build has a cache.
+    pub(super) store: Option<Store>,
 }
 
 /// A layer whose input is hashed, ready to be laid in.
@@ -174,6 +176,7 @@ pub fn prepare<'r>(
         inputs: checked.inputs,
         patterns: checked.patterns,
         lock,
+        store: cache.map(Store::new),
     })
 }
 

@@ -14,6 +14,7 @@ pub mod dir;
 pub mod kernel;
 pub mod packages;
 pub mod store;
+pub mod stored_archive;
 pub mod stub;
 pub mod tar;
 

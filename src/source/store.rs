@@ -1,7 +1,9 @@
 //! The input store: what bake has read out of an input archive, filed under the archive's
 //! sha256, so that a later build reads a small index and the few files it needs instead of
-//! decompressing the archive again. Today it holds kernel packages ([`super::kernel`]): the
-//! module index (every module's name, path, digest and `.modinfo`) and the files builds used.
+//! decompressing the archive again. It holds kernel packages ([`super::kernel`]: the module
+//! index, every module's name, path, digest and `.modinfo`, and the files builds used), Debian
+//! packages and tar archives ([`super::stored_archive`]: what reading them laid in, and every
+//! file), and apt's remembered resolutions ([`super::apt::Lists`]).
 //!
 //! Layout: `CACHE/store/KIND/SHA256/index.json` and `.../blobs/SHA256` (a file's bytes, named by
 //! their digest). Everything is written to a temporary name and renamed into place, so a build
@@ -86,6 +88,11 @@ impl Entry {
                 None
             }
         }
+    }
+
+    /// Removes the whole entry (a damaged one).
+    pub fn remove(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
     }
 
     /// Writes the entry's index.

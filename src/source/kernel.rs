@@ -268,7 +268,8 @@ pub fn from_store(entry: &Entry) -> Option<KernelPackage> {
 
 /// Whether the entry holds every one of `files` with its bytes (each hashed now).
 pub fn stored_files_usable(entry: &Entry, files: &[&Content]) -> bool {
-    files.iter().all(|c| entry.blob(&c.sha256).is_some())
+    let blobs: Vec<(Digest, u64)> = files.iter().map(|c| (c.sha256, c.size)).collect();
+    entry.blobs_intact(&blobs)
 }
 
 /// Files `package` in the store's `entry`: its index, and the bytes of `files` (read from the

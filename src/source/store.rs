@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::base::hash::{Digest, digest_file, hex};
+use crate::base::hash::{Digest, digest_files, hex};
 
 /// How many bytes the store keeps.
 pub const BUDGET: u64 = 1 << 30;
@@ -101,18 +101,23 @@ impl Entry {
         self.put(&self.dir.join(INDEX), &mut &bytes[..])
     }
 
-    /// The blob with `digest`, when the entry has it with those bytes (hashed now; a blob that
-    /// changed is removed).
-    pub fn blob(&self, digest: &Digest) -> Option<PathBuf> {
-        let path = self.blob_path(digest);
-        match digest_file(&path) {
-            Ok((found, _)) if found == *digest => Some(path),
-            Ok(_) => {
-                let _ = fs::remove_file(&path);
-                None
+    /// Whether the entry holds every one of `blobs` (digest and size) with those bytes, each
+    /// hashed now, on two threads; a blob whose bytes changed is removed.
+    pub fn blobs_intact(&self, blobs: &[(Digest, u64)]) -> bool {
+        let paths: Vec<PathBuf> = blobs.iter().map(|(digest, _)| self.blob_path(digest)).collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let mut intact = true;
+        for ((found, (digest, size)), path) in digest_files(&refs, 2).into_iter().zip(blobs).zip(&paths) {
+            match found {
+                Ok((d, s)) if d == *digest && s == *size => {}
+                Ok(_) => {
+                    let _ = fs::remove_file(path);
+                    intact = false;
+                }
+                Err(_) => intact = false,
             }
-            Err(_) => None,
         }
+        intact
     }
 
     /// Stores `reader`'s bytes as the blob `digest` (the caller knows the digest; a blob
@@ -125,7 +130,7 @@ impl Entry {
         self.put(&path, reader)
     }
 
-    /// Where the blob `digest` is (or would be), unchecked: see [`Entry::blob`].
+    /// Where the blob `digest` is (or would be), unchecked: see [`Entry::blobs_intact`].
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join("blobs").join(hex(digest))
     }
@@ -162,13 +167,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let entry = Store::new(t.path()).entry("kernel", &[7; 32]);
         let digest = digest_bytes(b"module");
-        assert_eq!(entry.blob(&digest), None);
+        assert!(!entry.blobs_intact(&[(digest, 6)]));
         entry.put_blob(&digest, &mut &b"module"[..]).unwrap();
-        let path = entry.blob(&digest).unwrap();
+        assert!(entry.blobs_intact(&[(digest, 6)]));
+        let path = entry.blob_path(&digest);
         assert_eq!(fs::read(&path).unwrap(), b"module");
         // Damaged: dropped, not handed out.
         fs::write(&path, b"modulE").unwrap();
-        assert_eq!(entry.blob(&digest), None);
+        assert!(!entry.blobs_intact(&[(digest, 6)]));
         assert!(!path.exists());
     }
 

@@ -16,7 +16,7 @@ use super::deb::Installed;
 use super::store::Entry;
 use super::{Meta, Node, Sink};
 use crate::base::error::{Error, Result};
-use crate::base::hash::{digest_files, hex, parse_hex};
+use crate::base::hash::{hex, parse_hex};
 use crate::base::path::ImagePath;
 use crate::recipe::DeviceKind;
 
@@ -156,11 +156,9 @@ pub fn replay(entry: &Entry, label: &str, sink: &mut dyn Sink, installed: bool) 
             blobs.push((entry.blob_path(&digest), *size, digest));
         }
     }
-    let paths: Vec<&std::path::Path> = blobs.iter().map(|(p, _, _)| p.as_path()).collect();
-    for (found, (_, size, digest)) in digest_files(&paths, 2).into_iter().zip(&blobs) {
-        if !matches!(found, Ok((d, s)) if d == *digest && s == *size) {
-            return Ok(drop_entry(entry));
-        }
+    let wanted: Vec<_> = blobs.iter().map(|&(_, size, digest)| (digest, size)).collect();
+    if !entry.blobs_intact(&wanted) {
+        return Ok(drop_entry(entry));
     }
     let path = |p: &str| {
         ImagePath::from_member(p.as_bytes())

@@ -14,8 +14,14 @@
 # unpacked with `dpkg-deb -x`. The packages and the tree are kept in the work folder and reused
 # by the next run; the tree is unpacked again when the list or a package version changes.
 #
+# With --inner-loop it measures the inner loop instead (scripts/bench/inner-loop.sh): the
+# rebuild after one `[[file]]` of qemu-tests/modules.toml or recipes/debian.toml changed, and a
+# cold module initramfs against `mkinitramfs -d CONFDIR` with MODULES=list, with peak RSS; with
+# --markdown it replaces that section of the file.
+#
 # Usage: scripts/bench.sh [--runs N] [--quick] [--big] [--big-size SIZE] [--work DIR]
 #                         [--markdown FILE]
+#        scripts/bench.sh --inner-loop [--runs N] [--work DIR] [--markdown FILE]
 # Run `scripts/bench.sh --help` for what each option does.
 set -euo pipefail
 
@@ -34,6 +40,8 @@ Options:
   --work DIR       Where packages, the tree and outputs go (default $XDG_CACHE_HOME/bake-bench,
                    else ~/.cache/bake-bench).
   --markdown FILE  Also write the report to FILE (e.g. docs/BENCHMARKS.md).
+  --inner-loop     Measure the inner loop instead (edit-rebuilds, a cold module initramfs
+                   against mkinitramfs); --markdown then replaces only its section of FILE.
   -h, --help       Print this help.
 
 Environment:
@@ -54,6 +62,7 @@ quick=
 big=
 big_size=2G
 markdown=
+inner_loop=
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=${2:?--runs needs a number}; shift 2 ;;
@@ -62,6 +71,7 @@ while [ $# -gt 0 ]; do
     --big-size) big_size=${2:?--big-size needs a size}; shift 2 ;;
     --work) work=${2:?--work needs a folder}; shift 2 ;;
     --markdown) markdown=${2:?--markdown needs a file}; shift 2 ;;
+    --inner-loop) inner_loop=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument \`$1\`" >&2; usage >&2; exit 2 ;;
   esac
@@ -78,6 +88,39 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 q() { printf '%q' "$1"; }
+
+if [ -n "$inner_loop" ]; then
+  if [ -n "${BAKE:-}" ]; then
+    bake=$(realpath "$(command -v "$BAKE" || echo "$BAKE")")
+  else
+    log "building bake (cargo build --release)"
+    (cd "$top" && cargo build --release --quiet)
+    bake="$(cd "$top" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/bake"
+  fi
+  section=$("$helpers/inner-loop.sh" "$bake" "$runs" "$work/inner-loop")
+  section=$(printf '%s\n\n- **Date:** %s; load average at the start: %s\n- **Regenerate with:** `%s`\n' \
+    "$section" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$load_at_start" "$command_line")
+  printf '%s\n' "$section"
+  if [ -n "$markdown" ]; then
+    # The section runs from its heading to the end of the file or the next `## ` heading.
+    python3 - "$markdown" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2].rstrip("\n") + "\n"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+pattern = re.compile(r"^## The inner loop\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+if pattern.search(text):
+    text = pattern.sub(lambda _: section + "\n", text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text.rstrip("\n") + "\n")
+PY
+    log "inner loop section written to $markdown"
+  fi
+  exit 0
+fi
 
 # The packages the tree is made of: a Debian userland with Python, Perl, systemd, apt and the
 # usual tools. Unpacked, about 210 MB in 9,500 entries. apt's current (candidate) version of each

@@ -204,6 +204,10 @@ pub struct Initramfs {
     /// Compressor-specific level: zstd 1-19, gzip 1-9, xz 0-9; lz4 and none take none.
     /// Default: zstd 19, gzip 9, xz 6.
     pub level: Option<Spanned<i64>>,
+    /// Whether a zstd, gzip or xz image is written as frames that each hold whole entries (a
+    /// rebuild compresses only the frames that changed) rather than one stream (a little
+    /// smaller). Default: true; lz4 and none are always one stream.
+    pub frames: Option<Spanned<bool>>,
 }
 
 /// `[[layer]]`: exactly one of `dir`, `tar`, `deb` or `packages`.

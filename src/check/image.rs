@@ -159,19 +159,31 @@ fn skip_zeros(input: &mut impl BufRead) -> io::Result<bool> {
     }
 }
 
-/// Reads one archive up to its trailer.
-fn read_archive(input: impl Read, entries: &mut Vec<Entry>) -> io::Result<()> {
+/// Reads entries of an archive into `entries`: true at its trailer, false where the input ends
+/// between two entries (a compressed frame that holds part of the archive).
+fn read_entries(input: impl Read, entries: &mut Vec<Entry>) -> io::Result<bool> {
     let mut reader = cpio::Reader::new(input);
-    while let Some(entry) = reader.next_entry()? {
-        entries.push(entry);
+    loop {
+        match reader.next_item()? {
+            cpio::Item::Entry(entry) => entries.push(entry),
+            cpio::Item::Trailer => return Ok(true),
+            cpio::Item::End => return Ok(false),
+        }
     }
-    Ok(())
 }
 
-/// Reads every segment of the image in `input`.
+fn cpio_segment(compression: Compression, offset: u64) -> Segment {
+    Segment { format: Format::Cpio, compression, offset, partition: None, entries: Vec::new(), verity: None }
+}
+
+/// Reads every segment of the image in `input`, as the kernel does: an archive may go on from
+/// one compressed stream to the next (zstd frames, gzip members, xz streams, each ending
+/// between two entries), and ends at its `TRAILER!!!`; hard links do not reach across one.
 pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
     let mut input = Peekable::new(input);
     let mut segments = Vec::new();
+    // The archive that the next stream goes on with.
+    let mut open: Option<Segment> = None;
     loop {
         if !skip_zeros(&mut input)? {
             break;
@@ -179,18 +191,12 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
         let offset = input.consumed;
         let magic = input.peek(6)?.to_vec();
         if cpio::is_magic(&magic) {
-            // Each archive is its own segment, as the kernel treats it: hard links do not reach
-            // across a `TRAILER!!!`.
-            let mut entries = Vec::new();
-            read_archive(&mut input, &mut entries)?;
-            segments.push(Segment {
-                format: Format::Cpio,
-                compression: Compression::None,
-                offset,
-                partition: None,
-                entries,
-                verity: None,
-            });
+            let mut segment = open.take().unwrap_or_else(|| cpio_segment(Compression::None, offset));
+            if read_entries(&mut input, &mut segment.entries)? {
+                segments.push(segment);
+            } else {
+                open = Some(segment);
+            }
             continue;
         }
         let compression = Compression::detect(&magic);
@@ -204,29 +210,46 @@ pub fn read(input: impl Read) -> io::Result<Vec<Segment>> {
                 ),
             ));
         }
-        // One compressed stream may hold several archives.
+        // One compressed stream may hold several archives, or part of one.
         let mut decoded = Peekable::new(compress::single_stream(&mut input, compression)?);
+        let mut first = true;
         loop {
-            let mut entries = Vec::new();
-            read_archive(&mut decoded, &mut entries)?;
-            segments.push(Segment {
-                format: Format::Cpio,
-                compression,
-                offset,
-                partition: None,
-                entries,
-                verity: None,
-            });
-            if !skip_zeros(&mut decoded)? {
+            if open.is_none() {
+                if !skip_zeros(&mut decoded)? {
+                    if first {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("the {} stream at byte {offset} holds no archive", compression.name()),
+                        ));
+                    }
+                    break;
+                }
+                if !first && !cpio::is_magic(decoded.peek(6)?) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the {} stream at byte {offset} holds data after its archives", compression.name()),
+                    ));
+                }
+                open = Some(cpio_segment(compression, offset));
+            }
+            first = false;
+            let segment = open.as_mut().expect("an archive is open");
+            if !read_entries(&mut decoded, &mut segment.entries)? {
+                // The stream ends between two entries: the archive goes on in the next one.
                 break;
             }
-            if !cpio::is_magic(decoded.peek(6)?) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the {} stream at byte {offset} holds data after its archives", compression.name()),
-                ));
-            }
+            segments.extend(open.take());
         }
+    }
+    if let Some(segment) = open {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the archive that starts at byte {} ends after {} entries without its TRAILER!!!: the image is cut short",
+                segment.offset,
+                segment.entries.len()
+            ),
+        ));
     }
     if segments.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "the image is empty"));
@@ -537,5 +560,75 @@ impl<R: Read + Seek> Seek for Window<R> {
         self.inner.seek(SeekFrom::Start(self.start.saturating_add(target)))?;
         self.pos = target;
         Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::compress::Encoder;
+    use crate::format::cpio::Header;
+
+    fn file(name: &[u8], size: u32) -> Header<'_> {
+        Header { name, ino: 1, mode: 0o100644, uid: 0, gid: 0, nlink: 1, mtime: 0, size, rdev_major: 0, rdev_minor: 0 }
+    }
+
+    /// One archive of `names` (each a file of 3 bytes), cut into frames after the entries
+    /// `cuts` gives, each frame compressed on its own; the trailer ends the last.
+    fn framed(names: &[&[u8]], cuts: &[usize], compression: Compression) -> Vec<u8> {
+        let mut image = Vec::new();
+        let mut start = 0;
+        for end in cuts.iter().copied().chain([names.len()]) {
+            let encoder = Encoder::unit(Vec::new(), compression, Some(1), None).unwrap();
+            let mut archive = cpio::Writer::new(encoder);
+            for name in &names[start..end] {
+                archive.append(&file(name, 3), &mut &b"abc"[..]).unwrap();
+            }
+            let encoder = if end == names.len() { archive.finish().unwrap() } else { archive.into_inner() };
+            image.extend(encoder.finish().unwrap());
+            start = end;
+        }
+        image
+    }
+
+    #[test]
+    fn an_archive_goes_on_from_one_frame_to_the_next() {
+        let names: [&[u8]; 5] = [b"a", b"bb", b"ccc", b"dddd", b"e"];
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::Xz] {
+            let image = framed(&names, &[1, 3], compression);
+            let segments = read(&image[..]).unwrap();
+            assert_eq!(segments.len(), 1, "{}", compression.name());
+            let read_names: Vec<&[u8]> = segments[0].entries.iter().map(|e| &e.name[..]).collect();
+            assert_eq!(read_names, names, "{}", compression.name());
+            assert_eq!((segments[0].offset, segments[0].compression), (0, compression));
+        }
+    }
+
+    /// An image cut where a frame ends still holds whole entries: without the trailer it is
+    /// refused, not read as a smaller image.
+    #[test]
+    fn an_image_cut_between_frames_is_refused() {
+        let names: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let whole = framed(&names, &[1, 2], Compression::Zstd);
+        // The last frame (`c` and the trailer) is the same as an archive of `c` alone.
+        let cut = &whole[..whole.len() - framed(&names[2..], &[], Compression::Zstd).len()];
+        let error = read(cut).unwrap_err().to_string();
+        assert!(error.contains("without its TRAILER!!!") && error.contains("after 2 entries"), "{error}");
+        // A frame that ends inside an entry is refused as the kernel refuses it.
+        let mut inner = Vec::new();
+        let mut archive = cpio::Writer::new(&mut inner);
+        archive.append(&file(b"a", 3), &mut &b"abc"[..]).unwrap();
+        let partial = &inner[..inner.len() - 2];
+        let mut encoder = Encoder::unit(Vec::new(), Compression::Gzip, None, None).unwrap();
+        encoder.write_all(partial).unwrap();
+        let error = read(&encoder.finish().unwrap()[..]).unwrap_err().to_string();
+        assert!(error.contains("ends inside the data of `a`"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_compressed_stream_is_refused() {
+        let empty = Encoder::unit(Vec::new(), Compression::Gzip, None, None).unwrap().finish().unwrap();
+        let error = read(&empty[..]).unwrap_err().to_string();
+        assert!(error.contains("the gzip stream at byte 0 holds no archive"), "{error}");
     }
 }

@@ -103,7 +103,8 @@ fn build_into(recipe: &RecipeFile, options: &Options, reporter: &dyn Reporter) -
             recipe.path.display()
         )));
     }
-    let staged = write_outputs(&plan, stage1.as_ref(), &spool, &out, options.threads, reporter)?;
+    let store = cache_root.map(crate::source::store::Store::new);
+    let staged = write_outputs(&plan, stage1.as_ref(), &spool, store.as_ref(), &out, options.threads, reporter)?;
     let outputs = out.commit(staged)?;
     let built = Built {
         name: plan.name.clone(),
@@ -129,6 +130,7 @@ fn write_outputs(
     plan: &Plan,
     stage1: Option<&Plan>,
     spool: &Spool,
+    store: Option<&crate::source::store::Store>,
     out: &OutputDir,
     threads: u32,
     reporter: &dyn Reporter,
@@ -145,7 +147,7 @@ fn write_outputs(
             reporter.report(Event::WriteStart { output: file.clone(), entries, bytes });
         }
         let path = out.path().join(&file);
-        let job = Job { plan, stage1, spool, threads, reporter, earlier: &staged, path: &path };
+        let job = Job { plan, stage1, spool, threads, store, reporter, earlier: &staged, path: &path };
         let output = out.stage(writer.kind(), &file, |w| writer.write(&job, w))?;
         if progress.is_some() {
             reporter.report(Event::WriteDone { output: file });

@@ -3,14 +3,55 @@
 //! Entries go in plan order (every directory before its contents), named without a leading `/`.
 //! A hard-linked file is written once: every name gets the shared inode number and link count,
 //! and only the last name carries the data, as GNU cpio and the kernel's `gen_init_cpio` do.
+//!
+//! zstd, gzip and xz images are a series of independent frames (zstd frames, gzip members, xz
+//! streams), each holding whole entries of the one archive. The archive is cut after an entry
+//! once the frame holds [`FRAME_MIN`] bytes and the entry's path hashes to a cut (one path in
+//! [`CUT_ONE_IN`]), or once it holds [`FRAME_MAX`]. The cuts depend only on the entries, so
+//! the bytes are the same for any number of threads; and a changed file changes only its own
+//! frame: the cuts before it stay, and after it they fall in the same places again at the next
+//! path that hashes to a cut. Frames are compressed side by side, one per thread, and kept in
+//! the input store under a digest of what they hold (every entry's header and its data's
+//! sha256), so the next build compresses only the frames whose entries changed, and reads no
+//! file data at all for the others.
+//!
+//! The kernel unpacks such an image: `init/initramfs.c` keeps its cpio parser's state from one
+//! compressed stream to the next and only requires each to end between two entries. Every
+//! decompressor reads the concatenation as one stream (`zstd -d`, `gzip -d`, `xz -d`, then GNU
+//! cpio). Each frame loses the matches it could have found in the frames before it (measured
+//! in docs/recipe.md): `frames = false` writes one stream instead, as do LZ4 (fast enough to
+//! redo) and `none`.
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::cache::BuildCache;
 use super::{Job, OutputKind, Sink, Writer, Written};
-use crate::base::error::{Error, Result};
-use crate::base::progress::{Counted, Event};
+use crate::base::error::{Error, IoContext, Result};
+use crate::base::hash::{Digest, HashingWriter, hex, parse_hex};
+use crate::base::progress::{Counted, Event, Reporter};
 use crate::format::compress::Encoder;
 use crate::format::cpio::{self, Header};
-use crate::plan::Plan;
+use crate::plan::{InitramfsPlan, Plan, PlanEntry};
+use crate::source::content::Spool;
+use crate::source::store::{BUDGET, Store};
 use crate::source::{Node, check_file_size};
+
+/// A frame is cut at the first path that hashes to a cut once it holds this many bytes...
+const FRAME_MIN: u64 = 1 << 20;
+/// ...and after whatever entry takes it to this many.
+const FRAME_MAX: u64 = 4 << 20;
+/// One path in this many is a cut.
+const CUT_ONE_IN: u64 = 8;
+/// Begins every frame's key: changes whenever what a key covers or how frames are cut changes.
+const FRAME_KEY: &[u8] = b"bake initramfs frame 1\0";
 
 /// `NAME.cpio`, `NAME.cpio.zst`, ...
 pub struct Initramfs;
@@ -54,50 +95,297 @@ impl Writer for Initramfs {
     }
 
     fn write(&self, job: &Job<'_>, out: Sink) -> Result<Written> {
-        let plan = job.plan;
-        let settings = plan.initramfs.ok_or_else(|| Error::failure("the plan has no initramfs"))?;
-        let io = |what: &str, e: std::io::Error| Error::failure(format!("cannot write the initramfs: {what}: {e}"));
-        let encoder = Encoder::new(out, settings.compression, settings.level, job.threads)
-            .map_err(|e| io("cannot start the compressor", e))?;
-        let mut archive = cpio::Writer::new(encoder);
-        let mut bytes = 0u64;
-        for (done, entry) in plan.entries.iter().enumerate() {
-            crate::base::interrupt::check().map_err(|e| io("stopping", e))?;
-            let (major, minor) = match entry.node {
-                Node::Device { major, minor, .. } if entry.node.file_type().is_device() => (major, minor),
-                _ => (0, 0),
-            };
-            let mut header = Header {
-                name: entry.path.as_bytes(),
-                ino: entry.ino,
-                mode: entry.node.file_type().bits() | entry.meta.mode,
-                uid: entry.meta.uid,
-                gid: entry.meta.gid,
-                nlink: entry.nlink,
-                mtime: plan.epoch as u32,
-                size: 0,
-                rdev_major: major,
-                rdev_minor: minor,
-            };
-            let shown = || entry.path.to_string();
-            match &entry.node {
-                Node::File { content } if entry.carries_data => {
-                    header.size = content.size as u32;
-                    let inner = content.open(job.spool)?;
-                    let mut data = Counted { inner, entries: done as u64, bytes, reporter: job.reporter };
-                    archive.append(&header, &mut data).map_err(|e| io(&shown(), e))?;
-                    bytes += content.size;
+        let settings = job.plan.initramfs.ok_or_else(|| Error::failure("the plan has no initramfs"))?;
+        if settings.frames { write_frames(job, settings, out) } else { write_stream(job, settings, out) }
+    }
+}
+
+fn io_error(what: &str, e: io::Error) -> Error {
+    Error::failure(format!("cannot write the initramfs: {what}: {e}"))
+}
+
+/// The entry's header as the archive holds it.
+fn header<'a>(plan: &Plan, entry: &'a PlanEntry) -> Header<'a> {
+    let (rdev_major, rdev_minor) = match entry.node {
+        Node::Device { major, minor, .. } if entry.node.file_type().is_device() => (major, minor),
+        _ => (0, 0),
+    };
+    let size = match &entry.node {
+        Node::File { content } if entry.carries_data => content.size as u32,
+        Node::Symlink { target } => target.len() as u32,
+        _ => 0,
+    };
+    Header {
+        name: entry.path.as_bytes(),
+        ino: entry.ino,
+        mode: entry.node.file_type().bits() | entry.meta.mode,
+        uid: entry.meta.uid,
+        gid: entry.meta.gid,
+        nlink: entry.nlink,
+        mtime: plan.epoch as u32,
+        size,
+        rdev_major,
+        rdev_minor,
+    }
+}
+
+/// Appends `entry` to `archive`; with `progress`, reports its data as it passes (`done`
+/// entries and `bytes` of file data written before it).
+fn append(
+    plan: &Plan,
+    spool: &Spool,
+    archive: &mut cpio::Writer<impl Write>,
+    entry: &PlanEntry,
+    progress: Option<(&dyn Reporter, usize, u64)>,
+) -> Result<()> {
+    let header = header(plan, entry);
+    let shown = || entry.path.to_string();
+    match &entry.node {
+        Node::File { content } if entry.carries_data => {
+            let inner = content.open(spool)?;
+            match progress {
+                Some((reporter, done, bytes)) => {
+                    archive.append(&header, &mut Counted { inner, entries: done as u64, bytes, reporter })
                 }
-                Node::Symlink { target } => {
-                    header.size = target.len() as u32;
-                    archive.append(&header, &mut &target[..]).map_err(|e| io(&shown(), e))?;
-                }
-                _ => archive.append(&header, &mut std::io::empty()).map_err(|e| io(&shown(), e))?,
+                None => archive.append(&header, &mut { inner }),
             }
-            job.reporter.report(Event::WriteProgress { entries: done as u64 + 1, bytes });
         }
-        let encoder = archive.finish().map_err(|e| io("the trailer", e))?;
-        let out = encoder.finish().map_err(|e| io("the end of the compressed stream", e))?;
-        Ok(out.into())
+        Node::Symlink { target } => archive.append(&header, &mut &target[..]),
+        _ => archive.append(&header, &mut io::empty()),
+    }
+    .map_err(|e| io_error(&shown(), e))
+}
+
+/// `frames = false`, LZ4 and `none`: the archive as one stream.
+fn write_stream(job: &Job<'_>, settings: InitramfsPlan, out: Sink) -> Result<Written> {
+    let encoder = Encoder::stream(out, settings.compression, settings.level, job.threads)
+        .map_err(|e| io_error("cannot start the compressor", e))?;
+    let mut archive = cpio::Writer::new(encoder);
+    let mut bytes = 0u64;
+    for (done, entry) in job.plan.entries.iter().enumerate() {
+        crate::base::interrupt::check().map_err(|e| io_error("stopping", e))?;
+        append(job.plan, job.spool, &mut archive, entry, Some((job.reporter, done, bytes)))?;
+        if entry.carries_data
+            && let Node::File { content } = &entry.node
+        {
+            bytes += content.size;
+        }
+        job.reporter.report(Event::WriteProgress { entries: done as u64 + 1, bytes });
+    }
+    let encoder = archive.finish().map_err(|e| io_error("the trailer", e))?;
+    let out = encoder.finish().map_err(|e| io_error("the end of the compressed stream", e))?;
+    Ok(out.into())
+}
+
+/// One frame: a run of entries compressed on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Frame {
+    entries: Range<usize>,
+    /// Uncompressed bytes: headers, names, data, padding, and the trailer in the last frame.
+    len: u64,
+    /// Bytes of file data, for progress.
+    data: u64,
+    last: bool,
+}
+
+/// 64-bit FNV-1a: a fixed, well-known hash, so the cuts never depend on a library's choice.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Where the archive of `plan` is cut into frames.
+fn frames(plan: &Plan) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let (mut start, mut len, mut data) = (0, 0u64, 0u64);
+    let count = plan.entries.len();
+    for (i, entry) in plan.entries.iter().enumerate() {
+        let header = header(plan, entry);
+        len += cpio::entry_len(&header);
+        if matches!(entry.node, Node::File { .. }) {
+            data += u64::from(header.size);
+        }
+        let cut = len >= FRAME_MAX || (len >= FRAME_MIN && fnv1a(entry.path.as_bytes()).is_multiple_of(CUT_ONE_IN));
+        if cut && i + 1 < count {
+            frames.push(Frame { entries: start..i + 1, len, data, last: false });
+            (start, len, data) = (i + 1, 0, 0);
+        }
+    }
+    len += cpio::entry_len(&cpio::TRAILER_HEADER);
+    frames.push(Frame { entries: start..count, len, data, last: true });
+    frames
+}
+
+/// What determines a frame's bytes: bake's source (which pins the compressors), the
+/// compressor and level, and every entry's header and data.
+fn frame_key(plan: &Plan, frame: &Frame, settings: InitramfsPlan) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(FRAME_KEY);
+    hasher.update(BuildCache::source_digest());
+    hasher.update(settings.compression.name().as_bytes());
+    hasher.update(settings.compression.level_or_default(settings.level).to_le_bytes());
+    for entry in &plan.entries[frame.entries.clone()] {
+        hasher.update(cpio::header_bytes(&header(plan, entry)));
+        match &entry.node {
+            Node::File { content } if entry.carries_data => hasher.update(content.sha256),
+            Node::Symlink { target } => hasher.update(target),
+            _ => {}
+        }
+    }
+    if frame.last {
+        hasher.update(cpio::header_bytes(&cpio::TRAILER_HEADER));
+    }
+    hasher.finalize().into()
+}
+
+/// A kept frame's record in the store: the digest and size of its bytes.
+#[derive(Serialize, Deserialize)]
+struct KeptFrame {
+    sha256: String,
+    size: u64,
+}
+
+/// A frame ready to be copied into the image.
+enum Ready {
+    /// Found in the store, its bytes just checked.
+    Kept(File),
+    /// Compressed by this build: the file, and the digest and size of its bytes.
+    Made(File, Digest, u64),
+}
+
+/// zstd, gzip and xz: the archive as frames, compressed on `job.threads` threads, kept ones
+/// taken from the store, copied into `out` in order.
+fn write_frames(job: &Job<'_>, settings: InitramfsPlan, mut out: Sink) -> Result<Written> {
+    let plan = job.plan;
+    let frames = frames(plan);
+    let keys: Vec<Digest> = frames.iter().map(|frame| frame_key(plan, frame, settings)).collect();
+    let scratch = job.path.parent().unwrap_or(std::path::Path::new("."));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let workers = (job.threads.max(1) as usize).min(frames.len());
+    let (plan, spool, store) = (job.plan, job.spool, job.store);
+    let mut added = false;
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, receive) = mpsc::channel::<(usize, Result<Ready>)>();
+        for _ in 0..workers {
+            let send = send.clone();
+            let (frames, keys, next, stop) = (&frames, &keys, &next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(frame) = frames.get(i) else { break };
+                    let ready = match store.and_then(|store| kept(store, &keys[i])) {
+                        Some(file) => Ok(Ready::Kept(file)),
+                        None => compress(plan, spool, frame, settings, scratch, stop),
+                    };
+                    if send.send((i, ready)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(send);
+        let mut waiting: HashMap<usize, Result<Ready>> = HashMap::new();
+        let mut bytes = 0u64;
+        let result = (|| {
+            for i in 0..frames.len() {
+                let ready = loop {
+                    if let Some(ready) = waiting.remove(&i) {
+                        break ready;
+                    }
+                    let (j, ready) =
+                        receive.recv().map_err(|_| Error::failure("a compression thread stopped early"))?;
+                    waiting.insert(j, ready);
+                };
+                let file = match ready? {
+                    Ready::Kept(file) => file,
+                    Ready::Made(mut file, sha256, size) => {
+                        if let Some(store) = job.store {
+                            keep(store, &keys[i], &mut file, &sha256, size);
+                            added = true;
+                        }
+                        file
+                    }
+                };
+                let mut file = file;
+                file.seek(SeekFrom::Start(0)).map_err(|e| io_error("a compressed frame", e))?;
+                io::copy(&mut file, &mut out).writing(job.path)?;
+                bytes += frames[i].data;
+                job.reporter.report(Event::WriteProgress { entries: frames[i].entries.end as u64, bytes });
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        result
+    })?;
+    if added && let Some(store) = job.store {
+        store.evict(BUDGET);
+    }
+    Ok(out.into())
+}
+
+/// The frame kept under `key`, if the store has it with the bytes it was kept with.
+fn kept(store: &Store, key: &Digest) -> Option<File> {
+    let entry = store.entry("frames", key);
+    let index: KeptFrame = entry.read_index()?;
+    let sha256 = parse_hex(&index.sha256)?;
+    if !entry.blobs_intact(&[(sha256, index.size)]) {
+        entry.remove();
+        return None;
+    }
+    File::open(entry.blob_path(&sha256)).ok()
+}
+
+/// Keeps a frame this build compressed; a store that cannot take it only costs the next build
+/// the time to compress it again.
+fn keep(store: &Store, key: &Digest, file: &mut File, sha256: &Digest, size: u64) {
+    let entry = store.entry("frames", key);
+    let stored = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| entry.put_blob(sha256, &mut (&mut *file).take(size)))
+        .and_then(|_| entry.write_index(&KeptFrame { sha256: hex(sha256), size }));
+    if stored.is_err() {
+        entry.remove();
+    }
+}
+
+/// Compresses one frame into an unnamed file next to the output.
+fn compress(
+    plan: &Plan,
+    spool: &Spool,
+    frame: &Frame,
+    settings: InitramfsPlan,
+    scratch: &std::path::Path,
+    stop: &AtomicBool,
+) -> Result<Ready> {
+    let file = tempfile::tempfile_in(scratch).writing(scratch)?;
+    let encoder = Encoder::unit(HashingWriter::new(file), settings.compression, settings.level, Some(frame.len))
+        .map_err(|e| io_error("cannot start the compressor", e))?;
+    let mut archive = cpio::Writer::new(encoder);
+    for i in frame.entries.clone() {
+        crate::base::interrupt::check().map_err(|e| io_error("stopping", e))?;
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::failure("stopped"));
+        }
+        append(plan, spool, &mut archive, &plan.entries[i], None)?;
+    }
+    let encoder =
+        if frame.last { archive.finish().map_err(|e| io_error("the trailer", e))? } else { archive.into_inner() };
+    let hashing = encoder.finish().map_err(|e| io_error("the end of a compressed frame", e))?;
+    let (file, sha256, size) = hashing.finish().map_err(|e| io_error("a compressed frame", e))?;
+    Ok(Ready::Made(file, sha256, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // Test vectors from the FNV reference (draft-eastlake-fnv).
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

@@ -146,6 +146,9 @@ pub struct Job<'a> {
     pub spool: &'a Spool,
     /// Compression threads (never changes the bytes).
     pub threads: u32,
+    /// The input store, where compressed initramfs frames are kept between builds (none with
+    /// `--no-cache`). Never changes the bytes.
+    pub store: Option<&'a crate::source::store::Store>,
     pub reporter: &'a dyn Reporter,
     /// The outputs already written by this build, in order.
     pub earlier: &'a [Staged],

@@ -73,6 +73,7 @@ fn stage1_initramfs(job: &Job<'_>, stage1: &Plan) -> Result<(std::fs::File, u64)
         stage1: None,
         spool: job.spool,
         threads: job.threads,
+        store: job.store,
         reporter: job.reporter,
         earlier: &[],
         path: job.path,

@@ -136,6 +136,23 @@ pub(super) fn level(
     }
 }
 
+/// Whether the image is written as frames: by default for zstd, gzip and xz; `frames` with
+/// `lz4` or `none`, which are always one stream, is a mistake worth naming.
+pub(super) fn frames(recipe: &RecipeFile, compression: Compression, frames: Option<&Spanned<bool>>) -> Result<bool> {
+    let framed = matches!(compression, Compression::Zstd | Compression::Gzip | Compression::Xz);
+    match frames {
+        None => Ok(framed),
+        Some(frames) if !framed => Err(recipe.error(
+            frames,
+            format!(
+                "`{}` images are always one stream: remove `frames` (it applies to zstd, gzip and xz)",
+                compression.name()
+            ),
+        )),
+        Some(frames) => Ok(*frames.get_ref()),
+    }
+}
+
 /// Every `[[layer]]`: which one kind of input it is, and that a host input is there.
 pub(super) fn layers(recipe: &RecipeFile) -> Result<Vec<LayerInput<'_>>> {
     recipe.recipe.layers.iter().enumerate().map(|(index, layer)| self::layer(recipe, index + 1, layer)).collect()

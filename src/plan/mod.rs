@@ -123,6 +123,9 @@ pub struct InitramfsPlan {
     pub compression: Compression,
     /// Explicit level; the compressor's default when `None`.
     pub level: Option<i64>,
+    /// Written as independently compressed frames (zstd, gzip and xz; see
+    /// `output::initramfs`), rather than one stream.
+    pub frames: bool,
 }
 
 /// One entry of the image, every bit of it decided.

@@ -190,6 +190,7 @@ fn check_recipe<'r>(recipe: &'r RecipeFile, settings: &Settings) -> Result<Check
         Some(section) => Some(InitramfsPlan {
             compression: section.compression,
             level: check::level(recipe, section.compression, section.level.as_ref())?,
+            frames: check::frames(recipe, section.compression, section.frames.as_ref())?,
         }),
         None => None,
     };

@@ -351,7 +351,7 @@ mod tests {
         let elf = elf_module(&["depends=x"]);
         for compression in [Compression::Xz, Compression::Zstd, Compression::Gzip] {
             use std::io::Write;
-            let mut encoder = compress::Encoder::new(Vec::new(), compression, None, 1).unwrap();
+            let mut encoder = compress::Encoder::unit(Vec::new(), compression, None, None).unwrap();
             encoder.write_all(&elf).unwrap();
             let packed = encoder.finish().unwrap();
             assert_eq!(decompress(&packed).unwrap(), elf);

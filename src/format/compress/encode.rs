@@ -1,26 +1,47 @@
-//! The encoders: one `Write` per format, each giving the same bytes for any number of worker
-//! threads.
+//! The encoders: one `Write` per format, each giving the same bytes for the same input
+//! whatever the number of worker threads and however the input is handed to it.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, mpsc};
 
-use super::{Compression, DEFLATE_WINDOW, GZIP_CHUNK, LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC};
+use super::{Compression, LZ4_LEGACY_CHUNK, LZ4_LEGACY_MAGIC};
 
 /// A `Write` that compresses into `W`; [`Encoder::finish`] ends the stream and returns `W`.
 pub enum Encoder<W: Write> {
+    /// zstd, gzip and xz as one unit on the calling thread (see `Unit`); and gzip always.
+    Unit(Unit<W>),
+    /// zstd as one frame on worker threads.
     Zstd(Zstd<W>),
+    /// xz as one stream on worker threads.
     Xz(Xz<W>),
-    /// gzip and LZ4: cut into fixed-size chunks compressed on worker threads.
-    Chunked(Chunked<W>),
+    /// LZ4: cut into fixed-size blocks compressed on worker threads.
+    Lz4(Chunked<W>),
     None(W),
 }
 
 impl<W: Write> Encoder<W> {
-    /// An encoder for `compression` at `level` (the format's default when `None`), using
-    /// `workers` threads. Every format is written so that its bytes do not depend on `workers`.
-    pub fn new(out: W, compression: Compression, level: Option<i64>, workers: u32) -> io::Result<Encoder<W>> {
-        let level = level.or(compression.levels().map(|(_, _, default)| default)).unwrap_or(0);
+    /// One unit (a zstd frame, a gzip member, an xz stream; see `Unit`) for `compression` at
+    /// `level` (the format's default when `None`), on the calling thread. `size` is the exact
+    /// number of bytes that will be written, when known: zstd records it in the frame and fits
+    /// its parameters (window, tables) to it. LZ4 and `none` are written as by [`Encoder::stream`]
+    /// with one worker.
+    pub fn unit(out: W, compression: Compression, level: Option<i64>, size: Option<u64>) -> io::Result<Encoder<W>> {
+        let level = compression.level_or_default(level);
+        Ok(match compression {
+            Compression::Zstd | Compression::Gzip | Compression::Xz => {
+                Encoder::Unit(Unit::new(out, compression, level, size)?)
+            }
+            Compression::Lz4 => Encoder::Lz4(Chunked::new(out, 1)?),
+            Compression::None => Encoder::None(out),
+        })
+    }
+
+    /// One stream compressed on `workers` threads: zstd's and liblzma's multi-threaded
+    /// encoders, LZ4's independent blocks; gzip is one member on the calling thread. No
+    /// format's bytes depend on `workers`.
+    pub fn stream(out: W, compression: Compression, level: Option<i64>, workers: u32) -> io::Result<Encoder<W>> {
+        let level = compression.level_or_default(level);
         let workers = workers.max(1);
         Ok(match compression {
             Compression::Zstd => {
@@ -33,7 +54,6 @@ impl<W: Write> Encoder<W> {
                 encoder.include_checksum(true)?;
                 Encoder::Zstd(Zstd(Some(encoder)))
             }
-            Compression::Gzip => Encoder::Chunked(Chunked::new(out, Codec::Deflate(level as u32), workers)?),
             // liblzma's multi-threaded encoder cuts the stream into blocks of a size set by the
             // preset alone (three times the dictionary), whatever the number of threads, and
             // is used even for one thread so the bytes never change with it. The kernel's XZ
@@ -49,7 +69,8 @@ impl<W: Write> Encoder<W> {
                     .map_err(io::Error::other)?;
                 Encoder::Xz(Xz { out, stream, buffer: Vec::with_capacity(256 << 10) })
             }
-            Compression::Lz4 => Encoder::Chunked(Chunked::new(out, Codec::Lz4Legacy, workers)?),
+            Compression::Gzip => Encoder::Unit(Unit::new(out, compression, level, None)?),
+            Compression::Lz4 => Encoder::Lz4(Chunked::new(out, workers)?),
             Compression::None => Encoder::None(out),
         })
     }
@@ -57,9 +78,10 @@ impl<W: Write> Encoder<W> {
     /// Ends the compressed stream and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
         match self {
+            Encoder::Unit(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),
             Encoder::Xz(e) => e.finish(),
-            Encoder::Chunked(e) => e.finish(),
+            Encoder::Lz4(e) => e.finish(),
             Encoder::None(w) => Ok(w),
         }
     }
@@ -68,18 +90,20 @@ impl<W: Write> Encoder<W> {
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
+            Encoder::Unit(e) => e.write(buf),
             Encoder::Zstd(e) => e.write(buf),
             Encoder::Xz(e) => e.write(buf),
-            Encoder::Chunked(e) => e.write(buf),
+            Encoder::Lz4(e) => e.write(buf),
             Encoder::None(w) => w.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
+            Encoder::Unit(e) => e.flush(),
             Encoder::Zstd(e) => e.flush(),
             Encoder::Xz(e) => e.flush(),
-            Encoder::Chunked(e) => e.flush(),
+            Encoder::Lz4(e) => e.flush(),
             Encoder::None(w) => w.flush(),
         }
     }
@@ -173,32 +197,45 @@ impl<W: Write> Write for Xz<W> {
     }
 }
 
-/// How [`Chunked`] compresses each chunk.
-#[derive(Clone, Copy, Debug)]
-enum Codec {
-    /// One gzip member at this level. flate2 writes a gzip stream only from one thread, so
-    /// the member is framed here and each chunk is raw deflate from zlib-rs: all chunks but the
-    /// last end with a sync flush (an empty stored block, so the next chunk starts on a byte),
-    /// the last with the final block.
-    Deflate(u32),
-    /// The LZ4 "legacy" frame format (`lz4 -l`), written by hand because it is the only LZ4
-    /// framing the kernel's initramfs unpacker reads and no crate writes it: the magic
-    /// `0x184C2102`, then for each 8 MiB of input its compressed size (u32, little-endian) and
-    /// the LZ4 block. The blocks are independent.
-    Lz4Legacy,
+/// Input reaches a unit's compressor in blocks of exactly this many bytes (the last one
+/// shorter), so its output cannot depend on how the caller's writes happened to be cut.
+const UNIT_BLOCK: usize = 128 << 10;
+
+/// One self-contained compressed unit: a zstd frame (with its content size when known, and a
+/// checksum), a gzip member, or an xz stream (CRC32 check). Concatenated units are one valid
+/// stream to every decompressor of the format, and the kernel unpacks an initramfs made of
+/// them as long as each ends between two cpio entries.
+pub struct Unit<W: Write> {
+    codec: UnitCodec<W>,
+    block: Vec<u8>,
 }
 
-impl Codec {
-    fn chunk_size(self) -> usize {
-        match self {
-            Codec::Deflate(_) => GZIP_CHUNK,
-            Codec::Lz4Legacy => LZ4_LEGACY_CHUNK,
-        }
-    }
+enum UnitCodec<W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    /// Raw deflate from zlib-rs inside a member framed here: flate2's `GzEncoder` would choose
+    /// the header's bytes itself.
+    Gzip {
+        deflate: flate2::write::DeflateEncoder<W>,
+        crc: crc32fast::Hasher,
+        total: u64,
+    },
+    /// The kernel's XZ decoder knows only the CRC32 and no-check kinds of integrity check.
+    Xz(liblzma::write::XzEncoder<W>),
+}
 
-    fn header(self) -> Vec<u8> {
-        match self {
-            Codec::Deflate(level) => {
+impl<W: Write> Unit<W> {
+    fn new(mut out: W, compression: Compression, level: i64, size: Option<u64>) -> io::Result<Unit<W>> {
+        let codec = match compression {
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, level as i32)?;
+                encoder.include_checksum(true)?;
+                if let Some(size) = size {
+                    encoder.include_contentsize(true)?;
+                    encoder.set_pledged_src_size(Some(size))?;
+                }
+                UnitCodec::Zstd(encoder)
+            }
+            Compression::Gzip => {
                 // No time, no name, and the OS byte "unknown", whatever the host. XFL says
                 // "slowest" for level 9 and "fastest" for level 1, as gzip does.
                 let xfl = match level {
@@ -206,83 +243,90 @@ impl Codec {
                     1 => 4,
                     _ => 0,
                 };
-                vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+                out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
+                let deflate = flate2::write::DeflateEncoder::new(out, flate2::Compression::new(level as u32));
+                UnitCodec::Gzip { deflate, crc: crc32fast::Hasher::new(), total: 0 }
             }
-            Codec::Lz4Legacy => LZ4_LEGACY_MAGIC.to_vec(),
-        }
+            Compression::Xz => {
+                let stream = liblzma::stream::Stream::new_easy_encoder(level as u32, liblzma::stream::Check::Crc32)
+                    .map_err(io::Error::other)?;
+                UnitCodec::Xz(liblzma::write::XzEncoder::new_stream(out, stream))
+            }
+            Compression::Lz4 | Compression::None => unreachable!("not a unit format"),
+        };
+        Ok(Unit { codec, block: Vec::with_capacity(UNIT_BLOCK) })
     }
 
-    /// Compresses one chunk. `dictionary` holds the input just before it; `last` is true for
-    /// the final chunk (which may be empty).
-    fn compress(self, chunk: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<u8>> {
-        match self {
-            Codec::Deflate(level) => deflate(chunk, dictionary, level, last),
-            Codec::Lz4Legacy if chunk.is_empty() => Ok(Vec::new()),
-            Codec::Lz4Legacy => {
-                let mut out = vec![0; 4 + lz4_flex::block::get_maximum_output_size(chunk.len())];
-                let n = lz4_flex::block::compress_into(chunk, &mut out[4..]).map_err(io::Error::other)?;
-                out[..4].copy_from_slice(&(n as u32).to_le_bytes());
-                out.truncate(4 + n);
-                Ok(out)
+    fn feed(&mut self) -> io::Result<()> {
+        let block = &self.block[..];
+        match &mut self.codec {
+            UnitCodec::Zstd(e) => e.write_all(block)?,
+            UnitCodec::Gzip { deflate, crc, total } => {
+                crc.update(block);
+                *total += block.len() as u64;
+                deflate.write_all(block)?;
             }
+            UnitCodec::Xz(e) => e.write_all(block)?,
         }
+        self.block.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.feed()?;
+        let mut out = match self.codec {
+            UnitCodec::Zstd(e) => e.finish()?,
+            UnitCodec::Gzip { deflate, crc, total } => {
+                let mut out = deflate.finish()?;
+                out.write_all(&crc.finalize().to_le_bytes())?;
+                out.write_all(&(total as u32).to_le_bytes())?;
+                out
+            }
+            UnitCodec::Xz(e) => e.finish()?,
+        };
+        out.flush()?;
+        Ok(out)
     }
 }
 
-/// Raw deflate of `chunk`, primed with `dictionary`. The whole chunk goes in at once, with
-/// room for all of its output, so the bytes depend only on the chunk, the dictionary and the
-/// level. zlib-rs picks SIMD code by CPU only where the result is exact (match lengths, hash
-/// table sliding); its hash is the same on every CPU, and the golden test below pins the
-/// bytes.
-fn deflate(chunk: &[u8], dictionary: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
-    use flate2::{Compress, FlushCompress, Status};
-    let mut z = Compress::new(flate2::Compression::new(level), false);
-    if !dictionary.is_empty() {
-        z.set_dictionary(dictionary).map_err(io::Error::other)?;
-    }
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
-    let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 1000 + 1024);
-    loop {
-        let consumed = z.total_in() as usize;
-        let status = z.compress_vec(&chunk[consumed..], &mut out, flush).map_err(io::Error::other)?;
-        let all_in = z.total_in() as usize == chunk.len();
-        // A sync flush is complete when it leaves room in the output; the end when zlib says so.
-        if all_in && (if last { status == Status::StreamEnd } else { out.len() < out.capacity() }) {
-            return Ok(out);
+impl<W: Write> Write for Unit<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (UNIT_BLOCK - self.block.len()).min(buf.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == UNIT_BLOCK {
+            self.feed()?;
         }
-        out.reserve(64 << 10);
+        Ok(n)
+    }
+
+    /// Nothing is flushed: a flushed block would change the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
-/// A compressor that cuts its input into chunks of a fixed size, compresses them on up to
-/// `workers` threads, and writes the results in order. A full chunk is held back until more
-/// input arrives, so the last chunk is known to be last. At most two chunks per worker are in
-/// flight, so memory stays bounded whatever the input's size.
+/// The LZ4 "legacy" frame format (`lz4 -l`), written by hand because it is the only LZ4
+/// framing the kernel's initramfs unpacker reads and no crate writes it: the magic
+/// `0x184C2102`, then for each 8 MiB of input its compressed size (u32, little-endian) and the
+/// LZ4 block. The blocks are independent, so they are compressed on up to `workers` threads and
+/// written in order. A full block is held back until more input arrives, so the last one is
+/// known to be last. At most two blocks per worker are in flight, so memory stays bounded
+/// whatever the input's size.
 pub struct Chunked<W: Write> {
     out: W,
-    codec: Codec,
     pending: Vec<u8>,
-    /// The end of the previous chunk, for the next one's dictionary.
-    tail: Vec<u8>,
-    /// gzip's trailer: CRC32 and length of all input.
-    crc: crc32fast::Hasher,
-    total: u64,
     pool: Option<Pool>,
     in_flight: VecDeque<mpsc::Receiver<io::Result<Vec<u8>>>>,
     limit: usize,
 }
 
 impl<W: Write> Chunked<W> {
-    fn new(mut out: W, codec: Codec, workers: u32) -> io::Result<Chunked<W>> {
-        out.write_all(&codec.header())?;
+    fn new(mut out: W, workers: u32) -> io::Result<Chunked<W>> {
+        out.write_all(&LZ4_LEGACY_MAGIC)?;
         let pool = if workers > 1 { Some(Pool::new(workers as usize)) } else { None };
         Ok(Chunked {
             out,
-            codec,
-            pending: Vec::with_capacity(codec.chunk_size()),
-            tail: Vec::new(),
-            crc: crc32fast::Hasher::new(),
-            total: 0,
+            pending: Vec::with_capacity(LZ4_LEGACY_CHUNK),
             pool,
             in_flight: VecDeque::new(),
             limit: 2 * workers as usize,
@@ -290,18 +334,15 @@ impl<W: Write> Chunked<W> {
     }
 
     /// Sends the pending chunk off to be compressed (or compresses it here, with one worker).
-    fn submit(&mut self, last: bool) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(self.codec.chunk_size()));
-        let dictionary =
-            std::mem::replace(&mut self.tail, chunk[chunk.len().saturating_sub(DEFLATE_WINDOW)..].to_vec());
-        let codec = self.codec;
+    fn submit(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(LZ4_LEGACY_CHUNK));
         let Some(pool) = &self.pool else {
-            let packed = codec.compress(&chunk, &dictionary, last)?;
+            let packed = lz4_block(&chunk)?;
             return self.out.write_all(&packed);
         };
         let (send, receive) = mpsc::channel();
         pool.run(Box::new(move || {
-            let _ = send.send(codec.compress(&chunk, &dictionary, last));
+            let _ = send.send(lz4_block(&chunk));
         }));
         self.in_flight.push_back(receive);
         while self.in_flight.len() >= self.limit {
@@ -317,13 +358,9 @@ impl<W: Write> Chunked<W> {
     }
 
     fn finish(mut self) -> io::Result<W> {
-        self.submit(true)?;
+        self.submit()?;
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
-        }
-        if let Codec::Deflate(_) = self.codec {
-            self.out.write_all(&self.crc.finalize().to_le_bytes())?;
-            self.out.write_all(&(self.total as u32).to_le_bytes())?;
         }
         self.out.flush()?;
         Ok(self.out)
@@ -335,20 +372,30 @@ impl<W: Write> Write for Chunked<W> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.pending.len() == self.codec.chunk_size() {
-            self.submit(false)?;
+        if self.pending.len() == LZ4_LEGACY_CHUNK {
+            self.submit()?;
         }
-        let n = (self.codec.chunk_size() - self.pending.len()).min(buf.len());
+        let n = (LZ4_LEGACY_CHUNK - self.pending.len()).min(buf.len());
         self.pending.extend_from_slice(&buf[..n]);
-        self.crc.update(&buf[..n]);
-        self.total += n as u64;
         Ok(n)
     }
 
-    /// Only the inner writer is flushed: cutting a chunk early would change the bytes.
+    /// Only the inner writer is flushed: cutting a block early would change the bytes.
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// One LZ4 legacy block: its compressed size, then the block (nothing for empty input).
+fn lz4_block(chunk: &[u8]) -> io::Result<Vec<u8>> {
+    if chunk.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = vec![0; 4 + lz4_flex::block::get_maximum_output_size(chunk.len())];
+    let n = lz4_flex::block::compress_into(chunk, &mut out[4..]).map_err(io::Error::other)?;
+    out[..4].copy_from_slice(&(n as u32).to_le_bytes());
+    out.truncate(4 + n);
+    Ok(out)
 }
 
 /// Worker threads that run jobs from a shared queue; they stop when the pool is dropped.

@@ -17,15 +17,6 @@ use serde::Deserialize;
 const LZ4_LEGACY_CHUNK: usize = 8 << 20;
 const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 
-/// gzip is written as one member whose deflate stream is cut every this many input bytes, so
-/// the pieces can be compressed at once on several threads (as pigz does). The size is fixed:
-/// the bytes depend on it, never on the number of threads.
-const GZIP_CHUNK: usize = 1 << 20;
-
-/// Each gzip piece starts with the previous piece's last 32 KiB as its dictionary (deflate's
-/// whole window), so cutting the stream costs almost nothing in size.
-const DEFLATE_WINDOW: usize = 32 << 10;
-
 /// The compressors an image can be written with, and a stream read back can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +64,11 @@ impl Compression {
         }
     }
 
+    /// `level`, or the format's default level (0 for a format without levels).
+    pub fn level_or_default(self, level: Option<i64>) -> i64 {
+        level.or(self.levels().map(|(_, _, default)| default)).unwrap_or(0)
+    }
+
     /// Recognises a compressed stream by its magic bytes; anything else is `None` (uncompressed).
     pub fn detect(prefix: &[u8]) -> Compression {
         if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -109,8 +105,13 @@ mod tests {
     }
 
     fn compress(data: &[u8], compression: Compression, level: Option<i64>, workers: u32) -> Vec<u8> {
-        let mut encoder = Encoder::new(Vec::new(), compression, level, workers).unwrap();
-        for chunk in data.chunks(100_000) {
+        compress_in(data, compression, level, workers, 100_000)
+    }
+
+    /// Compresses `data` handed over in writes of `piece` bytes.
+    fn compress_in(data: &[u8], compression: Compression, level: Option<i64>, workers: u32, piece: usize) -> Vec<u8> {
+        let mut encoder = Encoder::stream(Vec::new(), compression, level, workers).unwrap();
+        for chunk in data.chunks(piece) {
             encoder.write_all(chunk).unwrap();
         }
         encoder.finish().unwrap()
@@ -129,6 +130,27 @@ mod tests {
             reader.read_to_end(&mut unpacked).unwrap();
             assert!(unpacked == data, "{} did not round-trip", compression.name());
         }
+    }
+
+    /// xz streams one after another, with zero padding between them, and streams of several
+    /// blocks all read back whole, in order.
+    #[test]
+    fn concatenated_and_multi_block_xz_streams_read_back_whole() {
+        let first = sample(20 << 20); // liblzma's encoder at level 0 cuts blocks of 1 MiB
+        let second = sample(1000);
+        let mut packed = compress(&first, Compression::Xz, Some(0), 2);
+        packed.extend([0u8; 8]);
+        packed.extend(compress(&second, Compression::Xz, Some(0), 1));
+        let (_, mut reader) = decoder(&packed[..]).unwrap();
+        let mut unpacked = Vec::new();
+        reader.read_to_end(&mut unpacked).unwrap();
+        assert!(unpacked.len() == first.len() + second.len() && unpacked[..first.len()] == first[..]);
+        assert!(unpacked[first.len()..] == second[..]);
+        drop(reader);
+        // Something that is not a stream after one is an error, not the end.
+        packed.extend(b"junk");
+        let (_, mut reader) = decoder(&packed[..]).unwrap();
+        assert!(reader.read_to_end(&mut Vec::new()).is_err());
     }
 
     /// Hands out one byte per read, as a member of an `ar` archive can at a buffer's end.
@@ -156,11 +178,11 @@ mod tests {
         assert_eq!(found, Compression::None);
     }
 
-    /// The data spans several chunks of every chunked format (three 8 MiB LZ4 blocks, 18 gzip
-    /// pieces, several zstd jobs and xz blocks at the levels used), so workers really run
-    /// concurrently and finish out of order.
+    /// The data spans three 8 MiB LZ4 blocks, so workers really run concurrently and finish
+    /// out of order; and it reaches every format in writes of other sizes (one byte more than a
+    /// block, odd sizes, a page), which must not change the bytes either.
     #[test]
-    fn bytes_do_not_depend_on_the_worker_count() {
+    fn bytes_do_not_depend_on_the_worker_count_or_the_writes() {
         let data = sample(18 << 20);
         for (compression, level) in
             [(Compression::Zstd, 3), (Compression::Gzip, 6), (Compression::Xz, 1), (Compression::Lz4, 0)]
@@ -171,12 +193,34 @@ mod tests {
                 let many = compress(&data, compression, level, workers);
                 assert!(one == many, "{} output changed from 1 to {workers} workers", compression.name());
             }
+            for piece in [4096, 131_073, 999_999] {
+                let other = compress_in(&data, compression, level, 2, piece);
+                assert!(one == other, "{} output changed with writes of {piece} bytes", compression.name());
+            }
         }
+    }
+
+    /// zstd fits its parameters to a known size and records it in the frame.
+    #[test]
+    fn a_zstd_frame_of_known_size_records_it() {
+        let data = sample(300_000);
+        let mut encoder = Encoder::unit(Vec::new(), Compression::Zstd, None, Some(data.len() as u64)).unwrap();
+        encoder.write_all(&data).unwrap();
+        let packed = encoder.finish().unwrap();
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&packed).ok(), Some(Some(data.len() as u64)));
+        let (_, mut reader) = decoder(&packed[..]).unwrap();
+        let mut unpacked = Vec::new();
+        reader.read_to_end(&mut unpacked).unwrap();
+        assert!(unpacked == data);
+        // A wrong size is an error, not a damaged frame.
+        let mut encoder = Encoder::unit(Vec::new(), Compression::Zstd, None, Some(5)).unwrap();
+        encoder.write_all(&data[..6]).unwrap();
+        assert!(encoder.finish().is_err());
     }
 
     #[test]
     fn gzip_is_one_member_that_gnu_gzip_reads() {
-        let data = sample(3 * GZIP_CHUNK + 5);
+        let data = sample(3 * (1 << 20) + 5);
         let packed = compress(&data, Compression::Gzip, Some(9), 2);
         let mut member = flate2::read::GzDecoder::new(&packed[..]);
         let mut unpacked = Vec::new();
@@ -245,25 +289,37 @@ mod golden {
     /// means users' images would change: a library was upgraded, or a dependency switched
     /// flate2 to another backend through feature unification (flate2 is pinned to zlib-rs).
     /// Update these only on purpose, and say so in the release notes. The input is longer than
-    /// one gzip chunk, so the dictionary carried from chunk to chunk is pinned too.
+    /// one of the blocks a unit's compressor is fed.
     #[test]
     fn compressed_bytes_are_pinned() {
         let mut data = Vec::new();
         for i in 0..40_000u32 {
             data.extend_from_slice(format!("{i:08} bake reproducible image line {}\n", i % 97).as_bytes());
         }
+        let digest = |encoder: Encoder<Vec<u8>>| {
+            let mut encoder = encoder;
+            encoder.write_all(&data).unwrap();
+            crate::base::hash::hex(&crate::base::hash::digest_bytes(&encoder.finish().unwrap()))
+        };
+        // One stream on two threads (`frames = false`).
         for (compression, expected) in [
             (Compression::Zstd, "e94824a596d73e3773ae7b442144d24400225d130c01d2e62d7153cc19fcb1d6"),
-            (Compression::Gzip, "09322e535efbb2044d09c0c1b941e5f67b8a69e54f98cc47cc09ee4e74bfd116"),
+            (Compression::Gzip, "aaf421a62eb69cde57a86a1dc12b17167f2503ab8d173b5583452244d7f067e2"),
             (Compression::Xz, "4c49ece1447d3b8d6e91a25448cfcd55102f72552de1097f426c4fe84001482f"),
             (Compression::Lz4, "191e33fdd7c54430d9600185c82cbeb175273da319c8349ac22d1ead3388b5c9"),
             (Compression::None, "8e944cb8effa0d60f1997ac4071b1b7544063c990893bd0e180cec0fbed31090"),
         ] {
-            let mut encoder = Encoder::new(Vec::new(), compression, None, 2).unwrap();
-            encoder.write_all(&data).unwrap();
-            let packed = encoder.finish().unwrap();
-            let digest = crate::base::hash::hex(&crate::base::hash::digest_bytes(&packed));
-            assert_eq!(digest, expected, "{} output changed", compression.name());
+            let got = digest(Encoder::stream(Vec::new(), compression, None, 2).unwrap());
+            assert_eq!(got, expected, "{} stream output changed", compression.name());
+        }
+        // One unit of known size (an initramfs frame).
+        for (compression, expected) in [
+            (Compression::Zstd, "84783f4400b06bebef54c6e44e2e0d95b48784380057c1eab23734c9710c1517"),
+            (Compression::Gzip, "aaf421a62eb69cde57a86a1dc12b17167f2503ab8d173b5583452244d7f067e2"),
+            (Compression::Xz, "f586455e50996404eb6724189ee3f811fe0631d21c9cc7c6ddeb7385216a1135"),
+        ] {
+            let got = digest(Encoder::unit(Vec::new(), compression, None, Some(data.len() as u64)).unwrap());
+            assert_eq!(got, expected, "{} unit output changed", compression.name());
         }
     }
 }

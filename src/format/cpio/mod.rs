@@ -13,8 +13,8 @@
 pub mod read;
 pub mod write;
 
-pub use read::Reader;
-pub use write::Writer;
+pub use read::{Item, Reader};
+pub use write::{TRAILER_HEADER, Writer, entry_len, header_bytes};
 
 /// newc header magic without CRCs.
 const MAGIC: &[u8; 6] = b"070701";

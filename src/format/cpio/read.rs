@@ -11,6 +11,16 @@ use crate::format::entry::{Entry, MAX_TARGET};
 /// Longest name a reader accepts (the kernel's own limit is `PATH_MAX`).
 const MAX_NAME: u32 = 64 * 1024;
 
+/// What comes next in an archive.
+#[derive(Debug)]
+pub enum Item {
+    Entry(Entry),
+    /// The `TRAILER!!!` entry: the archive ends.
+    Trailer,
+    /// The input ends between two entries.
+    End,
+}
+
 /// Reads a newc archive entry by entry.
 pub struct Reader<R: Read> {
     inner: R,
@@ -53,7 +63,24 @@ impl<R: Read> Reader<R> {
 
     /// The next entry, or `None` at the `TRAILER!!!` entry.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
-        let Some(mut entry) = self.header()? else { return Ok(None) };
+        match self.next_item()? {
+            Item::Entry(entry) => Ok(Some(entry)),
+            Item::Trailer => Ok(None),
+            Item::End => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the archive ends early, at byte {}", self.offset),
+            )),
+        }
+    }
+
+    /// The next entry, the trailer, or the end of the input between two entries (where a
+    /// compressed frame that holds part of an archive ends).
+    pub fn next_item(&mut self) -> io::Result<Item> {
+        let mut first = [0u8; 1];
+        if crate::format::read_full(&mut self.inner, &mut first)? == 0 {
+            return Ok(Item::End);
+        }
+        let Some(mut entry) = self.header(first[0])? else { return Ok(Item::Trailer) };
         let size = entry.size;
         let mut body = (&mut self.inner).take(size);
         match entry.file_type() {
@@ -80,14 +107,16 @@ impl<R: Read> Reader<R> {
         }
         self.offset += size;
         self.skip_padding()?;
-        Ok(Some(entry))
+        Ok(Item::Entry(entry))
     }
 
-    /// Reads a header and its name; `None` at the trailer.
-    fn header(&mut self) -> io::Result<Option<Entry>> {
+    /// Reads a header (whose first byte is `first`) and its name; `None` at the trailer.
+    fn header(&mut self, first: u8) -> io::Result<Option<Entry>> {
         let at = self.offset;
         let mut raw = [0u8; HEADER_LEN];
-        self.read_exact(&mut raw)?;
+        raw[0] = first;
+        self.offset += 1;
+        self.read_exact(&mut raw[1..])?;
         if !is_magic(&raw) {
             return Err(invalid(format!(
                 "no cpio newc header at byte {at} (found {:?})",

@@ -34,32 +34,10 @@ impl<W: Write> Writer<W> {
     }
 
     fn write_header(&mut self, h: &Header<'_>) -> io::Result<()> {
-        let namesize = h.name.len() as u32 + 1;
-        let fields = [
-            h.ino,
-            h.mode,
-            h.uid,
-            h.gid,
-            h.nlink,
-            h.mtime,
-            h.size,
-            0, // major of the device holding the file: meaningless in an image
-            0,
-            h.rdev_major,
-            h.rdev_minor,
-            namesize,
-            0, // check: only used by the 070702 (crc) variant
-        ];
-        let mut header = Vec::with_capacity(HEADER_LEN + h.name.len() + 4);
-        header.extend_from_slice(MAGIC);
-        for field in fields {
-            write!(header, "{field:08x}")?;
-        }
-        header.extend_from_slice(h.name);
-        header.push(0);
+        let header = header_bytes(h);
         self.out.write_all(&header)?;
         self.offset += header.len() as u64;
-        self.pad()
+        Ok(())
     }
 
     fn pad(&mut self) -> io::Result<()> {
@@ -69,24 +47,69 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// Returns the inner writer without writing a trailer: the archive goes on in what comes
+    /// after (another compressed frame of the same archive).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Writes the trailer and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let trailer = Header {
-            name: TRAILER,
-            ino: 0,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            size: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
-        self.write_header(&trailer)?;
+        self.write_header(&TRAILER_HEADER)?;
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// The `TRAILER!!!` entry that ends an archive.
+pub const TRAILER_HEADER: Header<'static> = Header {
+    name: TRAILER,
+    ino: 0,
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    nlink: 1,
+    mtime: 0,
+    size: 0,
+    rdev_major: 0,
+    rdev_minor: 0,
+};
+
+/// Bytes an entry with this header takes in an archive: header, name, data and padding.
+pub fn entry_len(header: &Header<'_>) -> u64 {
+    let head = (HEADER_LEN + header.name.len() + 1) as u64;
+    let data = u64::from(header.size);
+    head + padding(head) as u64 + data + padding(data) as u64
+}
+
+/// The header as written, with the name, its NUL and the padding after it (an entry always
+/// starts at a multiple of 4).
+pub fn header_bytes(h: &Header<'_>) -> Vec<u8> {
+    let namesize = h.name.len() as u32 + 1;
+    let fields = [
+        h.ino,
+        h.mode,
+        h.uid,
+        h.gid,
+        h.nlink,
+        h.mtime,
+        h.size,
+        0, // major of the device holding the file: meaningless in an image
+        0,
+        h.rdev_major,
+        h.rdev_minor,
+        namesize,
+        0, // check: only used by the 070702 (crc) variant
+    ];
+    let mut header = Vec::with_capacity(HEADER_LEN + h.name.len() + 4);
+    header.extend_from_slice(MAGIC);
+    for field in fields {
+        header.extend_from_slice(format!("{field:08x}").as_bytes());
+    }
+    header.extend_from_slice(h.name);
+    header.push(0);
+    header.resize(header.len() + padding(header.len() as u64), 0);
+    header
 }
 
 #[cfg(test)]

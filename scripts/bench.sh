@@ -89,7 +89,8 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 q() { printf '%q' "$1"; }
 
-if [ -n "$inner_loop" ]; then
+# Sets `bake`: $BAKE, or a release build of this checkout.
+find_bake() {
   if [ -n "${BAKE:-}" ]; then
     bake=$(realpath "$(command -v "$BAKE" || echo "$BAKE")")
   else
@@ -97,6 +98,11 @@ if [ -n "$inner_loop" ]; then
     (cd "$top" && cargo build --release --quiet)
     bake="$(cd "$top" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/bake"
   fi
+  [ -x "$bake" ] || die "no bake binary at $bake"
+}
+
+if [ -n "$inner_loop" ]; then
+  find_bake
   section=$("$helpers/inner-loop.sh" "$bake" "$runs" "$work/inner-loop")
   section=$(printf '%s\n\n- **Date:** %s; load average at the start: %s\n- **Regenerate with:** `%s`\n' \
     "$section" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$load_at_start" "$command_line")
@@ -179,14 +185,7 @@ need_space() {
 # ---------------------------------------------------------------------------------------------
 # bake itself.
 
-if [ -n "${BAKE:-}" ]; then
-  bake=$(realpath "$(command -v "$BAKE" || echo "$BAKE")")
-else
-  log "building bake (cargo build --release)"
-  (cd "$top" && cargo build --release --quiet)
-  bake="$(cd "$top" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/bake"
-fi
-[ -x "$bake" ] || die "no bake binary at $bake"
+find_bake
 
 build_help=$("$bake" build --help)
 grep -q -e '--cache ' <<<"$build_help" || die "this bake has no \`bake build --cache DIR\`"

@@ -44,6 +44,10 @@ rows = [
 ]
 print("## The inner loop")
 print()
+print("Measured by `scripts/bench.sh --inner-loop`, apart from the sections above (which come from "
+      "the full run named at the top, possibly of an earlier commit: before zstd, gzip and xz "
+      "images were written as frames by default).")
+print()
 print(f"Kernel {version} (Debian's cloud kernel, the one bake resolves for `qemu-tests/modules.toml`). "
       "Each edit-rebuild run first changes the content of one inline `[[file]]` of a copy of the "
       "recipe, then runs `bake build` with the cache on; the cold build uses `--no-cache`.")

@@ -15,9 +15,10 @@
 # by the next run; the tree is unpacked again when the list or a package version changes.
 #
 # With --inner-loop it measures the inner loop instead (scripts/bench/inner-loop.sh): the
-# rebuild after one `[[file]]` of qemu-tests/modules.toml or recipes/debian.toml changed, and a
-# cold module initramfs against `mkinitramfs -d CONFDIR` with MODULES=list, with peak RSS; with
-# --markdown it replaces that section of the file.
+# rebuild after one `[[file]]` of qemu-tests/modules.toml or recipes/debian.toml changed, a
+# cold module initramfs against `mkinitramfs -d CONFDIR` with MODULES=list, with peak RSS, and
+# gzip -9 against zlib-rs alone (examples/deflate_floor.rs); with --markdown it replaces that
+# section of the file.
 #
 # Usage: scripts/bench.sh [--runs N] [--quick] [--big] [--big-size SIZE] [--work DIR]
 #                         [--markdown FILE]
@@ -103,7 +104,10 @@ find_bake() {
 
 if [ -n "$inner_loop" ]; then
   find_bake
-  section=$("$helpers/inner-loop.sh" "$bake" "$runs" "$work/inner-loop")
+  log "building the gzip floor (cargo build --release --example deflate_floor)"
+  (cd "$top" && cargo build --release --quiet --example deflate_floor)
+  floor="$(cd "$top" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/deflate_floor"
+  section=$("$helpers/inner-loop.sh" "$bake" "$floor" "$runs" "$work/inner-loop")
   section=$(printf '%s\n\n- **Date:** %s; load average at the start: %s\n- **Regenerate with:** `%s`\n' \
     "$section" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$load_at_start" "$command_line")
   printf '%s\n' "$section"

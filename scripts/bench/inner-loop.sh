@@ -5,9 +5,14 @@
 # peak RSS; and what zstd frames cost and save on the systemd example. Prints a Markdown
 # section.
 #
-# Usage: inner-loop.sh BAKE RUNS WORK
-#   BAKE  the bake binary;  RUNS  timed runs per command;  WORK  a folder kept between runs (the
-#   cache with the downloaded packages, the kernel package for mkinitramfs).
+# And the gzip floor: a gzip -9 build of the systemd example (its inputs from the input store,
+# every frame compressed) against zlib-rs alone compressing the same uncompressed archive on as
+# many threads (examples/deflate_floor.rs).
+#
+# Usage: inner-loop.sh BAKE FLOOR RUNS WORK
+#   BAKE  the bake binary;  FLOOR  the deflate_floor example;  RUNS  timed runs per command;
+#   WORK  a folder kept between runs (the cache with the downloaded packages, the kernel
+#   package for mkinitramfs).
 #
 # mkinitramfs reads a kernel's modules from /lib/modules/VERSION and its configuration from
 # /boot/config-VERSION only: when this machine lacks them for the cloud kernel bake uses, they
@@ -16,8 +21,9 @@
 set -euo pipefail
 
 bake=$1
-runs=$2
-work=$3
+floor=$2
+runs=$3
+work=$4
 top=$(cd "$(dirname "$0")/../.." && pwd)
 helpers="$top/scripts/bench"
 
@@ -60,6 +66,13 @@ debian=$copy
 edit_copy "$top/recipes/debian.toml" debian3
 debian3=$copy
 sed -i 's/^compression = "zstd"$/compression = "zstd"\nlevel = 3/' "$debian3"
+# The systemd example as gzip -9, and uncompressed (the archive the floor compresses).
+edit_copy "$top/recipes/debian.toml" debian-gzip
+debian_gzip=$copy
+sed -i 's/^compression = "zstd"$/compression = "gzip"\nlevel = 9/' "$debian_gzip"
+edit_copy "$top/recipes/debian.toml" debian-none
+debian_none=$copy
+sed -i 's/^compression = "zstd"$/compression = "none"/' "$debian_none"
 # The same module initramfs, locked: what a recipe kept in version control builds from.
 edit_copy "$top/qemu-tests/modules.toml" modules-locked
 locked=$copy
@@ -151,6 +164,22 @@ log "edit-rebuild of debian.toml at zstd -3"
 bash -c "$(edit_cmd "$debian3")"
 measure debian3_edit "$debian3_edit"
 time_it debian3_edit "$(edit_cmd "$debian3")" "$debian3_edit"
+
+# The gzip floor. Each bake run first empties the kept frames and the build cache, so it lays
+# the packages in from the input store and compresses every frame.
+log "gzip -9 against the floor"
+"$bake" build "$debian_none" -o "$scratch/debian-none" -q --cache "$cache" >/dev/null
+archive=$(echo "$scratch/debian-none"/*.cpio)
+threads=$(nproc)
+gzip_cmd="$(q "$bake") build $(q "$debian_gzip") -o $(q "$scratch/debian-gzip") -q --cache $(q "$cache")"
+forget="rm -rf $(q "$cache/store/frames") $(q "$cache/builds")"
+floor_cmd="$(q "$floor") $(q "$archive") 9 $threads"
+bash -c "$forget"
+measure gzip "$gzip_cmd"
+time_it gzip "$forget" "$gzip_cmd"
+measure floor "$floor_cmd"
+time_it floor "" "$floor_cmd"
+printf '%s\t%s\n' "$(stat -c %s "$archive")" "$threads" >"$results/floor.tsv"
 
 # What frames cost and save on the systemd example: one cold build each way.
 log "debian.toml cold, with frames and with frames = false"

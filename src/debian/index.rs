@@ -3,8 +3,11 @@
 //! (suites, mirrors, security updates) add up into one [`Index`]; what it answers depends only on
 //! their content, never on the host.
 
+use std::cell::OnceCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::BufRead;
+use std::sync::Arc;
 
 use super::Malformed;
 use super::snapshot::Snapshot;
@@ -83,12 +86,176 @@ pub struct Index {
     len: usize,
     /// The snapshot of the list being added.
     adding: Option<Snapshot>,
+    /// For an index made by [`Index::skimming`]: the packages no resolution from its roots can
+    /// reach, left unparsed, each parsed from its lists when first asked for.
+    deferred: BTreeMap<String, Deferred>,
+    /// The lists a skimmed index was read from, to read a deferred package from.
+    lists: Option<Arc<Lists>>,
+}
+
+/// A package left unparsed: which lists have stanzas of it, and its versions once parsed.
+#[derive(Debug, Clone)]
+struct Deferred {
+    lists: Vec<usize>,
+    parsed: OnceCell<Vec<Package>>,
+}
+
+/// One package list to read: how to open it (again), what to call it in messages, apt's
+/// priority for it and its snapshot.
+pub struct List {
+    pub origin: String,
+    pub priority: i32,
+    pub snapshot: Option<Snapshot>,
+    pub open: Box<dyn Fn() -> Result<Box<dyn BufRead>, String> + Send + Sync>,
+}
+
+/// The lists of a skimmed index.
+struct Lists(Vec<List>);
+
+impl std::fmt::Debug for Lists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|l| &l.origin)).finish()
+    }
+}
+
+/// What a skim keeps of the lists: every package name, which lists have it, the names its
+/// relationships name, and who provides what.
+#[derive(Default)]
+struct Skim {
+    ids: HashMap<String, usize>,
+    names: Vec<String>,
+    /// Per name: the lists with a stanza of it.
+    lists: Vec<Vec<usize>>,
+    /// Per name: every name its stanzas' Depends, Pre-Depends and Recommends name.
+    edges: Vec<Vec<usize>>,
+    /// Per name: the names that provide it.
+    providers: Vec<Vec<usize>>,
+    /// Names some stanza of which is Essential or of Priority required or important.
+    base: Vec<usize>,
+}
+
+impl Skim {
+    fn id(&mut self, name: &str) -> usize {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len();
+        self.ids.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        self.lists.push(Vec::new());
+        self.edges.push(Vec::new());
+        self.providers.push(Vec::new());
+        id
+    }
+
+    /// Every name a resolution from `roots` (and the base names) can look at.
+    fn closure(&self, roots: &[String]) -> Vec<bool> {
+        let mut reached = vec![false; self.names.len()];
+        let mut queue: Vec<usize> = roots.iter().filter_map(|r| self.ids.get(r.as_str()).copied()).collect();
+        queue.extend(&self.base);
+        while let Some(id) = queue.pop() {
+            if std::mem::replace(&mut reached[id], true) {
+                continue;
+            }
+            queue.extend(self.edges[id].iter().chain(&self.providers[id]).filter(|&&n| !reached[n]));
+        }
+        reached
+    }
+}
+
+/// The package names a relationship field names (`a (>= 1) | b:any, c`: `a`, `b`, `c`), as
+/// [`version::parse_relations`] reads them.
+fn relation_names(field: &str) -> impl Iterator<Item = &str> {
+    field.split([',', '|']).filter_map(|alternative| {
+        let text = alternative.trim_start();
+        let end = text.find(|c: char| c.is_whitespace() || "([<".contains(c)).unwrap_or(text.len());
+        let name = text[..end].split(':').next().unwrap_or("");
+        (!name.is_empty()).then_some(name)
+    })
 }
 
 impl Index {
     /// An empty index for the native architecture `arch` (`amd64`, `arm64`, ...).
     pub fn new(arch: &str) -> Index {
-        Index { arch: arch.to_string(), packages: BTreeMap::new(), provided: BTreeMap::new(), len: 0, adding: None }
+        Index {
+            arch: arch.to_string(),
+            packages: BTreeMap::new(),
+            provided: BTreeMap::new(),
+            len: 0,
+            adding: None,
+            deferred: BTreeMap::new(),
+            lists: None,
+        }
+    }
+
+    /// Reads `lists` in two passes that never hold a whole list: a skim that keeps only each
+    /// package's name and the names it depends on, recommends and provides, then a parse of
+    /// the packages a resolution starting from `roots` could reach (their dependencies and
+    /// recommendations, providers of the virtual names among them, and every Essential,
+    /// required or important package). Every other package is parsed from its lists when
+    /// first asked for, so the index answers exactly as one made by [`Index::add_list`] from
+    /// every list. Returns the index and the malformed stanzas skipped (as `add_list` does).
+    pub fn skimming(arch: &str, lists: Vec<List>, roots: &[String]) -> Result<(Index, Vec<String>), String> {
+        let mut skim = Skim::default();
+        for (number, list) in lists.iter().enumerate() {
+            skim_list(&mut skim, arch, number, &mut *(list.open)()?).map_err(|e| format!("{}: {e}", list.origin))?;
+        }
+        let reached = skim.closure(roots);
+        let mut index = Index::new(arch);
+        let mut skipped = Vec::new();
+        for list in &lists {
+            let want = |name: &str| skim.ids.get(name).is_none_or(|&id| reached[id]);
+            index.adding = list.snapshot.clone();
+            let mut reader = (list.open)()?;
+            let outcome = read_stanzas(&mut *reader, &list.origin, &want, &mut |stanza| {
+                match index.package(stanza, &list.origin, list.priority) {
+                    // A deferred package's stanza that did not start with its name: all of
+                    // its versions are parsed together, when asked for.
+                    Ok(Some(package)) if want(&package.name) => index.insert(package),
+                    Ok(_) => {}
+                    Err(e) => skipped.push(e.0),
+                }
+                Ok(())
+            });
+            if let Err(e) = outcome {
+                skipped.push(format!("{e}; the rest of the list is skipped"));
+            }
+            index.adding = None;
+        }
+        for (id, name) in skim.names.iter().enumerate() {
+            // A name without stanzas of its own (a virtual one, or one nothing offers) is no
+            // package to defer.
+            if !reached[id] && !skim.lists[id].is_empty() {
+                let deferred = Deferred { lists: skim.lists[id].clone(), parsed: OnceCell::new() };
+                index.deferred.insert(name.clone(), deferred);
+            }
+            for &provider in &skim.providers[id] {
+                index.provided.entry(name.clone()).or_default().insert(skim.names[provider].clone());
+            }
+        }
+        index.lists = Some(Arc::new(Lists(lists)));
+        Ok((index, skipped))
+    }
+
+    /// The versions of a deferred package, parsed from its lists now (a list that can no
+    /// longer be read, or a malformed stanza, gives none).
+    fn parse_deferred(&self, name: &str, deferred: &Deferred) -> Vec<Package> {
+        let mut versions = Vec::new();
+        let Some(lists) = &self.lists else { return versions };
+        for &number in &deferred.lists {
+            let list = &lists.0[number];
+            let Ok(mut reader) = (list.open)() else { continue };
+            let reading = Index { adding: list.snapshot.clone(), ..Index::new(&self.arch) };
+            let _ = read_stanzas(&mut *reader, &list.origin, &|n: &str| n == name, &mut |stanza| {
+                if let Ok(Some(package)) = reading.package(stanza, &list.origin, list.priority)
+                    && package.name == name
+                {
+                    place(&mut versions, package);
+                }
+                Ok(())
+            });
+        }
+        versions
     }
 
     /// [`Index::add_list`] for a list whose archive and Release date are known: its packages
@@ -153,23 +320,14 @@ impl Index {
 
     fn insert(&mut self, package: Package) {
         let versions = self.packages.entry(package.name.clone()).or_default();
-        let same = |p: &Package| {
-            p.architecture == package.architecture && version::compare(&p.version, &package.version).is_eq()
-        };
-        if versions.iter().any(same) {
-            return;
+        let provides: Vec<String> = package.provides.iter().map(|r| r.name.clone()).collect();
+        let name = package.name.clone();
+        if place(versions, package) {
+            for provided in provides {
+                self.provided.entry(provided).or_default().insert(name.clone());
+            }
+            self.len += 1;
         }
-        for provided in &package.provides {
-            self.provided.entry(provided.name.clone()).or_default().insert(package.name.clone());
-        }
-        // apt's order of preference: priority, then version.
-        let before = |p: &Package| {
-            package.priority.cmp(&p.priority).then_with(|| version::compare(&package.version, &p.version))
-                == Ordering::Greater
-        };
-        let at = versions.iter().position(before).unwrap_or(versions.len());
-        versions.insert(at, package);
-        self.len += 1;
     }
 
     /// The native architecture.
@@ -180,7 +338,11 @@ impl Index {
     /// Every version of package `name`, in apt's order of preference: highest priority, then
     /// highest version, first.
     pub fn versions(&self, name: &str) -> impl Iterator<Item = &Package> {
-        self.packages.get(name).into_iter().flatten()
+        let deferred = || {
+            let deferred = self.deferred.get(name)?;
+            Some(deferred.parsed.get_or_init(|| self.parse_deferred(name, deferred)))
+        };
+        self.packages.get(name).or_else(deferred).into_iter().flatten()
     }
 
     /// The version of `name` to install: the highest of the highest-priority lists, as apt
@@ -202,6 +364,14 @@ impl Index {
 
     /// The names of all real packages, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.packages.keys().chain(self.deferred.keys()).map(String::as_str).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
+    /// The names of the packages parsed already, sorted: every name whose candidate may be
+    /// Essential or required is among them (see [`Index::skimming`]).
+    pub fn parsed_names(&self) -> impl Iterator<Item = &str> {
         self.packages.keys().map(String::as_str)
     }
 
@@ -348,6 +518,90 @@ fn provides(groups: Vec<Vec<Relation>>, bad: &dyn Fn(String) -> Malformed) -> Re
     Ok(provides)
 }
 
+/// Adds `package` to `versions` (highest priority, then highest version, first), unless a
+/// package of the same version and architecture is there (the same file from another mirror:
+/// the first added is kept). Returns whether it was added.
+fn place(versions: &mut Vec<Package>, package: Package) -> bool {
+    let same =
+        |p: &Package| p.architecture == package.architecture && version::compare(&p.version, &package.version).is_eq();
+    if versions.iter().any(same) {
+        return false;
+    }
+    // apt's order of preference: priority, then version.
+    let before = |p: &Package| {
+        package.priority.cmp(&p.priority).then_with(|| version::compare(&package.version, &p.version))
+            == Ordering::Greater
+    };
+    let at = versions.iter().position(before).unwrap_or(versions.len());
+    versions.insert(at, package);
+    true
+}
+
+/// Skims one list into `skim`: for each stanza of the native architecture or `all`, its name,
+/// the names in its Depends, Pre-Depends, Recommends and Provides, and whether it is part of a
+/// base system. Only those fields are kept, one stanza at a time.
+fn skim_list(skim: &mut Skim, arch: &str, number: usize, reader: &mut dyn BufRead) -> Result<(), String> {
+    const KEPT: [&str; 8] =
+        ["Package", "Architecture", "Depends", "Pre-Depends", "Recommends", "Provides", "Essential", "Priority"];
+    let mut fields: [String; 8] = Default::default();
+    let mut current: Option<usize> = None;
+    let mut line = String::new();
+    let mut any = false;
+    loop {
+        line.clear();
+        let end = reader.read_line(&mut line).map_err(|e| e.to_string())? == 0;
+        let text = line.trim_end_matches('\n').trim_end_matches('\r');
+        if end || text.trim().is_empty() {
+            if any {
+                skim_stanza(skim, arch, number, &fields);
+                fields.iter_mut().for_each(String::clear);
+                any = false;
+            }
+            current = None;
+            if end {
+                return Ok(());
+            }
+        } else if text.starts_with('#') {
+        } else if text.starts_with([' ', '\t']) {
+            if let Some(field) = current {
+                fields[field].push(' ');
+                fields[field].push_str(text.trim());
+            }
+        } else if let Some((name, value)) = text.split_once(':') {
+            any = true;
+            current = KEPT.iter().position(|k| k.eq_ignore_ascii_case(name));
+            if let Some(field) = current {
+                fields[field] = value.trim().to_string();
+            }
+        }
+    }
+}
+
+fn skim_stanza(skim: &mut Skim, arch: &str, number: usize, fields: &[String; 8]) {
+    let [name, architecture, depends, pre_depends, recommends, provides, essential, priority] = fields;
+    if name.is_empty() || (!architecture.is_empty() && architecture != arch && architecture != "all") {
+        return;
+    }
+    let id = skim.id(name);
+    if skim.lists[id].last() != Some(&number) {
+        skim.lists[id].push(number);
+    }
+    for field in [depends, pre_depends, recommends] {
+        for other in relation_names(field) {
+            let other = skim.id(other);
+            skim.edges[id].push(other);
+        }
+    }
+    for provided in relation_names(provides) {
+        let provided = skim.id(provided);
+        skim.providers[provided].push(id);
+    }
+    let priority = Importance::parse(Some(priority));
+    if essential.eq_ignore_ascii_case("yes") || matches!(priority, Importance::Required | Importance::Important) {
+        skim.base.push(id);
+    }
+}
+
 /// One deb822 paragraph: its first line (1-based) and its fields.
 struct Stanza {
     line: usize,
@@ -370,16 +624,43 @@ fn for_each_stanza(
     origin: &str,
     mut each: impl FnMut(&Stanza) -> Result<(), Malformed>,
 ) -> Result<(), Malformed> {
+    read_stanzas(&mut text.as_bytes(), origin, &|_| true, &mut each)
+}
+
+/// [`for_each_stanza`] over a reader, one paragraph at a time; a paragraph whose first field
+/// is `Package` naming a package `want` refuses is skipped unparsed.
+fn read_stanzas(
+    reader: &mut dyn BufRead,
+    origin: &str,
+    want: &dyn Fn(&str) -> bool,
+    each: &mut dyn FnMut(&Stanza) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
     let mut stanza = Stanza { line: 0, fields: Vec::new() };
-    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+    let mut buffer = String::new();
+    let mut number = 0;
+    let mut skipping = false;
+    loop {
+        buffer.clear();
+        let read = reader
+            .read_line(&mut buffer)
+            .map_err(|e| Malformed(format!("{origin}:{}: cannot read the list: {e}", number + 1)))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let line = buffer.strip_suffix('\n').unwrap_or(&buffer);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.starts_with('#') {
             continue;
         }
         if line.trim().is_empty() {
+            skipping = false;
             if !stanza.fields.is_empty() {
                 each(&stanza)?;
                 stanza.fields.clear();
             }
+        } else if skipping {
+            continue;
         } else if line.starts_with([' ', '\t']) {
             let Some((_, value)) = stanza.fields.last_mut() else {
                 return Err(Malformed(format!("{origin}:{number}: continuation line outside a field")));
@@ -392,6 +673,10 @@ fn for_each_stanza(
             };
             if stanza.fields.is_empty() {
                 stanza.line = number;
+                if name.eq_ignore_ascii_case("Package") && !want(value.trim()) {
+                    skipping = true;
+                    continue;
+                }
             }
             if stanza.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 return Err(Malformed(format!("{origin}:{number}: field `{name}` appears twice in one stanza")));
@@ -425,6 +710,77 @@ mod tests {
             index.add(text, &format!("list{i}")).unwrap();
         }
         index
+    }
+
+    /// Lists held in memory, as `Index::skimming` reads them.
+    fn lists(texts: &[(&str, i32)]) -> Vec<List> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, (text, priority))| {
+                let text = text.to_string();
+                List {
+                    origin: format!("list{i}"),
+                    priority: *priority,
+                    snapshot: None,
+                    open: Box::new(move || Ok(Box::new(std::io::Cursor::new(text.clone().into_bytes())))),
+                }
+            })
+            .collect()
+    }
+
+    /// A skimmed index parses only what a resolution from its roots can reach, and answers every
+    /// question (about those, about deferred packages, about names it lacks) as the whole index
+    /// does; resolutions from it are the same.
+    #[test]
+    fn a_skimmed_index_answers_as_the_whole_one() {
+        let main = [
+            stanza("app", "1", "amd64", "Depends: libx (>= 1) | liby, vpkg\nRecommends: extra\n"),
+            stanza("libx", "1", "amd64", ""),
+            stanza("libx", "2", "amd64", "Pre-Depends: libz:any\n"),
+            stanza("liby", "1", "amd64", ""),
+            stanza("libz", "1", "all", "Description: a library\n continued over\n  lines\n"),
+            stanza("provider", "1", "amd64", "Provides: vpkg (= 1)\n"),
+            stanza("extra", "1", "amd64", ""),
+            stanza("unrelated", "1", "amd64", "Depends: deep\nProvides: vother\n"),
+            stanza("deep", "1", "amd64", ""),
+            stanza("base", "1", "amd64", "Essential: yes\n"),
+            stanza("req", "1", "amd64", "Priority: required\nDepends: reqdep\n"),
+            stanza("reqdep", "1", "amd64", ""),
+            stanza("foreign", "1", "i386", ""),
+        ]
+        .concat();
+        let updates = [stanza("libx", "3", "amd64", ""), stanza("unrelated", "2", "amd64", "")].concat();
+        let backports = stanza("deep", "9", "amd64", "");
+        let texts = [(main.as_str(), 500), (updates.as_str(), 500), (backports.as_str(), 100)];
+        let mut whole = Index::new("amd64");
+        for (i, (text, priority)) in texts.iter().enumerate() {
+            whole.add_list(text, &format!("list{i}"), *priority);
+        }
+        let (skimmed, skipped) = Index::skimming("amd64", lists(&texts), &["app".to_string()]).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let deferred: Vec<&str> = skimmed.deferred.keys().map(String::as_str).collect();
+        assert_eq!(deferred, ["deep", "unrelated"], "only what `app` cannot reach is left unparsed");
+        for name in
+            ["app", "libx", "liby", "libz", "vpkg", "vother", "extra", "unrelated", "deep", "base", "req", "reqdep"]
+                .into_iter()
+                .chain(["foreign", "missing"])
+        {
+            let all = |index: &Index| index.versions(name).cloned().collect::<Vec<_>>();
+            assert_eq!(all(&whole), all(&skimmed), "versions of {name}");
+            assert_eq!(whole.providers(name), skimmed.providers(name), "providers of {name}");
+            assert_eq!(whole.find(name, "1", "amd64"), skimmed.find(name, "1", "amd64"));
+        }
+        assert_eq!(whole.names().collect::<Vec<_>>(), skimmed.names().collect::<Vec<_>>());
+        for roots in [&["app"][..], &["unrelated"], &["vother"], &["missing"]] {
+            let packages: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+            for variant in [None, Some(super::super::resolve::Variant::Minbase)] {
+                let request =
+                    super::super::resolve::Request { packages: &packages, exclude: &[], recommends: true, variant };
+                let resolve = |index: &Index| super::super::resolve::resolve(index, &request);
+                assert_eq!(resolve(&whole), resolve(&skimmed), "{roots:?} {variant:?}");
+            }
+        }
     }
 
     #[test]

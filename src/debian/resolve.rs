@@ -129,7 +129,7 @@ pub fn resolve(index: &Index, request: &Request) -> Result<Resolution, Unresolva
     }
     if let Some(variant) = request.variant {
         let base: Vec<&Package> = index
-            .names()
+            .parsed_names()
             .filter_map(|name| index.candidate(name))
             .filter(|p| variant.includes(p) && !walk.excluded.contains(p.name.as_str()))
             .collect();

@@ -149,6 +149,7 @@ pub fn prepare<'r>(
         lock.check_input(recipe, input)?;
     }
     let mut lists = Lists::remembering(cache);
+    lists.expect(expected_packages(recipe, &lock));
     let (layers, package_layers) =
         resolve_packages(recipe, checked.layers, &lock, &settings.packages, &mut lists, reporter)?;
     let kernel = match &recipe.recipe.kernel {
@@ -178,6 +179,25 @@ pub fn prepare<'r>(
         lock,
         store: cache.map(Store::new),
     })
+}
+
+/// Every package name a build of `recipe` may ask apt's lists about: its layers' packages and
+/// exclusions, its kernel package, the EFI stub, and everything its lock pins.
+fn expected_packages(recipe: &RecipeFile, lock: &LockState) -> Vec<String> {
+    let r = &recipe.recipe;
+    let mut names: Vec<String> = Vec::new();
+    for layer in &r.layers {
+        let layer = layer.get_ref();
+        names.extend(layer.packages.iter().flat_map(|p| p.get_ref().iter().cloned()));
+        names.extend(layer.exclude.iter().flat_map(|p| p.get_ref().iter().cloned()));
+    }
+    names.extend(r.kernel.iter().filter_map(|k| k.get_ref().package.as_ref()).map(|p| p.get_ref().clone()));
+    names.push(crate::source::packages::STUB_PACKAGE.to_string());
+    if let Some(lock) = &lock.lock {
+        names.extend(lock.layers.iter().flat_map(|l| l.resolved.iter().map(|p| p.name.clone())));
+        names.extend(lock.kernel.iter().chain(&lock.stub).map(|k| k.package.name.clone()));
+    }
+    names
 }
 
 /// Checks everything that can be checked without reading an input first, so a typo is reported

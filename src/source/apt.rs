@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use crate::base::error::{Error, IoContext, Result};
 use crate::base::hash::{Digest, digest_file, hex};
 use crate::base::progress::{Event, Reporter};
-use crate::debian::index::{Index, Priority};
+use crate::debian::index::{Index, List, Priority};
 use crate::debian::snapshot::{self, Snapshot};
 use crate::lockfile::LockedPackage;
 
@@ -85,12 +85,15 @@ pub fn package_lists() -> Result<Vec<(PathBuf, i32, Option<Snapshot>)>> {
     Ok(lists)
 }
 
-/// apt's package lists, read on first use (it takes a moment and a few hundred MB: tens of
-/// thousands of packages), and, with a cache folder, what resolutions against these very lists
-/// gave before.
+/// apt's package lists, read on first use (tens of thousands of packages, skimmed when the build
+/// has said which names it will ask about), and, with a cache folder, what resolutions against
+/// these very lists gave before.
 #[derive(Default)]
 pub struct Lists {
     index: Option<Index>,
+    /// The names the build will ask about, when known before the lists are read: the index
+    /// then parses only what resolutions from them can reach (see [`Index::skimming`]).
+    roots: Option<Vec<String>>,
     /// `CACHE/store/apt`, when resolutions are remembered.
     memo_dir: Option<PathBuf>,
     /// The file of resolutions for the lists as they are now, once known (`None` inside when
@@ -115,9 +118,16 @@ impl Lists {
         Lists { memo_dir: cache.map(|c| c.join("store/apt")), ..Lists::default() }
     }
 
+    /// Says which package names the build will ask about (the packages of its layers and
+    /// lock, its kernel package, the EFI stub), before the lists are first read. Asking about
+    /// others later still gives the right answer, only more slowly.
+    pub fn expect(&mut self, names: impl IntoIterator<Item = String>) {
+        self.roots.get_or_insert_with(Vec::new).extend(names);
+    }
+
     pub fn index(&mut self, reporter: &dyn Reporter) -> Result<&Index> {
         if self.index.is_none() {
-            self.index = Some(load_index(reporter)?);
+            self.index = Some(load_index(self.roots.as_deref(), reporter)?);
         }
         Ok(self.index.as_ref().expect("just loaded"))
     }
@@ -199,22 +209,47 @@ fn open_memo(dir: &Path) -> Option<Memo> {
     Some(Memo { path, entries })
 }
 
-/// Reads apt's package lists into an index for its native architecture.
-fn load_index(reporter: &dyn Reporter) -> Result<Index> {
-    let mut index = Index::new(&native_architecture()?);
+/// Reads apt's package lists into an index for its native architecture: with `roots`, skimmed
+/// (only what resolutions from them can reach is parsed), else whole.
+fn load_index(roots: Option<&[String]>, reporter: &dyn Reporter) -> Result<Index> {
+    let arch = native_architecture()?;
     let lists = package_lists()?;
     reporter.report(Event::Info(format!("reading {} apt package lists", lists.len())));
-    for (list, priority, snapshot) in &lists {
-        let text = read_list(list)?;
-        let (_, skipped) = index.add_list_from(&text, &list.display().to_string(), *priority, snapshot.clone());
+    let warn = |skipped: &[String]| {
         if let Some(first) = skipped.first() {
             reporter.report(Event::Warning(format!(
                 "skipped {} malformed package stanza(s) in an apt list, the first: {first}",
                 skipped.len()
             )));
         }
+    };
+    if let Some(roots) = roots {
+        let lists = lists
+            .into_iter()
+            .map(|(path, priority, snapshot)| List {
+                origin: path.display().to_string(),
+                priority,
+                snapshot,
+                open: Box::new(move || open_list(&path).map_err(|e| e.to_string())),
+            })
+            .collect();
+        let (index, skipped) = Index::skimming(&arch, lists, roots)
+            .map_err(|e| Error::failure(format!("cannot read apt's package lists: {e}")))?;
+        warn(&skipped);
+        return Ok(index);
+    }
+    let mut index = Index::new(&arch);
+    for (list, priority, snapshot) in &lists {
+        let mut text = String::new();
+        open_list(list)?.read_to_string(&mut text).map_err(|e| unreadable(list, &e))?;
+        let (_, skipped) = index.add_list_from(&text, &list.display().to_string(), *priority, snapshot.clone());
+        warn(&skipped);
     }
     Ok(index)
+}
+
+fn unreadable(path: &Path, e: &std::io::Error) -> Error {
+    Error::failure(format!("cannot read apt's package list `{}`: {}", path.display(), crate::base::error::io_cause(e)))
 }
 
 /// The Release file apt keeps beside a package list: the list's name is the suite's file name
@@ -227,13 +262,13 @@ fn release_file(list: &Path, meta_key: &str) -> Option<PathBuf> {
     ["InRelease", "Release"].iter().map(|r| list.with_file_name(format!("{stem}{r}"))).find(|p| p.is_file())
 }
 
-/// A Packages file as text, decompressed as apt stored it (apt keeps them plain or, with
+/// A Packages file, decompressed as apt stored it (apt keeps them plain or, with
 /// `Acquire::GzipIndexes` or by default on newer releases, compressed).
-fn read_list(path: &Path) -> Result<String> {
+fn open_list(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
     let file = std::fs::File::open(path).reading(path)?;
     let reader = std::io::BufReader::new(file);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut decoded: Box<dyn Read> = match name.rsplit_once('.').map(|(_, ext)| ext) {
+    let decoded: Box<dyn Read> = match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("lz4") => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
         Some("gz") => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
@@ -247,15 +282,7 @@ fn read_list(path: &Path) -> Result<String> {
         }
         _ => Box::new(reader),
     };
-    let mut text = String::new();
-    decoded.read_to_string(&mut text).map_err(|e| {
-        Error::failure(format!(
-            "cannot read apt's package list `{}`: {}",
-            path.display(),
-            crate::base::error::io_cause(&e)
-        ))
-    })?;
-    Ok(text)
+    Ok(Box::new(std::io::BufReader::with_capacity(256 << 10, decoded)))
 }
 
 /// Where `package` lives in the cache: its Debian file name with an epoch's `:` written
@@ -545,6 +572,34 @@ fn download(package: &LockedPackage, cache: &Path, dest: &Path, reporter: &dyn R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against this machine's own apt lists (tens of thousands of packages): an index skimmed
+    /// for a few roots resolves what the examples ask for exactly as the whole index does.
+    #[test]
+    fn a_skimmed_index_of_the_host_lists_resolves_as_the_whole_one() {
+        use crate::debian::resolve::{Request, Variant, resolve};
+        let reporter = crate::base::progress::Silent;
+        let Ok(whole) = load_index(None, &reporter) else { return };
+        if whole.is_empty() {
+            return; // no apt lists on this machine
+        }
+        let requests: [(&[&str], bool, Option<Variant>); 4] = [
+            (&["systemd-sysv", "udev"], false, Some(Variant::Minbase)),
+            (&["busybox-static"], false, None),
+            (&["systemd", "dbus"], true, None),
+            (&["linux-image-cloud-amd64", "systemd-boot-efi"], false, Some(Variant::Essential)),
+        ];
+        for (names, recommends, variant) in requests {
+            let packages: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            // Skimmed for the first name only: the others are found as deferred packages.
+            let skimmed = load_index(Some(&packages[..1]), &reporter).unwrap();
+            let request = Request { packages: &packages, exclude: &[], recommends, variant };
+            assert_eq!(resolve(&whole, &request), resolve(&skimmed, &request), "{names:?}");
+            for name in names {
+                assert_eq!(whole.candidate(name), skimmed.candidate(name), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn the_release_file_is_found_beside_its_list() {

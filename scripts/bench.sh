@@ -274,7 +274,7 @@ normalise_tree() {
 
 # The stamp names every .deb (and so every version) and the way the tree was made: when it
 # differs from the last run's, the tree is unpacked again.
-stamp=$(printf '%s\n' "tree-v1" "${deb_files[@]##*/}")
+stamp=$(printf '%s\n' "tree-v2" "${deb_files[@]##*/}")
 if [ -d "$tree" ] && [ -f "$work/tree.stamp" ] && [ "$(cat "$work/tree.stamp")" = "$stamp" ]; then
   log "reusing the tree in $tree"
 else
@@ -284,6 +284,20 @@ else
   for deb in "${deb_files[@]}"; do
     dpkg-deb -x "$deb" "$tree"
   done
+  normalise_tree "$tree"
+  # bake lays in what maintainer scripts would have made (accounts, /etc/nsswitch.conf, the
+  # time zone, ...) when the tree holds the packages those come from. So that every tool
+  # archives the same entries, the tree is bake's own image of it, unpacked again.
+  seed="$work/seed"
+  rm -rf "$seed"
+  mkdir -p "$seed"
+  printf "[image]\nname = \"bench-seed\"\n\n[initramfs]\ncompression = \"none\"\n\n[[layer]]\ndir = '%s'\n" "$tree" \
+    >"$seed/seed.toml"
+  "$bake" build "$seed/seed.toml" -o "$seed/out" -q "${no_cache[@]}" >/dev/null
+  rm -rf "$tree"
+  mkdir "$tree"
+  (cd "$tree" && cpio -idm --quiet --no-absolute-filenames <"$seed/out/bench-seed.cpio")
+  rm -rf "$seed"
   normalise_tree "$tree"
   echo "$stamp" >"$work/tree.stamp"
 fi

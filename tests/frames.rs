@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Bake, cpio_list, decompress, image_in, noise};
+use common::{Bake, TarMaker, cpio_list, decompress, image_in, noise};
 
 /// 120 files of 40 KiB (4.8 MB: several frames) and a recipe that compresses them.
 fn fixture(dir: &Path, compression: &str, level: u32) -> PathBuf {
@@ -79,6 +79,61 @@ fn a_changed_file_recompresses_only_its_frame() {
         let added = kept_frames(&cache).len() - before;
         assert!((1..=2).contains(&added), "{compression}: {added} frames changed");
         assert_eq!(third, fresh(&recipe, &t.path().join("f3"), "2"), "{compression}");
+    }
+}
+
+/// The store's blob of each kept frame, by frame.
+fn frame_blobs(cache: &Path) -> Vec<(String, u64)> {
+    kept_frames(cache)
+        .into_iter()
+        .map(|name| {
+            let dir = cache.join("store/frames").join(&name).join("blobs");
+            let size = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum();
+            (name, size)
+        })
+        .collect()
+}
+
+/// The recipe's own entries never share a frame with what an archive laid: an edited inline
+/// `[[file]]` between the files of a tar layer is compressed again alone, a frame of a few
+/// hundred bytes, whatever the frames of the archive around it hold.
+#[test]
+fn an_edited_recipe_file_is_a_frame_of_its_own() {
+    for (compression, level) in [("zstd", 19), ("gzip", 9), ("xz", 6)] {
+        let t = tempfile::tempdir().unwrap();
+        let mut tar = TarMaker::new();
+        tar.dir("srv/", 0o755, 0, 0);
+        for i in 0..120u64 {
+            let mut data = noise(20 << 10, i + 1);
+            data.extend(format!("file {i} of the frames test\n").repeat(1000).as_bytes()[..20 << 10].iter());
+            tar.file(&format!("srv/file-{i:03}"), 0o644, 0, 0, &data);
+        }
+        std::fs::write(t.path().join("layer.tar"), tar.finish()).unwrap();
+        // `/srv/file-060a` sorts between `file-060` and `file-061`, in the middle of a frame.
+        let recipe_text = |content: &str| {
+            format!(
+                "[image]\nname = \"framed\"\n\n[initramfs]\ncompression = \"{compression}\"\nlevel = {level}\n\n\
+                 [[layer]]\ntar = \"layer.tar\"\n\n[[file]]\npath = \"/srv/file-060a\"\ncontent = \"{content}\"\n"
+            )
+        };
+        let recipe = common::write_recipe(t.path(), &recipe_text("one\\n"));
+        let cache = t.path().join("cache");
+        let first = build(&recipe, &t.path().join("a"), &cache, &[]);
+        let before = frame_blobs(&cache);
+        assert!(before.len() >= 5, "{compression}: {} frames", before.len());
+        assert_eq!(first, fresh(&recipe, &t.path().join("f1"), "3"), "{compression}");
+
+        std::fs::write(&recipe, recipe_text("two, a little longer\\n")).unwrap();
+        let second = build(&recipe, &t.path().join("b"), &cache, &[]);
+        assert_ne!(first, second);
+        let after = frame_blobs(&cache);
+        let added: Vec<&(String, u64)> = after.iter().filter(|frame| !before.contains(frame)).collect();
+        assert_eq!(added.len(), 1, "{compression}: {added:?} changed");
+        assert!(added[0].1 < 1024, "{compression}: the changed frame is {} bytes", added[0].1);
+        assert_eq!(second, fresh(&recipe, &t.path().join("f2"), "1"), "{compression}");
+        let names = cpio_list(&decompress(&image_in(&t.path().join("b"))));
+        assert!(names.iter().any(|line| line.ends_with(" 21 Jan  1  1970 srv/file-060a")), "{compression}: {names:?}");
+        assert_eq!(names.iter().filter(|line| line.contains(" srv/file-")).count(), 121, "{compression}");
     }
 }
 

@@ -127,6 +127,7 @@ mod tests {
             nlink: 1,
             first_name: None,
             carries_data: true,
+            archived: false,
         };
         Plan {
             name: "t".into(),

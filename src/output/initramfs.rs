@@ -7,7 +7,10 @@
 //! zstd, gzip and xz images are a series of independent frames (zstd frames, gzip members, xz
 //! streams), each holding whole entries of the one archive. The archive is cut after an entry
 //! once the frame holds [`FRAME_MIN`] bytes and the entry's path hashes to a cut (one path in
-//! [`CUT_ONE_IN`]), or once it holds [`FRAME_MAX`]. The cuts depend only on the entries, so
+//! [`CUT_ONE_IN`]), or once it holds [`FRAME_MAX`]; and wherever entries laid from archives
+//! (packages, tar and `.deb` layers, the kernel package) and the others (the recipe's own, its
+//! folder layers, what bake writes) meet, so an edited `[[file]]` is a frame of a few bytes,
+//! not one of the megabytes of package files beside it. The cuts depend only on the plan, so
 //! the bytes are the same for any number of threads; and a changed file changes only its own
 //! frame: the cuts before it stay, and after it they fall in the same places again at the next
 //! path that hashes to a cut. Frames are compressed side by side, one per thread, and kept in
@@ -185,7 +188,8 @@ struct Frame {
     len: u64,
     /// Bytes of file data, for progress.
     data: u64,
-    last: bool,
+    /// What determines its bytes (see [`frames`]): it is kept in the store under this.
+    key: Digest,
 }
 
 /// 64-bit FNV-1a: a fixed, well-known hash, so the cuts never depend on a library's choice.
@@ -193,48 +197,49 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Where the archive of `plan` is cut into frames.
-fn frames(plan: &Plan) -> Vec<Frame> {
+/// Where the archive of `plan` is cut into frames, and each frame's key: a digest of bake's
+/// source (which pins the compressors), the compressor and level, and every entry's header and
+/// data. Besides the size cuts, the archive is cut wherever entries laid from archives and the
+/// others meet ([`PlanEntry::archived`]), so an edited `[[file]]` is compressed again alone,
+/// not with the megabytes of package files beside it.
+fn frames(plan: &Plan, settings: InitramfsPlan) -> Vec<Frame> {
+    let mut empty = Sha256::new();
+    empty.update(FRAME_KEY);
+    empty.update(BuildCache::source_digest());
+    empty.update(settings.compression.name().as_bytes());
+    empty.update(settings.compression.level_or_default(settings.level).to_le_bytes());
     let mut frames = Vec::new();
-    let (mut start, mut len, mut data) = (0, 0u64, 0u64);
+    let (mut start, mut len, mut data, mut hasher) = (0, 0u64, 0u64, empty.clone());
+    let mut close = |end: usize, len: &mut u64, data: &mut u64, hasher: &mut Sha256| {
+        let key = std::mem::replace(hasher, empty.clone()).finalize().into();
+        frames.push(Frame { entries: start..end, len: std::mem::take(len), data: std::mem::take(data), key });
+        start = end;
+    };
     let count = plan.entries.len();
     for (i, entry) in plan.entries.iter().enumerate() {
+        if len > 0 && plan.entries[i - 1].archived != entry.archived {
+            close(i, &mut len, &mut data, &mut hasher);
+        }
         let header = header(plan, entry);
+        hasher.update(cpio::header_bytes(&header));
+        match &entry.node {
+            Node::File { content } if entry.carries_data => hasher.update(content.sha256),
+            Node::Symlink { target } => hasher.update(target),
+            _ => {}
+        }
         len += cpio::entry_len(&header);
         if matches!(entry.node, Node::File { .. }) {
             data += u64::from(header.size);
         }
         let cut = len >= FRAME_MAX || (len >= FRAME_MIN && fnv1a(entry.path.as_bytes()).is_multiple_of(CUT_ONE_IN));
         if cut && i + 1 < count {
-            frames.push(Frame { entries: start..i + 1, len, data, last: false });
-            (start, len, data) = (i + 1, 0, 0);
+            close(i + 1, &mut len, &mut data, &mut hasher);
         }
     }
+    hasher.update(cpio::header_bytes(&cpio::TRAILER_HEADER));
     len += cpio::entry_len(&cpio::TRAILER_HEADER);
-    frames.push(Frame { entries: start..count, len, data, last: true });
+    close(count, &mut len, &mut data, &mut hasher);
     frames
-}
-
-/// What determines a frame's bytes: bake's source (which pins the compressors), the
-/// compressor and level, and every entry's header and data.
-fn frame_key(plan: &Plan, frame: &Frame, settings: InitramfsPlan) -> Digest {
-    let mut hasher = Sha256::new();
-    hasher.update(FRAME_KEY);
-    hasher.update(BuildCache::source_digest());
-    hasher.update(settings.compression.name().as_bytes());
-    hasher.update(settings.compression.level_or_default(settings.level).to_le_bytes());
-    for entry in &plan.entries[frame.entries.clone()] {
-        hasher.update(cpio::header_bytes(&header(plan, entry)));
-        match &entry.node {
-            Node::File { content } if entry.carries_data => hasher.update(content.sha256),
-            Node::Symlink { target } => hasher.update(target),
-            _ => {}
-        }
-    }
-    if frame.last {
-        hasher.update(cpio::header_bytes(&cpio::TRAILER_HEADER));
-    }
-    hasher.finalize().into()
 }
 
 /// A kept frame's record in the store: the digest and size of its bytes.
@@ -256,8 +261,7 @@ enum Ready {
 /// taken from the store, copied into `out` in order.
 fn write_frames(job: &Job<'_>, settings: InitramfsPlan, mut out: Sink) -> Result<Written> {
     let plan = job.plan;
-    let frames = frames(plan);
-    let keys: Vec<Digest> = frames.iter().map(|frame| frame_key(plan, frame, settings)).collect();
+    let frames = frames(plan, settings);
     let scratch = job.path.parent().unwrap_or(std::path::Path::new("."));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -268,12 +272,12 @@ fn write_frames(job: &Job<'_>, settings: InitramfsPlan, mut out: Sink) -> Result
         let (send, receive) = mpsc::channel::<(usize, Result<Ready>)>();
         for _ in 0..workers {
             let send = send.clone();
-            let (frames, keys, next, stop) = (&frames, &keys, &next, &stop);
+            let (frames, next, stop) = (&frames, &next, &stop);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(frame) = frames.get(i) else { break };
-                    let ready = match store.and_then(|store| kept(store, &keys[i])) {
+                    let ready = match store.and_then(|store| kept(store, &frame.key)) {
                         Some(file) => Ok(Ready::Kept(file)),
                         None => compress(plan, spool, frame, settings, scratch, stop),
                     };
@@ -287,7 +291,7 @@ fn write_frames(job: &Job<'_>, settings: InitramfsPlan, mut out: Sink) -> Result
         let mut waiting: HashMap<usize, Result<Ready>> = HashMap::new();
         let mut bytes = 0u64;
         let result = (|| {
-            for i in 0..frames.len() {
+            for (i, frame) in frames.iter().enumerate() {
                 let ready = loop {
                     if let Some(ready) = waiting.remove(&i) {
                         break ready;
@@ -296,21 +300,20 @@ fn write_frames(job: &Job<'_>, settings: InitramfsPlan, mut out: Sink) -> Result
                         receive.recv().map_err(|_| Error::failure("a compression thread stopped early"))?;
                     waiting.insert(j, ready);
                 };
-                let file = match ready? {
+                let mut file = match ready? {
                     Ready::Kept(file) => file,
                     Ready::Made(mut file, sha256, size) => {
                         if let Some(store) = job.store {
-                            keep(store, &keys[i], &mut file, &sha256, size);
+                            keep(store, &frame.key, &mut file, &sha256, size);
                             added = true;
                         }
                         file
                     }
                 };
-                let mut file = file;
                 file.seek(SeekFrom::Start(0)).map_err(|e| io_error("a compressed frame", e))?;
                 io::copy(&mut file, &mut out).writing(job.path)?;
-                bytes += frames[i].data;
-                job.reporter.report(Event::WriteProgress { entries: frames[i].entries.end as u64, bytes });
+                bytes += frame.data;
+                job.reporter.report(Event::WriteProgress { entries: frame.entries.end as u64, bytes });
             }
             Ok(())
         })();
@@ -370,8 +373,8 @@ fn compress(
         }
         append(plan, spool, &mut archive, &plan.entries[i], None)?;
     }
-    let encoder =
-        if frame.last { archive.finish().map_err(|e| io_error("the trailer", e))? } else { archive.into_inner() };
+    let last = frame.entries.end == plan.entries.len();
+    let encoder = if last { archive.finish().map_err(|e| io_error("the trailer", e))? } else { archive.into_inner() };
     let hashing = encoder.finish().map_err(|e| io_error("the end of a compressed frame", e))?;
     let (file, sha256, size) = hashing.finish().map_err(|e| io_error("a compressed frame", e))?;
     Ok(Ready::Made(file, sha256, size))

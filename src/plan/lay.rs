@@ -175,7 +175,10 @@ fn lay_layers(
     let total = layers.len();
     for (index, layer) in layers.into_iter().enumerate() {
         let label = layer.label();
-        let origin = tree.origin(label.clone());
+        let origin = match layer.what {
+            Ready::Dir(_) => tree.origin(label.clone()),
+            Ready::Package(_) | Ready::Tar | Ready::Deb => tree.archive_origin(label.clone()),
+        };
         let is_tar = matches!(layer.what, Ready::Tar);
         let package = match layer.what {
             Ready::Dir(dir) => {

@@ -144,6 +144,11 @@ pub struct PlanEntry {
     /// hard-link group, as GNU cpio and the kernel's `gen_init_cpio` do; for a single name,
     /// itself).
     pub carries_data: bool,
+    /// Whether an archive laid it (a package, a tar or `.deb` layer, the kernel package), as
+    /// opposed to the recipe's own entries, its folder layers and what bake writes itself. An
+    /// initramfs never compresses the two kinds in one frame: archives are kept by digest and
+    /// change rarely, the rest is what a user edits.
+    pub archived: bool,
 }
 
 /// Turns `recipe` into a [`Plan`], reading its inputs (archive data is kept in `spool`).

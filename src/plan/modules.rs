@@ -74,7 +74,7 @@ pub(super) fn lay(
             "soft dependency `{missing}` skipped: the kernel package has no module of that name (aliases are not followed), or it cannot be loaded"
         )));
     }
-    let origin = tree.origin(format!("the kernel package (`{}`)", source.written));
+    let origin = tree.archive_origin(format!("the kernel package (`{}`)", source.written));
     let base = format!("/lib/modules/{}", package.version);
     let host = &source.host;
     let place = |tree: &mut Tree, relative: &str, content: Content| -> Result<()> {

@@ -45,7 +45,8 @@ pub struct Entry {
 /// The image being assembled.
 pub struct Tree {
     entries: BTreeMap<ImagePath, Entry>,
-    origins: Vec<String>,
+    /// Each origin's label, and whether it is an archive (see [`Tree::archive_origin`]).
+    origins: Vec<(String, bool)>,
     next_inode: u64,
     max_file_size: u64,
 }
@@ -70,12 +71,19 @@ impl Tree {
 
     /// Registers a description of an input (`layer 2 (`base.tar`)`) for later messages.
     pub fn origin(&mut self, label: String) -> Origin {
-        self.origins.push(label);
+        self.origins.push((label, false));
+        Origin((self.origins.len() - 1) as u32)
+    }
+
+    /// [`Tree::origin`] for an archive kept by its digest (a package, a tar or `.deb` layer,
+    /// the kernel package): what it lays is marked [`PlanEntry::archived`].
+    pub fn archive_origin(&mut self, label: String) -> Origin {
+        self.origins.push((label, true));
         Origin((self.origins.len() - 1) as u32)
     }
 
     pub fn origin_label(&self, origin: Origin) -> &str {
-        &self.origins[origin.0 as usize]
+        &self.origins[origin.0 as usize].0
     }
 
     /// A fresh inode key.
@@ -384,7 +392,17 @@ impl Tree {
                 _ => (1, None, false),
             };
             let node = entry.node.clone();
-            out.push(PlanEntry { path: path.clone(), node, meta: entry.meta, ino, nlink, first_name, carries_data });
+            let archived = self.origins[entry.origin.0 as usize].1;
+            out.push(PlanEntry {
+                path: path.clone(),
+                node,
+                meta: entry.meta,
+                ino,
+                nlink,
+                first_name,
+                carries_data,
+                archived,
+            });
         }
         out
     }

@@ -24,6 +24,8 @@ pub struct Reader<R> {
     /// The byte of padding after an odd-sized member, part of `unread`.
     padding: u64,
     started: bool,
+    /// Where the next member's header is, from the start of the archive.
+    next_header: u64,
 }
 
 /// One member: its name and its data, read through [`Reader::data`].
@@ -32,11 +34,13 @@ pub struct Member {
     /// The name with GNU's `/` terminator and the space padding removed.
     pub name: Vec<u8>,
     pub size: u64,
+    /// Where its data starts, from the start of the archive.
+    pub offset: u64,
 }
 
 impl<R: Read> Reader<R> {
     pub fn new(input: R) -> Self {
-        Reader { input, unread: 0, padding: 0, started: false }
+        Reader { input, unread: 0, padding: 0, started: false, next_header: MAGIC.len() as u64 }
     }
 
     /// The next member's header, skipping what is left of the one before; `None` at the end.
@@ -63,8 +67,10 @@ impl<R: Read> Reader<R> {
         if got < HEADER {
             return Err(invalid("a member header is cut short"));
         }
-        let member = parse_header(&header)?;
+        let mut member = parse_header(&header)?;
+        member.offset = self.next_header + HEADER as u64;
         self.padding = member.size % 2;
+        self.next_header = member.offset.saturating_add(member.size + self.padding);
         self.unread = member.size + self.padding;
         Ok(Some(member))
     }
@@ -115,7 +121,7 @@ fn parse_header(header: &[u8; HEADER]) -> io::Result<Member> {
     {
         name = rest;
     }
-    Ok(Member { name: name.to_vec(), size })
+    Ok(Member { name: name.to_vec(), size, offset: 0 })
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -148,6 +154,8 @@ mod tests {
         while let Some(member) = reader.next_member()? {
             let mut data = Vec::new();
             reader.data().read_to_end(&mut data)?;
+            let start = member.offset as usize;
+            assert_eq!(&bytes[start..start + member.size as usize], &data[..], "the member's offset");
             out.push((String::from_utf8_lossy(&member.name).into_owned(), data));
         }
         Ok(out)

@@ -30,7 +30,12 @@ const MAX_CONTROL_FILE: u64 = 16 << 20;
 /// Lays the data of the package read from `input` into `sink`, as [`read`], and returns what
 /// dpkg would record about it: the `control.tar` member's `control`, `md5sums` and `conffiles`,
 /// and the paths the data holds.
-pub fn read_installed(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<Installed> {
+pub fn read_installed(
+    input: impl Read + Send,
+    label: &str,
+    sink: &mut dyn Sink,
+    spool: &mut Spool,
+) -> Result<Installed> {
     let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
     let mut archive = ar::Reader::new(BufReader::new(input));
     let mut installed = Installed::default();
@@ -57,7 +62,7 @@ pub fn read_installed(input: impl Read, label: &str, sink: &mut dyn Sink, spool:
                 return Err(Error::input(format!("`{label}`: not a Debian package: no `control` before its data")));
             }
             let mut recording = Recording { inner: sink, paths: &mut installed.paths, seen: Default::default() };
-            super::tar::read(&mut archive.data(), label, &mut recording, spool)?;
+            super::tar::read(archive.data(), label, &mut recording, spool)?;
             return Ok(installed);
         }
     }
@@ -97,17 +102,33 @@ impl Sink for Recording<'_> {
 
 /// Lays the data of the package read from `input` into `sink`; `label` names the package in
 /// messages. Returns how many members its data archive had.
-pub fn read(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
+pub fn read(input: impl Read + Send, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
     with_data(input, label, |data| super::tar::read(data, label, sink, spool))
 }
 
 /// Finds the package's `data.tar.*` member and hands it, as a stream, to `use_data`.
-pub fn with_data<T>(input: impl Read, label: &str, use_data: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+pub fn with_data<T>(
+    input: impl Read + Send,
+    label: &str,
+    use_data: impl FnOnce(&mut (dyn Read + Send)) -> Result<T>,
+) -> Result<T> {
     let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
     let mut archive = ar::Reader::new(BufReader::new(input));
     while let Some(member) = archive.next_member().map_err(not_a_package)? {
         if member.name.starts_with(b"data.tar") {
             return use_data(&mut archive.data());
+        }
+    }
+    Err(Error::input(format!("`{label}`: not a Debian package: it has no `data.tar` member")))
+}
+
+/// Where the package `file`'s `data.tar.*` member is: its offset and size.
+pub fn data_member(file: &std::fs::File, label: &str) -> Result<(u64, u64)> {
+    let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
+    let mut archive = ar::Reader::new(BufReader::new(file));
+    while let Some(member) = archive.next_member().map_err(not_a_package)? {
+        if member.name.starts_with(b"data.tar") {
+            return Ok((member.offset, member.size));
         }
     }
     Err(Error::input(format!("`{label}`: not a Debian package: it has no `data.tar` member")))

@@ -161,8 +161,9 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
     let mut index_files = Vec::new();
     let mut builtin = BTreeSet::new();
     let mut versions = BTreeSet::new();
-    super::deb::with_data(std::io::BufReader::new(file), &label, |data| {
-        super::tar::for_each_file(data, &label, |name, size, reader| {
+    let (start, len) = super::deb::data_member(&file, &label)?;
+    {
+        super::tar::for_each_file_at(&file, start, len, &label, |name, size, reader| {
             let bad = |what: String| Error::input(format!("`{label}`: entry `{name}`: {what}"));
             let store = |spool: &mut Spool, reader: &mut dyn Read, size: u64| {
                 spool.store(reader, size).map_err(|e| e.into_error(bad))
@@ -196,8 +197,8 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
                 index_files.push((rest.to_string(), store(spool, &mut &text[..], text.len() as u64)?));
             }
             Ok(())
-        })
-    })?;
+        })?;
+    }
     let (version, vmlinuz) =
         vmlinuz.ok_or_else(|| Error::input(format!("`{label}` holds no kernel (no `/boot/vmlinuz-*`)")))?;
     if versions.iter().any(|v| *v != version) {

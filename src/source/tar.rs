@@ -7,7 +7,9 @@
 //! names must be relative and free of `..`, and so must hard-link targets.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::Read;
+use std::thread::Scope;
 
 use super::content::Spool;
 use super::{Meta, Node, Sink};
@@ -15,13 +17,17 @@ use crate::base::error::{Error, Result};
 use crate::base::interrupt;
 use crate::base::path::ImagePath;
 use crate::format::FileType;
+use crate::format::compress::{Ahead, Compression};
 use crate::format::limits::{check_device_numbers, check_symlink_target};
 use crate::recipe::DeviceKind;
 
 /// Lays every member of the tar stream `input` into `sink`. `label` names the archive in
 /// messages. Returns how many members were read.
-pub fn read(input: impl Read, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
-    let mut archive = open(input, label)?;
+pub fn read(input: impl Read + Send, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
+    std::thread::scope(|scope| read_archive(open(scope, input, label)?, label, sink, spool))
+}
+
+fn read_archive(mut archive: Archive, label: &str, sink: &mut dyn Sink, spool: &mut Spool) -> Result<usize> {
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     // What each path was earlier in this archive: one archive naming a path twice as different
@@ -136,12 +142,16 @@ fn same_kind(
     }
 }
 
-type Archive<'a> = tar::Archive<EndMarker<Box<dyn Read + 'a>>>;
+type Archive = tar::Archive<EndMarker<Ahead>>;
 
-/// Opens the tar stream `input`, whatever its compression.
-fn open<'a>(input: impl Read + 'a, label: &str) -> Result<Archive<'a>> {
-    let (_, decoded) = crate::format::compress::decoder(input)
-        .map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
+/// Opens the tar stream `input`, whatever its compression, decompressed on a thread of `scope`
+/// while the caller reads what came before.
+fn open<'scope>(scope: &'scope Scope<'scope, '_>, input: impl Read + Send + 'scope, label: &str) -> Result<Archive> {
+    archive(crate::format::compress::decoder_ahead(scope, input), label)
+}
+
+fn archive(decoded: std::io::Result<(Compression, Ahead)>, label: &str) -> Result<Archive> {
+    let (_, decoded) = decoded.map_err(|e| Error::input(format!("`{label}`: cannot read the archive: {e}")))?;
     Ok(tar::Archive::new(EndMarker { inner: decoded, last_block: Vec::with_capacity(512) }))
 }
 
@@ -149,7 +159,7 @@ fn open<'a>(input: impl Read + 'a, label: &str) -> Result<Archive<'a>> {
 /// members, which is also what a truncated archive looks like, so insist on the end-of-archive
 /// block. Then reads the rest, so the compressor's own checksum (gzip CRC, xz check, zstd
 /// checksum) is verified too.
-fn finish(archive: Archive<'_>, label: &str, count: usize) -> Result<()> {
+fn finish(archive: Archive, label: &str, count: usize) -> Result<()> {
     let mut rest = archive.into_inner();
     if !rest.saw_end_block() {
         return Err(Error::input(format!(
@@ -164,11 +174,33 @@ fn finish(archive: Archive<'_>, label: &str, count: usize) -> Result<()> {
 /// Calls `each` with the normalised name (no leading `./` or `/`), size and data of every
 /// regular file in the tar stream `input`; other members are skipped.
 pub fn for_each_file(
-    input: impl Read,
+    input: impl Read + Send,
+    label: &str,
+    each: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|scope| each_file(open(scope, input, label)?, label, each))
+}
+
+/// [`for_each_file`] for the tar stream `file[start..start + len]`: an xz stream of several
+/// blocks is decompressed two blocks at a time.
+pub fn for_each_file_at(
+    file: &File,
+    start: u64,
+    len: u64,
+    label: &str,
+    each: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let decoded = crate::format::compress::decoder_ahead_at(scope, file, start, len);
+        each_file(archive(decoded, label)?, label, each)
+    })
+}
+
+fn each_file(
+    mut archive: Archive,
     label: &str,
     mut each: impl FnMut(&str, u64, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
-    let mut archive = open(input, label)?;
     let entries = archive.entries().map_err(|e| Error::input(format!("`{label}`: not a readable tar archive: {e}")))?;
     let mut count = 0;
     for entry in entries {

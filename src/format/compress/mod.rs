@@ -5,9 +5,12 @@
 //! are built from the sources pinned in `Cargo.lock`, never taken from the host, and no setting
 //! depends on the host (thread count, clock, file name).
 
+mod ahead;
 mod decode;
 mod encode;
+mod xz_blocks;
 
+pub use ahead::{Ahead, decoder_ahead, decoder_ahead_at};
 pub use decode::{decoder, single_stream};
 pub use encode::Encoder;
 

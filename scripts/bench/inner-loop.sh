@@ -165,7 +165,7 @@ if [ -z "$(apt-config shell C Dir::Cache::pkgcache/f | sed -n "s/^C='\(.*\)'$/\1
     "$parts" "$work/apt-cache" "$work/apt-cache" >"$scratch/apt.conf"
   aptcache_cmd="APT_CONFIG=$(q "$scratch/apt.conf") $cold_cmd"
   log "cold module initramfs, apt's binary cache on"
-  bash -c "$aptcache_cmd"
+  bash -c "$aptcache_cmd" >/dev/null
   measure cold_aptcache "$aptcache_cmd"
   time_it cold_aptcache "" "$aptcache_cmd"
 fi

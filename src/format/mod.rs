@@ -38,3 +38,37 @@ pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<us
     }
     Ok(filled)
 }
+
+/// Reads up to a chunk from `reader` into `chunk` and passes it to `each`, and then the error
+/// that stopped the read, if one did (so the reader gets every byte that came before the
+/// damage, as it would reading the decompressor itself). Returns whether to read on: `false`
+/// at the end, after an error, or once `each` says so.
+pub(crate) fn pass_on(
+    reader: &mut dyn Read,
+    chunk: &mut [u8],
+    each: &mut dyn FnMut(io::Result<&[u8]>) -> bool,
+) -> bool {
+    let mut got = 0;
+    let mut failed = None;
+    while got < chunk.len() {
+        match reader.read(&mut chunk[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if got > 0 && !each(Ok(&chunk[..got])) {
+        return false;
+    }
+    match failed {
+        Some(e) => {
+            each(Err(e));
+            false
+        }
+        None => got == chunk.len(),
+    }
+}

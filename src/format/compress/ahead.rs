@@ -12,6 +12,7 @@ use std::thread::Scope;
 
 use super::xz_blocks::{At, Blocks};
 use super::{Compression, decoder};
+use crate::format::pass_on;
 
 /// Bytes handed over at a time.
 const CHUNK: usize = 256 << 10;
@@ -60,40 +61,6 @@ pub fn decoder_ahead_at<'scope>(
     let (send, chunks) = sync_channel::<io::Result<Vec<u8>>>(CHUNKS_AHEAD);
     scope.spawn(move || blocks.decompress(|piece| hand_over(&send, piece)));
     Ok((Compression::Xz, Ahead { chunks, chunk: Vec::new(), pos: 0, failed: false }))
-}
-
-/// Reads up to a chunk from `reader` into `chunk` and passes it to `each`, and then the error
-/// that stopped the read, if one did (so the reader gets every byte that came before the
-/// damage, as it would reading the decompressor itself). Returns whether to read on: `false`
-/// at the end, after an error, or once `each` says so.
-pub(super) fn pass_on(
-    reader: &mut dyn Read,
-    chunk: &mut [u8],
-    each: &mut dyn FnMut(io::Result<&[u8]>) -> bool,
-) -> bool {
-    let mut got = 0;
-    let mut failed = None;
-    while got < chunk.len() {
-        match reader.read(&mut chunk[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    if got > 0 && !each(Ok(&chunk[..got])) {
-        return false;
-    }
-    match failed {
-        Some(e) => {
-            each(Err(e));
-            false
-        }
-        None => got == chunk.len(),
-    }
 }
 
 /// Sends `piece` to the reader; `false` once it is an error or the reader stopped reading (it

@@ -539,42 +539,42 @@ fn place(versions: &mut Vec<Package>, package: Package) -> bool {
 
 /// Skims one list into `skim`: for each stanza of the native architecture or `all`, its name,
 /// the names in its Depends, Pre-Depends, Recommends and Provides, and whether it is part of a
-/// base system. Only those fields are kept, one stanza at a time.
+/// base system. Only those fields are kept, one stanza at a time; what is malformed is left to
+/// the parse that follows (which reports it) and skipped here.
 fn skim_list(skim: &mut Skim, arch: &str, number: usize, reader: &mut dyn BufRead) -> Result<(), String> {
     const KEPT: [&str; 8] =
         ["Package", "Architecture", "Depends", "Pre-Depends", "Recommends", "Provides", "Essential", "Priority"];
     let mut fields: [String; 8] = Default::default();
     let mut current: Option<usize> = None;
-    let mut line = String::new();
     let mut any = false;
-    loop {
-        line.clear();
-        let end = reader.read_line(&mut line).map_err(|e| e.to_string())? == 0;
-        let text = line.trim_end_matches('\n').trim_end_matches('\r');
-        if end || text.trim().is_empty() {
-            if any {
-                skim_stanza(skim, arch, number, &fields);
-                fields.iter_mut().for_each(String::clear);
-                any = false;
+    read_lines(reader, &|_, e| e.to_string(), &mut |_, line| {
+        match line {
+            Line::Blank => {
+                if any {
+                    skim_stanza(skim, arch, number, &fields);
+                    fields.iter_mut().for_each(String::clear);
+                    any = false;
+                }
+                current = None;
             }
-            current = None;
-            if end {
-                return Ok(());
+            Line::Comment => {}
+            Line::Other(_) => current = None,
+            Line::Continuation(text) => {
+                if let Some(field) = current {
+                    fields[field].push(' ');
+                    fields[field].push_str(text);
+                }
             }
-        } else if text.starts_with('#') {
-        } else if text.starts_with([' ', '\t']) {
-            if let Some(field) = current {
-                fields[field].push(' ');
-                fields[field].push_str(text.trim());
-            }
-        } else if let Some((name, value)) = text.split_once(':') {
-            any = true;
-            current = KEPT.iter().position(|k| k.eq_ignore_ascii_case(name));
-            if let Some(field) = current {
-                fields[field] = value.trim().to_string();
+            Line::Field(name, value) => {
+                any = true;
+                current = KEPT.iter().position(|k| k.eq_ignore_ascii_case(name));
+                if let Some(field) = current {
+                    fields[field] = value.to_string();
+                }
             }
         }
-    }
+        Ok(())
+    })
 }
 
 fn skim_stanza(skim: &mut Skim, arch: &str, number: usize, fields: &[String; 8]) {
@@ -627,6 +627,55 @@ fn for_each_stanza(
     read_stanzas(&mut text.as_bytes(), origin, &|_| true, &mut each)
 }
 
+/// One line of a deb822 file (Policy §5.1), trimmed.
+enum Line<'a> {
+    /// Empty or only spaces and tabs: the end of a paragraph. The end of the file is one too.
+    Blank,
+    /// Starts with `#`.
+    Comment,
+    /// Starts with a space or tab: the field before it goes on.
+    Continuation(&'a str),
+    /// `Name: value`, the name not empty and without spaces.
+    Field(&'a str, &'a str),
+    /// Anything else, as written.
+    Other(&'a str),
+}
+
+/// Calls `each` with every line of `reader` (its 1-based number and what it is) and then a
+/// [`Line::Blank`] for the end; a read that fails is turned into the error by `failed`, with
+/// its line's number.
+fn read_lines<E>(
+    reader: &mut dyn BufRead,
+    failed: &dyn Fn(usize, std::io::Error) -> E,
+    each: &mut dyn FnMut(usize, Line<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut buffer = String::new();
+    let mut number = 0;
+    loop {
+        buffer.clear();
+        let read = reader.read_line(&mut buffer).map_err(|e| failed(number + 1, e))?;
+        if read == 0 {
+            return each(number + 1, Line::Blank);
+        }
+        number += 1;
+        let text = buffer.strip_suffix('\n').unwrap_or(&buffer);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        let line = if text.starts_with('#') {
+            Line::Comment
+        } else if text.trim().is_empty() {
+            Line::Blank
+        } else if text.starts_with([' ', '\t']) {
+            Line::Continuation(text.trim())
+        } else {
+            match text.split_once(':') {
+                Some((name, value)) if !name.is_empty() && !name.contains(' ') => Line::Field(name, value.trim()),
+                _ => Line::Other(text.trim()),
+            }
+        };
+        each(number, line)?;
+    }
+}
+
 /// [`for_each_stanza`] over a reader, one paragraph at a time; a paragraph whose first field
 /// is `Package` naming a package `want` refuses is skipped unparsed.
 fn read_stanzas(
@@ -636,58 +685,45 @@ fn read_stanzas(
     each: &mut dyn FnMut(&Stanza) -> Result<(), Malformed>,
 ) -> Result<(), Malformed> {
     let mut stanza = Stanza { line: 0, fields: Vec::new() };
-    let mut buffer = String::new();
-    let mut number = 0;
     let mut skipping = false;
-    loop {
-        buffer.clear();
-        let read = reader
-            .read_line(&mut buffer)
-            .map_err(|e| Malformed(format!("{origin}:{}: cannot read the list: {e}", number + 1)))?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let line = buffer.strip_suffix('\n').unwrap_or(&buffer);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.starts_with('#') {
-            continue;
-        }
-        if line.trim().is_empty() {
-            skipping = false;
-            if !stanza.fields.is_empty() {
-                each(&stanza)?;
-                stanza.fields.clear();
-            }
-        } else if skipping {
-            continue;
-        } else if line.starts_with([' ', '\t']) {
-            let Some((_, value)) = stanza.fields.last_mut() else {
-                return Err(Malformed(format!("{origin}:{number}: continuation line outside a field")));
-            };
-            value.push('\n');
-            value.push_str(line.trim());
-        } else {
-            let Some((name, value)) = line.split_once(':').filter(|(n, _)| !n.is_empty() && !n.contains(' ')) else {
-                return Err(Malformed(format!("{origin}:{number}: `{}` is not a `Name: value` field", line.trim())));
-            };
-            if stanza.fields.is_empty() {
-                stanza.line = number;
-                if name.eq_ignore_ascii_case("Package") && !want(value.trim()) {
-                    skipping = true;
-                    continue;
+    let failed = |number: usize, e: std::io::Error| Malformed(format!("{origin}:{number}: cannot read the list: {e}"));
+    read_lines(reader, &failed, &mut |number, line| {
+        match line {
+            Line::Comment => {}
+            Line::Blank => {
+                skipping = false;
+                if !stanza.fields.is_empty() {
+                    each(&stanza)?;
+                    stanza.fields.clear();
                 }
             }
-            if stanza.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                return Err(Malformed(format!("{origin}:{number}: field `{name}` appears twice in one stanza")));
+            _ if skipping => {}
+            Line::Continuation(text) => {
+                let Some((_, value)) = stanza.fields.last_mut() else {
+                    return Err(Malformed(format!("{origin}:{number}: continuation line outside a field")));
+                };
+                value.push('\n');
+                value.push_str(text);
             }
-            stanza.fields.push((name.to_string(), value.trim().to_string()));
+            Line::Other(text) => {
+                return Err(Malformed(format!("{origin}:{number}: `{text}` is not a `Name: value` field")));
+            }
+            Line::Field(name, value) => {
+                if stanza.fields.is_empty() {
+                    stanza.line = number;
+                    if name.eq_ignore_ascii_case("Package") && !want(value) {
+                        skipping = true;
+                        return Ok(());
+                    }
+                }
+                if stanza.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    return Err(Malformed(format!("{origin}:{number}: field `{name}` appears twice in one stanza")));
+                }
+                stanza.fields.push((name.to_string(), value.to_string()));
+            }
         }
-    }
-    if !stanza.fields.is_empty() {
-        each(&stanza)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]

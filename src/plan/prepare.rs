@@ -161,8 +161,11 @@ pub fn prepare<'r>(
     };
     let boot = boot_source(recipe, &lock, &settings.packages, &mut lists, reporter)?;
     // apt's lists are done with: their memory goes back before the kernel is unpacked.
+    let were_read = lists.were_read();
     drop(lists);
-    crate::base::memory::release_free();
+    if were_read {
+        crate::base::memory::release_free();
+    }
     // Hash every input before unpacking any, so a pin mismatch stops the build before work.
     let layers = hash_layers(recipe, layers, &lock, checked.file_limit, cache, reporter)?;
     Ok(Prepared {

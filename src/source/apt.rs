@@ -125,6 +125,11 @@ impl Lists {
         self.roots.get_or_insert_with(Vec::new).extend(names);
     }
 
+    /// Whether the lists were read (and their memory is worth giving back when done).
+    pub fn were_read(&self) -> bool {
+        self.index.is_some()
+    }
+
     pub fn index(&mut self, reporter: &dyn Reporter) -> Result<&Index> {
         if self.index.is_none() {
             self.index = Some(load_index(self.roots.as_deref(), reporter)?);

@@ -27,16 +27,25 @@ use std::io::{self, Read};
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
 pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    match fill(reader, buf) {
+        (_, Some(e)) => Err(e),
+        (filled, None) => Ok(filled),
+    }
+}
+
+/// Reads until `buf` is full, the stream ends or a read fails: how many bytes it holds, and
+/// the error, if one stopped it.
+fn fill(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (filled, Some(e)),
         }
     }
-    Ok(filled)
+    (filled, None)
 }
 
 /// Reads up to a chunk from `reader` into `chunk` and passes it to `each`, and then the error
@@ -48,19 +57,7 @@ pub(crate) fn pass_on(
     chunk: &mut [u8],
     each: &mut dyn FnMut(io::Result<&[u8]>) -> bool,
 ) -> bool {
-    let mut got = 0;
-    let mut failed = None;
-    while got < chunk.len() {
-        match reader.read(&mut chunk[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
+    let (got, failed) = fill(reader, chunk);
     if got > 0 && !each(Ok(&chunk[..got])) {
         return false;
     }

@@ -71,14 +71,17 @@ impl Tree {
 
     /// Registers a description of an input (`layer 2 (`base.tar`)`) for later messages.
     pub fn origin(&mut self, label: String) -> Origin {
-        self.origins.push((label, false));
-        Origin((self.origins.len() - 1) as u32)
+        self.push_origin(label, false)
     }
 
     /// [`Tree::origin`] for an archive kept by its digest (a package, a tar or `.deb` layer,
     /// the kernel package): what it lays is marked [`PlanEntry::archived`].
     pub fn archive_origin(&mut self, label: String) -> Origin {
-        self.origins.push((label, true));
+        self.push_origin(label, true)
+    }
+
+    fn push_origin(&mut self, label: String, archive: bool) -> Origin {
+        self.origins.push((label, archive));
         Origin((self.origins.len() - 1) as u32)
     }
 

@@ -112,23 +112,23 @@ pub fn with_data<T>(
     label: &str,
     use_data: impl FnOnce(&mut (dyn Read + Send)) -> Result<T>,
 ) -> Result<T> {
-    let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
     let mut archive = ar::Reader::new(BufReader::new(input));
-    while let Some(member) = archive.next_member().map_err(not_a_package)? {
-        if member.name.starts_with(b"data.tar") {
-            return use_data(&mut archive.data());
-        }
-    }
-    Err(Error::input(format!("`{label}`: not a Debian package: it has no `data.tar` member")))
+    find_data(&mut archive, label)?;
+    use_data(&mut archive.data())
 }
 
 /// Where the package `file`'s `data.tar.*` member is: its offset and size.
 pub fn data_member(file: &std::fs::File, label: &str) -> Result<(u64, u64)> {
+    let member = find_data(&mut ar::Reader::new(BufReader::new(file)), label)?;
+    Ok((member.offset, member.size))
+}
+
+/// Reads `archive` up to its `data.tar.*` member.
+fn find_data(archive: &mut ar::Reader<impl Read>, label: &str) -> Result<ar::Member> {
     let not_a_package = |e: std::io::Error| Error::input(format!("`{label}`: not a Debian package: {e}"));
-    let mut archive = ar::Reader::new(BufReader::new(file));
     while let Some(member) = archive.next_member().map_err(not_a_package)? {
         if member.name.starts_with(b"data.tar") {
-            return Ok((member.offset, member.size));
+            return Ok(member);
         }
     }
     Err(Error::input(format!("`{label}`: not a Debian package: it has no `data.tar` member")))

@@ -162,43 +162,41 @@ pub fn read_package(path: &Path, spool: &mut Spool) -> Result<KernelPackage> {
     let mut builtin = BTreeSet::new();
     let mut versions = BTreeSet::new();
     let (start, len) = super::deb::data_member(&file, &label)?;
-    {
-        super::tar::for_each_file_at(&file, start, len, &label, |name, size, reader| {
-            let bad = |what: String| Error::input(format!("`{label}`: entry `{name}`: {what}"));
-            let store = |spool: &mut Spool, reader: &mut dyn Read, size: u64| {
-                spool.store(reader, size).map_err(|e| e.into_error(bad))
-            };
-            if let Some(version) = name.strip_prefix("boot/vmlinuz-") {
-                if vmlinuz.is_some() {
-                    return Err(bad("the package holds more than one kernel".into()));
-                }
-                vmlinuz = Some((version.to_string(), store(spool, reader, size)?));
-                return Ok(());
+    super::tar::for_each_file_at(&file, start, len, &label, |name, size, reader| {
+        let bad = |what: String| Error::input(format!("`{label}`: entry `{name}`: {what}"));
+        let store = |spool: &mut Spool, reader: &mut dyn Read, size: u64| {
+            spool.store(reader, size).map_err(|e| e.into_error(bad))
+        };
+        if let Some(version) = name.strip_prefix("boot/vmlinuz-") {
+            if vmlinuz.is_some() {
+                return Err(bad("the package holds more than one kernel".into()));
             }
-            let Some((version, rest)) = under_modules(name) else { return Ok(()) };
-            versions.insert(version.to_string());
-            if let Some(module) = module_name(rest) {
-                if size > MAX_MODULE {
-                    return Err(bad(format!("a module of {size} bytes is not plausible")));
-                }
-                let mut raw = Vec::with_capacity(size as usize);
-                reader.take(size).read_to_end(&mut raw).map_err(|e| bad(e.to_string()))?;
-                let elf = decompress(&raw).map_err(|e| bad(format!("cannot decompress: {e}")))?;
-                let info = parse_modinfo(&elf).map_err(|e| bad(e.to_string()))?;
-                let content = store(spool, &mut &elf[..], elf.len() as u64)?;
-                let plain = [".xz", ".zst", ".gz"].iter().find_map(|s| rest.strip_suffix(s)).unwrap_or(rest);
-                modules.insert(module.clone(), Module { name: module, path: plain.to_string(), content, info });
-            } else if matches!(rest, "modules.builtin" | "modules.builtin.modinfo" | "modules.order") {
-                let mut text = Vec::new();
-                reader.take(size).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
-                if rest == "modules.builtin" {
-                    builtin.extend(String::from_utf8_lossy(&text).lines().filter_map(module_name));
-                }
-                index_files.push((rest.to_string(), store(spool, &mut &text[..], text.len() as u64)?));
+            vmlinuz = Some((version.to_string(), store(spool, reader, size)?));
+            return Ok(());
+        }
+        let Some((version, rest)) = under_modules(name) else { return Ok(()) };
+        versions.insert(version.to_string());
+        if let Some(module) = module_name(rest) {
+            if size > MAX_MODULE {
+                return Err(bad(format!("a module of {size} bytes is not plausible")));
             }
-            Ok(())
-        })?;
-    }
+            let mut raw = Vec::with_capacity(size as usize);
+            reader.take(size).read_to_end(&mut raw).map_err(|e| bad(e.to_string()))?;
+            let elf = decompress(&raw).map_err(|e| bad(format!("cannot decompress: {e}")))?;
+            let info = parse_modinfo(&elf).map_err(|e| bad(e.to_string()))?;
+            let content = store(spool, &mut &elf[..], elf.len() as u64)?;
+            let plain = [".xz", ".zst", ".gz"].iter().find_map(|s| rest.strip_suffix(s)).unwrap_or(rest);
+            modules.insert(module.clone(), Module { name: module, path: plain.to_string(), content, info });
+        } else if matches!(rest, "modules.builtin" | "modules.builtin.modinfo" | "modules.order") {
+            let mut text = Vec::new();
+            reader.take(size).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
+            if rest == "modules.builtin" {
+                builtin.extend(String::from_utf8_lossy(&text).lines().filter_map(module_name));
+            }
+            index_files.push((rest.to_string(), store(spool, &mut &text[..], text.len() as u64)?));
+        }
+        Ok(())
+    })?;
     let (version, vmlinuz) =
         vmlinuz.ok_or_else(|| Error::input(format!("`{label}` holds no kernel (no `/boot/vmlinuz-*`)")))?;
     if versions.iter().any(|v| *v != version) {
